@@ -1,0 +1,508 @@
+"""Gaussian diffusion: the forward process, its posterior, the reverse model and its losses.
+
+The design follows improved-diffusion's ``gaussian_diffusion.py``: every schedule quantity is
+precomputed once as a float64 buffer and read through one helper, :func:`_extract`.
+
+Index convention (as in improved-diffusion): ``t`` is an int64 tensor of shape ``(B,)`` with
+values in ``[0, T-1]``; index ``i`` is step ``t = i + 1`` of the DDPM paper, so index 0 produces
+x_1 from x_0 and ``alphas_cumprod_prev[0] == 1`` stands for ᾱ_0 = 1.
+
+The model is any callable ``model(x_t, t)`` that returns the ε prediction, with the shape of x_t.
+Data lie in [-1, 1]; the decoder L_0 is a Gaussian discretised into 256 bins.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Optional, Union
+
+import torch
+
+__all__ = [
+    "GaussianDiffusion",
+    "MODEL_VAR_TYPES",
+    "normal_kl",
+    "standard_normal_cdf",
+    "discretized_gaussian_log_likelihood",
+    "mean_flat",
+]
+
+MODEL_VAR_TYPES = ("fixed_small", "fixed_large")
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TimestepLike = Union[torch.Tensor, int]
+
+_BIN_HALF_WIDTH = 1.0 / 255.0  # data in [-1, 1] quantised to 256 levels: bins 2/255 wide
+_EDGE = 0.999  # x below -0.999 or above 0.999 lies in an edge bin that extends to ±∞
+
+
+class MeanVariance(NamedTuple):
+    """A Gaussian's mean, variance and log-variance, each broadcastable to the data's shape."""
+
+    mean: torch.Tensor
+    variance: torch.Tensor
+    log_variance: torch.Tensor
+
+
+def mean_flat(x: torch.Tensor) -> torch.Tensor:
+    """Mean over every dimension except the first (the batch)."""
+    return x.mean(dim=tuple(range(1, x.ndim))) if x.ndim > 1 else x
+
+
+def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) elementwise, in nats.
+
+    Derived in chapter 5, eq. (rev-kl-gauss):
+    ½(log σ₂² − log σ₁² + σ₁²/σ₂² + (μ₁ − μ₂)²/σ₂² − 1). Arguments broadcast; numbers are
+    accepted and become float64 tensors.
+    """
+    tensor = next((a for a in (mean1, logvar1, mean2, logvar2) if isinstance(a, torch.Tensor)), None)
+    if tensor is None:
+        raise TypeError("normal_kl needs at least one torch.Tensor argument")
+    mean1, logvar1, mean2, logvar2 = (
+        a if isinstance(a, torch.Tensor) else torch.tensor(a, dtype=tensor.dtype, device=tensor.device)
+        for a in (mean1, logvar1, mean2, logvar2)
+    )
+    return 0.5 * (
+        -1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
+    )
+
+
+def standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    """Φ(x), the standard normal CDF, as ½ erfc(−x/√2).
+
+    Exact to float precision in both tails (``torch.special.ndtr`` loses about six digits near
+    x = −7 in float64; improved-diffusion uses a tanh approximation).
+    """
+    return 0.5 * torch.special.erfc(-x / math.sqrt(2.0))
+
+
+def discretized_gaussian_log_likelihood(
+    x: torch.Tensor, *, means: torch.Tensor, log_scales: torch.Tensor
+) -> torch.Tensor:
+    """Log-probability (nats) of data on the 256-level grid of [-1, 1] under a discretised Gaussian.
+
+    Derived in chapter 5, eq. (rev-decoder): each level owns the interval of width 2/255 around
+    it, and the two edge levels own everything beyond, so the 256 probabilities sum to one
+    (Ho et al., 2020, eq. (13)). As in improved-diffusion, a probability below 1e-12 is floored
+    there, so the loss stays finite.
+
+    Args:
+        x: data in [-1, 1], on the grid -1 + 2k/255.
+        means: the Gaussian's means, broadcastable to x.
+        log_scales: log standard deviations, broadcastable to x.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {type(x).__name__}")
+    centered = x - means
+    inv_std = torch.exp(-log_scales)
+    upper = inv_std * (centered + _BIN_HALF_WIDTH)
+    lower = inv_std * (centered - _BIN_HALF_WIDTH)
+    # Φ(upper) − Φ(lower) loses every digit in the upper tail; use the mirrored survival form there.
+    bin_mass = torch.where(
+        centered > 0,
+        standard_normal_cdf(-lower) - standard_normal_cdf(-upper),
+        standard_normal_cdf(upper) - standard_normal_cdf(lower),
+    )
+    log_mass = torch.log(bin_mass.clamp(min=1e-12))
+    log_cdf_upper = torch.special.log_ndtr(upper)  # left edge bin: (−∞, −1 + 1/255]
+    log_survival_lower = torch.special.log_ndtr(-lower)  # right edge bin: [1 − 1/255, ∞)
+    return torch.where(x < -_EDGE, log_cdf_upper, torch.where(x > _EDGE, log_survival_lower, log_mass))
+
+
+def _extract(buffer: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Read ``buffer[t]`` and shape it ``(B, 1, ..., 1)`` to broadcast against ``like``.
+
+    The float64 buffer is indexed on the CPU, then cast to ``like``'s dtype and device, so
+    float64 inputs keep full precision and GPU inputs stay on the GPU.
+    """
+    values = buffer[t.detach().to("cpu")].to(device=like.device, dtype=like.dtype)
+    return values.reshape(values.shape + (1,) * (like.ndim - 1))
+
+
+class GaussianDiffusion:
+    """The DDPM forward process q and the reverse model p_θ built on an ε-predictor.
+
+    Derived in chapters 4 (forward process) and 5 (reverse process and the VLB).
+
+    Args:
+        betas: the schedule β_1..β_T, a 1-D tensor of values in (0, 1); see
+            :func:`diffusion_lib.schedules.get_beta_schedule`. Stored as float64.
+        model_var_type: the reverse-process variance σ_t²: ``"fixed_small"`` (σ_t² = β̃_t, the
+            posterior variance) or ``"fixed_large"`` (σ_t² = β_t, with β̃_2 at the first step as
+            in improved-diffusion, for a better decoder likelihood).
+    """
+
+    def __init__(self, betas: torch.Tensor, model_var_type: str = "fixed_small"):
+        if model_var_type not in MODEL_VAR_TYPES:
+            raise ValueError(
+                f"model_var_type must be one of {', '.join(MODEL_VAR_TYPES)}, got {model_var_type!r}"
+            )
+        if not torch.is_tensor(betas):
+            betas = torch.as_tensor(betas)
+        if betas.ndim != 1 or betas.numel() < 1:
+            raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(betas.shape)}")
+        if not (betas.is_floating_point()):
+            raise TypeError(f"betas must be floating point, got dtype {betas.dtype}")
+        betas = betas.detach().to(device="cpu", dtype=torch.float64)
+        if not bool(((betas > 0) & (betas < 1)).all()):
+            bad = betas[~((betas > 0) & (betas < 1))][0].item()
+            raise ValueError(f"betas must all lie in (0, 1), got a value {bad!r}")
+        self.model_var_type = model_var_type
+        self.num_timesteps = T = int(betas.shape[0])
+
+        # Forward process, chapter 4.
+        self.betas = betas
+        self.alphas = 1.0 - betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        one = torch.ones(1, dtype=torch.float64)
+        self.alphas_cumprod_prev = torch.cat([one, self.alphas_cumprod[:-1]])
+        self.alphas_cumprod_next = torch.cat([self.alphas_cumprod[1:], torch.zeros(1, dtype=torch.float64)])
+        self.sqrt_alphas_cumprod = torch.sqrt(self.alphas_cumprod)
+        self.sqrt_one_minus_alphas_cumprod = torch.sqrt(1.0 - self.alphas_cumprod)
+        self.log_one_minus_alphas_cumprod = torch.log1p(-self.alphas_cumprod)
+        self.sqrt_recip_alphas_cumprod = torch.rsqrt(self.alphas_cumprod)
+        self.sqrt_recipm1_alphas_cumprod = torch.sqrt(1.0 / self.alphas_cumprod - 1.0)
+
+        # Posterior q(x_{t-1} | x_t, x_0), chapter 5.
+        self.posterior_variance = betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        # β̃_1 = 0 (x_0 is known given x_1 and x_0); its log is replaced by log β̃_2 to stay finite.
+        first = self.posterior_variance[1:2] if T > 1 else betas[:1]
+        self.posterior_log_variance_clipped = torch.log(torch.cat([first, self.posterior_variance[1:]]))
+        self.posterior_mean_coef1 = betas * torch.sqrt(self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        self.posterior_mean_coef2 = (
+            (1.0 - self.alphas_cumprod_prev) * torch.sqrt(self.alphas) / (1.0 - self.alphas_cumprod)
+        )
+
+        # Reverse-process variance σ_t², chapter 5, eq. (rev-sigma-choices).
+        if model_var_type == "fixed_small":
+            self.model_log_variance = self.posterior_log_variance_clipped
+        else:
+            self.model_log_variance = torch.log(torch.cat([first, betas[1:]]))
+        self.model_variance = torch.exp(self.model_log_variance)
+        # L_{t-1} = λ_t E‖ε − ε_θ‖² (nats) for the KL terms; chapter 5, eq. (rev-lambda).
+        self.vlb_weights = betas**2 / (2.0 * self.model_variance * self.alphas * (1.0 - self.alphas_cumprod))
+
+    def __repr__(self) -> str:
+        return (
+            f"GaussianDiffusion(num_timesteps={self.num_timesteps}, model_var_type={self.model_var_type!r})"
+        )
+
+    # ----------------------------------------------------------------- input checks
+    def _check_x(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(x):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        if x.ndim < 1:
+            raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+        return x
+
+    def _check_same_shape(self, name: str, x: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+        self._check_x(name, x)
+        if x.shape != ref.shape:
+            raise ValueError(
+                f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}"
+            )
+
+    def _check_t(self, t: TimestepLike, batch_size: int, device: torch.device) -> torch.Tensor:
+        """Validate timesteps; an int (or 0-d tensor) is broadcast to the batch."""
+        last = self.num_timesteps - 1
+        if isinstance(t, bool):
+            raise TypeError("t must be an int64 tensor of shape (B,) or an int, got bool")
+        if isinstance(t, int):
+            t = torch.full((batch_size,), t, dtype=torch.long, device=device)
+        if not torch.is_tensor(t):
+            raise TypeError(f"t must be an int64 tensor of shape (B,) or an int, got {type(t).__name__}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must be an integer tensor, got dtype {t.dtype}")
+        if t.ndim == 0:
+            t = t.expand(batch_size)
+        if t.ndim != 1 or t.shape[0] != batch_size:
+            raise ValueError(f"t must have shape ({batch_size},) to match the batch, got {tuple(t.shape)}")
+        if t.numel():
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi > last:
+                raise ValueError(f"t must be in [0, {last}], got {hi if hi > last else lo}")
+        return t.long()
+
+    # ----------------------------------------------------------------- forward process
+    def q_mean_variance(self, x0: torch.Tensor, t: TimestepLike) -> MeanVariance:
+        """The marginal q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I).
+
+        Derived in chapter 4, eq. (fwd-marginal).
+
+        Returns:
+            ``MeanVariance(mean, variance, log_variance)``; variance and log_variance have shape
+            ``(B, 1, ..., 1)``.
+        """
+        self._check_x("x0", x0)
+        t = self._check_t(t, x0.shape[0], x0.device)
+        mean = _extract(self.sqrt_alphas_cumprod, t, x0) * x0
+        variance = _extract(1.0 - self.alphas_cumprod, t, x0)
+        log_variance = _extract(self.log_one_minus_alphas_cumprod, t, x0)
+        return MeanVariance(mean, variance, log_variance)
+
+    def q_sample(
+        self,
+        x0: torch.Tensor,
+        t: TimestepLike,
+        noise: Optional[torch.Tensor] = None,
+        *,
+        generator: Optional[torch.Generator] = None,
+    ) -> torch.Tensor:
+        """Draw x_t ~ q(x_t | x_0) in one step: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε.
+
+        Derived in chapter 4, eq. (fwd-reparam).
+
+        Args:
+            x0: clean data, floating point, shape (B, ...).
+            t: timestep indices (B,) in [0, T-1], or an int for the whole batch.
+            noise: ε with the shape of x0; drawn from N(0, I) (using ``generator``) if None.
+            generator: random generator for the noise, for reproducible draws.
+        """
+        self._check_x("x0", x0)
+        t = self._check_t(t, x0.shape[0], x0.device)
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        else:
+            self._check_same_shape("noise", noise, "x0", x0)
+        return (
+            _extract(self.sqrt_alphas_cumprod, t, x0) * x0
+            + _extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+        )
+
+    def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: TimestepLike) -> MeanVariance:
+        """The posterior q(x_{t-1} | x_t, x_0) = N(μ̃_t(x_t, x_0), β̃_t I).
+
+        Derived in chapter 5, eqs. (rev-posterior-mean) and (rev-posterior-var):
+        μ̃_t = √ᾱ_{t−1} β_t/(1 − ᾱ_t) · x_0 + √α_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) · x_t and
+        β̃_t = (1 − ᾱ_{t−1})/(1 − ᾱ_t) · β_t.
+
+        Returns:
+            ``MeanVariance(mean, variance, log_variance)`` where the log-variance at t = 0 is
+            clipped to log β̃ of the next step (β̃ is 0 there), so it is always finite.
+        """
+        self._check_x("x0", x0)
+        self._check_same_shape("x_t", x_t, "x0", x0)
+        t = self._check_t(t, x0.shape[0], x0.device)
+        mean = (
+            _extract(self.posterior_mean_coef1, t, x_t) * x0
+            + _extract(self.posterior_mean_coef2, t, x_t) * x_t
+        )
+        variance = _extract(self.posterior_variance, t, x_t)
+        log_variance = _extract(self.posterior_log_variance_clipped, t, x_t)
+        return MeanVariance(mean, variance, log_variance)
+
+    def predict_x0_from_eps(self, x_t: torch.Tensor, t: TimestepLike, eps: torch.Tensor) -> torch.Tensor:
+        """Invert the reparameterisation: x_0 = (x_t − √(1 − ᾱ_t) ε)/√ᾱ_t.
+
+        Derived in chapter 5, eq. (rev-x0-from-eps).
+        """
+        self._check_x("x_t", x_t)
+        self._check_same_shape("eps", eps, "x_t", x_t)
+        t = self._check_t(t, x_t.shape[0], x_t.device)
+        return (
+            _extract(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t
+            - _extract(self.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
+        )
+
+    def predict_eps_from_x0(self, x_t: torch.Tensor, t: TimestepLike, x0: torch.Tensor) -> torch.Tensor:
+        """The noise that takes x_0 to x_t: ε = (x_t − √ᾱ_t x_0)/√(1 − ᾱ_t).
+
+        Derived in chapter 5, eq. (rev-x0-from-eps), solved for ε.
+        """
+        self._check_x("x_t", x_t)
+        self._check_same_shape("x0", x0, "x_t", x_t)
+        t = self._check_t(t, x_t.shape[0], x_t.device)
+        return (_extract(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t - x0) / _extract(
+            self.sqrt_recipm1_alphas_cumprod, t, x_t
+        )
+
+    # ----------------------------------------------------------------- reverse process
+    def p_mean_variance(
+        self, model: Model, x_t: torch.Tensor, t: TimestepLike, clip_denoised: bool = True
+    ) -> dict:
+        """The reverse step p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I) of an ε-predictor.
+
+        Derived in chapter 5, eq. (rev-mu-eps): μ_θ is the posterior mean with x_0 replaced by
+        the model's estimate x̂_0 = (x_t − √(1 − ᾱ_t) ε_θ)/√ᾱ_t; without clipping this equals
+        (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) · ε_θ).
+
+        Args:
+            model: ``model(x_t, t)`` returning ε_θ with the shape of x_t.
+            x_t: the current noisy sample, shape (B, ...).
+            t: timestep indices (B,) in [0, T-1], or an int.
+            clip_denoised: clamp x̂_0 to [-1, 1] before forming the mean (data lie in [-1, 1]).
+
+        Returns:
+            dict with ``mean``, ``variance``, ``log_variance`` (σ_t², broadcastable), ``pred_x0``
+            (x̂_0) and ``eps`` (the model output).
+        """
+        self._check_x("x_t", x_t)
+        t = self._check_t(t, x_t.shape[0], x_t.device)
+        eps = model(x_t, t)
+        if not torch.is_tensor(eps) or eps.shape != x_t.shape:
+            shape = tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__
+            raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {shape}")
+        pred_x0 = self.predict_x0_from_eps(x_t, t, eps)
+        if clip_denoised:
+            pred_x0 = pred_x0.clamp(-1.0, 1.0)
+        mean, _, _ = self.q_posterior_mean_variance(pred_x0, x_t, t)
+        log_variance = _extract(self.model_log_variance, t, x_t)
+        return {
+            "mean": mean,
+            "variance": torch.exp(log_variance),
+            "log_variance": log_variance,
+            "pred_x0": pred_x0,
+            "eps": eps,
+        }
+
+    def p_sample(
+        self,
+        model: Model,
+        x_t: torch.Tensor,
+        t: TimestepLike,
+        *,
+        noise: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+        clip_denoised: bool = True,
+    ) -> dict:
+        """One ancestral step x_t → x_{t−1} = μ_θ + σ_t z, with no noise at the last step (t = 0).
+
+        Derived in chapter 5, eq. (rev-ancestral-step) (Ho et al., 2020, Algorithm 2).
+
+        Returns:
+            dict with ``sample`` (x_{t−1}) and ``pred_x0``.
+        """
+        out = self.p_mean_variance(model, x_t, t, clip_denoised=clip_denoised)
+        t = self._check_t(t, x_t.shape[0], x_t.device)
+        if noise is None:
+            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        else:
+            self._check_same_shape("noise", noise, "x_t", x_t)
+        nonzero = (t != 0).to(x_t.dtype).reshape((-1,) + (1,) * (x_t.ndim - 1))
+        sample = out["mean"] + nonzero * torch.exp(0.5 * out["log_variance"]) * noise
+        return {"sample": sample, "pred_x0": out["pred_x0"]}
+
+    # ----------------------------------------------------------------- losses
+    def sample_timesteps(
+        self,
+        batch_size: int,
+        *,
+        generator: Optional[torch.Generator] = None,
+        device: Union[str, torch.device] = "cpu",
+    ) -> torch.Tensor:
+        """Timestep indices drawn uniformly from [0, T-1], int64 of shape (batch_size,)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        return torch.randint(0, self.num_timesteps, (batch_size,), generator=generator, device=device)
+
+    def training_losses(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        t: Optional[TimestepLike] = None,
+        noise: Optional[torch.Tensor] = None,
+        *,
+        generator: Optional[torch.Generator] = None,
+    ) -> dict:
+        """L_simple per example: the mean over dimensions of ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
+
+        Derived in chapter 5, eq. (rev-l-simple) (Ho et al., 2020, eq. (14)): the VLB's KL terms
+        with their weights λ_t dropped.
+
+        Args:
+            model: ``model(x_t, t)`` returning ε_θ.
+            x0: clean data in [-1, 1], shape (B, ...).
+            t: timestep indices; drawn uniformly (with ``generator``) if None.
+            noise: ε; drawn from N(0, I) (with ``generator``) if None.
+            generator: random generator for t and ε.
+
+        Returns:
+            dict with ``loss`` (B,), and the ``t``, ``noise``, ``x_t`` and ``eps`` used.
+        """
+        self._check_x("x0", x0)
+        if t is None:
+            t = self.sample_timesteps(x0.shape[0], generator=generator, device=x0.device)
+        t = self._check_t(t, x0.shape[0], x0.device)
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        x_t = self.q_sample(x0, t, noise)
+        eps = model(x_t, t)
+        if not torch.is_tensor(eps) or eps.shape != x0.shape:
+            shape = tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__
+            raise ValueError(f"model output must have the shape of x_t {tuple(x0.shape)}, got {shape}")
+        return {"loss": mean_flat((noise - eps) ** 2), "t": t, "noise": noise, "x_t": x_t, "eps": eps}
+
+    def vlb_terms(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        x_t: torch.Tensor,
+        t: TimestepLike,
+        *,
+        clip_denoised: bool = False,
+    ) -> dict:
+        """One term of the VLB per example, in bits per dimension.
+
+        Derived in chapter 5, eq. (rev-vlb-split): for t > 0 (index) it is
+        L_t = KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)); at t = 0 it is the decoder term
+        L_0 = −log p_θ(x_0 | x_1) under the discretised Gaussian.
+
+        Returns:
+            dict with ``output`` (B,) in bits/dim, ``pred_x0`` and ``eps`` (the model output).
+        """
+        self._check_x("x0", x0)
+        self._check_same_shape("x_t", x_t, "x0", x0)
+        t = self._check_t(t, x0.shape[0], x0.device)
+        true_mean, _, true_log_variance = self.q_posterior_mean_variance(x0, x_t, t)
+        out = self.p_mean_variance(model, x_t, t, clip_denoised=clip_denoised)
+        kl = mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"])) / math.log(
+            2.0
+        )
+        decoder_nll = -mean_flat(
+            discretized_gaussian_log_likelihood(x0, means=out["mean"], log_scales=0.5 * out["log_variance"])
+        ) / math.log(2.0)
+        return {"output": torch.where(t == 0, decoder_nll, kl), "pred_x0": out["pred_x0"], "eps": out["eps"]}
+
+    def prior_bpd(self, x0: torch.Tensor) -> torch.Tensor:
+        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per example, in bits per dimension.
+
+        Derived in chapter 4, eq. (fwd-prior-kl). It has no parameters: a constant of training.
+        """
+        self._check_x("x0", x0)
+        mean, _, log_variance = self.q_mean_variance(x0, self.num_timesteps - 1)
+        zero = torch.zeros((), dtype=x0.dtype, device=x0.device)
+        return mean_flat(normal_kl(mean, log_variance, zero, zero)) / math.log(2.0)
+
+    def bits_per_dim(
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        *,
+        clip_denoised: bool = False,
+        generator: Optional[torch.Generator] = None,
+    ) -> dict:
+        """The whole VLB in bits per dimension: L_T + Σ_{t>1} L_{t−1} + L_0, one x_t per step.
+
+        Derived in chapter 5, eq. (rev-bpd). Each KL term uses one draw of x_t ~ q(x_t | x_0),
+        so the total is an unbiased single-sample estimate of the VLB. Costs T model calls.
+
+        Returns:
+            dict with ``total`` (B,), ``prior`` (B,), ``terms`` (B, T) indexed by t, and ``mse``
+            (B, T), the ε mean-squared error at each t.
+        """
+        self._check_x("x0", x0)
+        batch = x0.shape[0]
+        terms = torch.zeros(batch, self.num_timesteps, dtype=x0.dtype, device=x0.device)
+        mse = torch.zeros_like(terms)
+        with torch.no_grad():
+            for i in reversed(range(self.num_timesteps)):
+                t = torch.full((batch,), i, dtype=torch.long, device=x0.device)
+                noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+                x_t = self.q_sample(x0, t, noise)
+                out = self.vlb_terms(model, x0, x_t, t, clip_denoised=clip_denoised)
+                terms[:, i] = out["output"]
+                mse[:, i] = mean_flat((out["eps"] - noise) ** 2)
+            prior = self.prior_bpd(x0)
+        return {"total": terms.sum(dim=1) + prior, "prior": prior, "terms": terms, "mse": mse}

@@ -1,0 +1,56 @@
+"""The book's check helpers must pass what is equal and fail what is not."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_lib import check, check_le
+
+
+def test_check_passes_and_prints_one_line(capsys):
+    error = check("two sides agree", torch.tensor([1.0, 2.0]), np.array([1.0, 2.0 + 1e-9]))
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert out.startswith("✓ two sides agree (max |error| ")
+    assert error == pytest.approx(1e-9, rel=1e-3)
+
+
+def test_check_fails_with_the_measured_error():
+    with pytest.raises(AssertionError, match=r"✗ wrong formula: max \|error\| 0\.5 > 1e-06 at index \(1,\)"):
+        check("wrong formula", [1.0, 2.5], [1.0, 2.0])
+
+
+def test_check_relative_tolerance():
+    check("within 1%", 101.0, 100.0, atol=0.0, rtol=0.011)
+    with pytest.raises(AssertionError):
+        check("outside 1%", 102.0, 100.0, atol=0.0, rtol=0.011)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_check_never_passes_nan_or_inf(bad):
+    with pytest.raises(AssertionError):
+        check("non-finite", [1.0, bad], [1.0, 2.0], atol=1e9)
+
+
+def test_check_rejects_shape_mismatch_and_bad_tolerance():
+    with pytest.raises(ValueError, match="broadcastable shapes"):
+        check("shapes", np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="atol must be a finite number >= 0, got -1"):
+        check("tol", 1.0, 1.0, atol=-1)
+    with pytest.raises(ValueError, match="claim must be a non-empty string"):
+        check("", 1.0, 1.0)
+    with pytest.raises(TypeError, match="actual must be a number, array or tensor"):
+        check("type", {"a": 1}, 1.0)
+
+
+def test_check_le(capsys):
+    worst = check_le("bound holds", [1.0, 2.0], [1.5, 2.0])
+    assert worst == 0.0
+    assert capsys.readouterr().out.startswith("✓ bound holds")
+    with pytest.raises(AssertionError, match=r"✗ bound fails: max\(smaller − larger\) = 0\.5 > 0"):
+        check_le("bound fails", 2.0, 1.5)
+    check_le("slack", 1.0 + 1e-12, 1.0, atol=1e-9)
+    with pytest.raises(AssertionError):
+        check_le("nan", math.nan, 1.0)
