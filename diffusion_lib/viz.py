@@ -79,7 +79,9 @@ def show_images(images: torch.Tensor, *, nrow: Optional[int] = None, ax=None, ti
     return ax
 
 
-def _frames_to_gif(frames: Frames, *, titles: Optional[Sequence[str]], fps: float, scale: int) -> bytes:
+def _frames_to_gif(
+    frames: Frames, *, titles: Optional[Sequence[str]], fps: float, scale: int, nrow: Optional[int] = None
+) -> bytes:
     from PIL import Image, ImageDraw
 
     if isinstance(frames, torch.Tensor):
@@ -97,7 +99,7 @@ def _frames_to_gif(frames: Frames, *, titles: Optional[Sequence[str]], fps: floa
         raise ValueError(f"scale must be an int >= 1, got {scale!r}")
     pictures = []
     for k, frame in enumerate(frames):
-        grid = image_grid(_check_images(frame, f"frames[{k}]"))
+        grid = image_grid(_check_images(frame, f"frames[{k}]"), nrow=nrow)
         picture = Image.fromarray(np.round(grid * 255).astype(np.uint8))
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
         if titles is not None:
@@ -117,7 +119,14 @@ def _frames_to_gif(frames: Frames, *, titles: Optional[Sequence[str]], fps: floa
     return buffer.getvalue()
 
 
-def animation_html(frames: Frames, *, titles: Optional[Sequence[str]] = None, fps: float = 8, scale: int = 8):
+def animation_html(
+    frames: Frames,
+    *,
+    titles: Optional[Sequence[str]] = None,
+    fps: float = 8,
+    scale: int = 8,
+    nrow: Optional[int] = None,
+):
     """An animation of image batches as an ``IPython.display.HTML`` holding a base64 GIF.
 
     Used in chapter 4 (the forward process) and later for the reverse process.
@@ -128,10 +137,11 @@ def animation_html(frames: Frames, *, titles: Optional[Sequence[str]] = None, fp
         titles: one caption per frame, drawn above it (e.g. "t = 250").
         fps: frames per second.
         scale: integer upscaling, so 8×8 digits are visible.
+        nrow: images per row of each frame's grid (default ⌈√N⌉).
     """
     from IPython.display import HTML
 
-    gif = _frames_to_gif(frames, titles=titles, fps=fps, scale=scale)
+    gif = _frames_to_gif(frames, titles=titles, fps=fps, scale=scale, nrow=nrow)
     encoded = base64.b64encode(gif).decode("ascii")
     return HTML(
         f'<img src="data:image/gif;base64,{encoded}" alt="animation" style="image-rendering: pixelated"/>'
@@ -145,6 +155,7 @@ def save_gif(
     titles: Optional[Sequence[str]] = None,
     fps: float = 8,
     scale: int = 8,
+    nrow: Optional[int] = None,
 ) -> None:
     """Write the same animation as :func:`animation_html` to a GIF file, atomically."""
-    atomic_write_bytes(path, _frames_to_gif(frames, titles=titles, fps=fps, scale=scale))
+    atomic_write_bytes(path, _frames_to_gif(frames, titles=titles, fps=fps, scale=scale, nrow=nrow))

@@ -52,6 +52,8 @@ def test_animation_html_holds_every_frame():
     gif = _decode_gif(html)
     assert gif.n_frames == 5
     assert gif.size == ((1 + 2 * 9) * 4, (1 + 2 * 9) * 4 + 14)
+    one_row = _decode_gif(viz.animation_html(frames, nrow=4, scale=1).data)
+    assert one_row.size == (1 + 4 * 9, 1 + 9)
 
 
 def test_animation_accepts_a_5d_tensor_and_checks_titles():
