@@ -1,0 +1,107 @@
+# AIGC: Principles and Code (AIGC原理与代码实例讲解)
+#
+#   make book        build the HTML book into _build/html, executing every chapter
+#   make test        lint, unit tests, every chapter under nbval, and the book with -W
+#   make notebooks   convert chapters/*.py (Jupytext py:percent) into build/notebooks/*.ipynb
+#   make clean       remove build outputs and caches (make distclean also removes .venv)
+#
+# `make book` and `make test` install what they need into .venv on first use (see
+# scripts/install.sh). Settings: PYTHON, VENV, TORCH_SPEC, TORCH_INDEX_URL, e.g.
+#   make test TORCH_INDEX_URL=<a CPU-only torch wheel index>
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+export PYTHON VENV TORCH_SPEC TORCH_INDEX_URL
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aigc-book-installed
+CHAPTERS := $(sort $(wildcard chapters/*.py))
+NOTEBOOK_DIR := build/notebooks
+REPORTS := build/reports
+RECORD := $(REPORTS)/steps.tsv
+STEP := bash scripts/step.sh $(RECORD)
+
+# Flags for `make book`; `make test` always builds with -W --keep-going.
+JB_FLAGS ?=
+# Per-cell limit for the notebook tests, as for the book build (_config.yml execute.timeout).
+NBVAL_CELL_TIMEOUT ?= 600
+
+# Keep Jupyter's kernels and data inside the environment: the python3 kernel that nbval and
+# the book build start is then the environment's own interpreter.
+export JUPYTER_PREFER_ENV_PATH := 1
+# Silence debugpy's "frozen modules" notice when kernels start.
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: help install book test notebooks lint unit nbval book-strict clean distclean
+
+help:
+	@sed -n '3,6p' Makefile | sed 's/^# //'
+
+# ---------------------------------------------------------------- environment
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/install.sh
+	@start=$$(date +%s); \
+	bash scripts/install.sh; \
+	touch $@; \
+	echo "[install] done in $$(( $$(date +%s) - start )) s"
+
+# ---------------------------------------------------------------- the book
+book: install
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "The book is in _build/html/index.html"
+
+# ---------------------------------------------------------------- notebooks
+notebooks: install
+	@rm -rf $(NOTEBOOK_DIR)
+	@mkdir -p $(NOTEBOOK_DIR)
+	@for src in $(CHAPTERS); do \
+	    $(BIN)/jupytext --quiet --to ipynb --output $(NOTEBOOK_DIR)/$$(basename $$src .py).ipynb $$src; \
+	done
+	@echo "$(words $(CHAPTERS)) chapter(s) converted into $(NOTEBOOK_DIR)/"
+
+# ---------------------------------------------------------------- tests
+# Each step runs even when an earlier one failed; `make test` fails if any step failed.
+test: install
+	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
+	@status=0; \
+	$(STEP) "lint (ruff)" $(MAKE) lint || status=1; \
+	$(STEP) "unit tests (pytest tests)" $(MAKE) unit || status=1; \
+	$(STEP) "notebooks (nbval)" $(MAKE) nbval || status=1; \
+	$(STEP) "book (jupyter-book -W)" $(MAKE) book-strict || status=1; \
+	$(BIN)/python scripts/test_summary.py $(RECORD) $(REPORTS)/unit.xml $(REPORTS)/notebooks.xml; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see the steps above)"; fi; \
+	exit $$status
+
+lint: install
+	$(BIN)/ruff check diffusion_lib tests chapters scripts
+
+unit: install
+	$(BIN)/python -m pytest tests --junitxml=$(REPORTS)/unit.xml
+
+# nbval runs each notebook in a kernel of this environment (--nbval-current-env); the
+# notebooks' folder has no conftest.py and pytest's rootdir stays the repository (pyproject).
+nbval: notebooks
+	@if [ -z "$(CHAPTERS)" ]; then echo "no chapters to test"; exit 0; fi; \
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=$(NBVAL_CELL_TIMEOUT) -p no:cacheprovider \
+	    --junitxml=$(REPORTS)/notebooks.xml $(NOTEBOOK_DIR)
+
+book-strict: install
+	$(BIN)/jupyter-book build . -W --keep-going
+
+# ---------------------------------------------------------------- cleaning
+clean:
+	rm -rf _build build .pytest_cache .ruff_cache .jupyter_cache *.egg-info
+	find . -path './.*' -prune -o \
+	    \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
