@@ -8,7 +8,7 @@ build) when they disagree, and otherwise prints one line with the measured error
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -34,7 +34,9 @@ def _validate_claim_and_tolerance(claim: str, **tolerances: float) -> None:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
-def check(claim: str, actual: Any, expected: Any, *, atol: float = 1e-6, rtol: float = 0.0) -> float:
+def check(
+    claim: str, actual: Any, expected: Any, *, atol: Optional[float] = None, rtol: float = 0.0
+) -> float:
     """Assert that ``actual`` equals ``expected`` within tolerance, and say so in one line.
 
     The test is elementwise, ``|actual - expected| <= atol + rtol * |expected|``, after
@@ -44,7 +46,8 @@ def check(claim: str, actual: Any, expected: Any, *, atol: float = 1e-6, rtol: f
         claim: what is being checked, in words ("posterior variance equals Bayes' rule").
         actual: the computed side (number, NumPy array or torch tensor).
         expected: the reference side, broadcastable against ``actual``.
-        atol: absolute tolerance, >= 0.
+        atol: absolute tolerance, >= 0. Default: 1e-6 for an absolute check, 0 when ``rtol``
+            is given, so a relative check of small numbers is not silently loosened.
         rtol: relative tolerance, >= 0, relative to ``|expected|``.
 
     Returns:
@@ -55,6 +58,8 @@ def check(claim: str, actual: Any, expected: Any, *, atol: float = 1e-6, rtol: f
             the largest error and where it occurs.
         ValueError: when the two sides cannot be broadcast together or a tolerance is invalid.
     """
+    if atol is None:
+        atol = 0.0 if rtol else 1e-6
     _validate_claim_and_tolerance(claim, atol=atol, rtol=rtol)
     a = _as_float64_array("actual", actual)
     e = _as_float64_array("expected", expected)

@@ -26,6 +26,9 @@ def test_check_relative_tolerance():
     check("within 1%", 101.0, 100.0, atol=0.0, rtol=0.011)
     with pytest.raises(AssertionError):
         check("outside 1%", 102.0, 100.0, atol=0.0, rtol=0.011)
+    # With rtol given, atol defaults to 0: a relative check of tiny numbers stays relative.
+    with pytest.raises(AssertionError, match=r"> 0\.01·\|expected\|"):
+        check("tiny numbers, 50% apart", 1.5e-9, 1e-9, rtol=0.01)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])

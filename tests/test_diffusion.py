@@ -388,3 +388,20 @@ def test_sample_timesteps_range_and_bad_batch(linear):
     assert t.dtype == torch.long and t.min().item() >= 0 and t.max().item() <= 999
     with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         linear.sample_timesteps(0)
+
+
+def test_vlb_terms_mixes_decoder_and_kl_rows_in_one_batch(linear):
+    gen = torch.Generator().manual_seed(10)
+    x0 = torch.rand(6, 5, generator=gen, dtype=torch.float64) * 2 - 1
+    t = torch.tensor([0, 5, 0, 999, 1, 0])
+    x_t = linear.q_sample(x0, t, generator=gen)
+    model = lambda x, s: torch.full_like(x, 0.3)  # noqa: E731
+    mixed = linear.vlb_terms(model, x0, x_t, t)["output"]
+    for row in range(6):
+        alone = linear.vlb_terms(model, x0[row : row + 1], x_t[row : row + 1], t[row : row + 1])["output"]
+        assert mixed[row].item() == pytest.approx(alone.item(), rel=1e-12)
+    out = linear.p_mean_variance(model, x_t[:1], t[:1], clip_denoised=False)
+    decoder = -discretized_gaussian_log_likelihood(
+        x0[:1], means=out["mean"], log_scales=0.5 * out["log_variance"]
+    ).mean() / math.log(2)
+    assert mixed[0].item() == pytest.approx(decoder.item(), rel=1e-12)
