@@ -1,0 +1,331 @@
+"""One training loop for every model in the book. Used from chapter 6 on.
+
+AdamW, an exponential moving average (EMA) of the weights, gradient-norm clipping, deterministic
+seeding, a tqdm progress bar with the running loss, and checkpoints (safetensors plus a JSON
+file, both written atomically) from which an interrupted run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple, Optional, Union
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from .files import atomic_write_bytes
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "ema_update",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_paths",
+]
+
+LossFn = Callable[[nn.Module, Sequence[torch.Tensor], torch.Generator], torch.Tensor]
+CHECKPOINT_FORMAT = 1
+
+
+def _is_real(value) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of :func:`train`; every field is part of a zoo model's identity."""
+
+    steps: int = 5000
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 1000
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if (
+            isinstance(self.warmup_steps, bool)
+            or not isinstance(self.warmup_steps, int)
+            or self.warmup_steps < 0
+        ):
+            raise ValueError(f"warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        if not (_is_real(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (_is_real(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if not (_is_real(self.ema_decay) and 0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if not (_is_real(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+
+class TrainResult(NamedTuple):
+    """The trained network, its EMA copy (use this one to sample) and the loss at every step."""
+
+    model: nn.Module
+    ema: nn.Module
+    losses: list
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """θ_ema ← decay · θ_ema + (1 − decay) · θ, parameter by parameter; buffers are copied."""
+    if not 0 <= decay <= 1:
+        raise ValueError(f"decay must be in [0, 1], got {decay!r}")
+    ema_params, params = list(ema.parameters()), list(model.parameters())
+    if len(ema_params) != len(params):
+        raise ValueError(
+            f"ema must have the model's parameters ({len(params)} tensors), got {len(ema_params)} tensors"
+        )
+    for ema_p, p in zip(ema_params, params):
+        ema_p.lerp_(p.detach(), 1.0 - decay)
+    for ema_b, b in zip(ema.buffers(), model.buffers()):
+        ema_b.copy_(b)
+
+
+def _ema_decay_at(step: int, decay: float) -> float:
+    # Short runs: average over roughly the steps taken so far until the full decay applies.
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer's state into tensors (for safetensors) and plain JSON."""
+    state = optimizer.state_dict()
+    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
+    for index, entries in state["state"].items():
+        plain["state"][str(index)] = {}
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+                plain["state"][str(index)][key] = "tensor"
+            else:
+                plain["state"][str(index)][key] = value
+    return tensors, plain
+
+
+def _optimizer_state_from(tensors: dict, plain: dict) -> dict:
+    state = {}
+    for index, entries in plain["state"].items():
+        state[int(index)] = {
+            key: tensors[f"optimizer.{index}.{key}"] if value == "tensor" else value
+            for key, value in entries.items()
+        }
+    return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def checkpoint_paths(path: Union[str, Path]) -> tuple[Path, Path]:
+    """The two files of the checkpoint at prefix ``path``: ``path + ".safetensors"``, ``path + ".json"``.
+
+    The suffixes are appended, never substituted, so a prefix with a dot in its name
+    (``"run.partial"``, ``"model-v1.5"``) keeps it.
+    """
+    path = Path(path)
+    return path.parent / f"{path.name}.safetensors", path.parent / f"{path.name}.json"
+
+
+def save_checkpoint(path: Union[str, Path], tensors: dict, meta: dict) -> None:
+    """Write ``path``.safetensors (tensors) and ``path``.json (meta), each atomically.
+
+    The JSON is written last and records the SHA-256 of the tensor file, so a checkpoint is
+    only accepted when both files come from the same save (a crash between the two writes
+    leaves a pair that :func:`load_checkpoint` rejects); nothing is ever pickled.
+    """
+    tensor_path, json_path = checkpoint_paths(path)
+    blob = save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    atomic_write_bytes(tensor_path, blob)
+    meta = {**meta, "format": CHECKPOINT_FORMAT, "tensors_sha256": hashlib.sha256(blob).hexdigest()}
+    atomic_write_bytes(json_path, json.dumps(meta, indent=2, sort_keys=True).encode())
+
+
+def load_checkpoint(path: Union[str, Path]) -> tuple[dict, dict]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        FileNotFoundError: either file is missing.
+        ValueError: either file is corrupt or of another format, or the two files come from
+            different saves.
+    """
+    tensor_path, json_path = checkpoint_paths(path)
+    if not json_path.is_file() or not tensor_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r} (.json and .safetensors)")
+    try:
+        meta = json.loads(json_path.read_text())
+        blob = tensor_path.read_bytes()
+        tensors = load_safetensors(blob)
+    except Exception as err:  # any parse failure means a corrupt file
+        raise ValueError(f"corrupt checkpoint at {str(path)!r}: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"checkpoint at {str(path)!r} has format {found!r}, expected {CHECKPOINT_FORMAT}")
+    if meta.get("tensors_sha256") != hashlib.sha256(blob).hexdigest():
+        raise ValueError(f"checkpoint at {str(path)!r}: its .safetensors does not match its .json")
+    return tensors, meta
+
+
+def _sample_batch(data: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator):
+    index = torch.randint(0, data[0].shape[0], (batch_size,), generator=generator)
+    return [d[index] for d in data]
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Union[torch.Tensor, Sequence[torch.Tensor]],
+    config: TrainConfig = TrainConfig(),
+    *,
+    checkpoint: Optional[Union[str, Path]] = None,
+    progress: bool = True,
+    description: str = "training",
+) -> TrainResult:
+    """Train ``model`` to minimise ``loss_fn`` on minibatches drawn from ``data``.
+
+    Each step draws a minibatch (with replacement) using a generator seeded from
+    ``config.seed``, computes ``loss_fn(model, batch, generator)`` (the generator also drives
+    the loss's own randomness, e.g. t and ε), clips the gradient norm, takes an AdamW step with
+    linear warm-up, and updates the EMA weights. The same seed, data and model initialisation
+    give the same weights.
+
+    Args:
+        model: the network, already initialised (seed torch before building it).
+        loss_fn: ``loss_fn(model, batch, generator) -> scalar tensor``; ``batch`` is a list with
+            one tensor per entry of ``data``.
+        data: a tensor (N, ...) or a sequence of tensors sharing their first dimension.
+        config: hyperparameters.
+        checkpoint: path prefix; if given, a checkpoint (``checkpoint``.safetensors and
+            ``checkpoint``.json) is saved every ``checkpoint_every`` steps and at the end, and a
+            checkpoint found there that was written with the same ``config`` (steps included) is
+            resumed from, giving the weights an uninterrupted run would; any other checkpoint
+            (another config, corrupt, half-written) is ignored and overwritten.
+        progress: show a tqdm bar (on stderr) with the running loss.
+        description: the bar's label.
+
+    Returns:
+        ``TrainResult(model, ema, losses)``.
+    """
+    from tqdm.auto import tqdm
+
+    data = [data] if torch.is_tensor(data) else list(data)
+    if not data or any(not torch.is_tensor(d) for d in data):
+        raise TypeError("data must be a tensor or a sequence of tensors")
+    if len({d.shape[0] for d in data}) != 1 or data[0].shape[0] < 1:
+        raise ValueError(
+            f"data tensors must share a non-empty first dimension, got {[tuple(d.shape) for d in data]}"
+        )
+
+    torch.manual_seed(config.seed)  # dropout and any other global randomness
+    generator = torch.Generator().manual_seed(config.seed)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    )
+    losses: list = []
+    start = 0
+    config_json = asdict(config)
+
+    if checkpoint is not None:
+        # Resume from a checkpoint of this very configuration; anything else starts afresh.
+        # Everything is restored or nothing is: a checkpoint that fails half-way through
+        # loading must not leave the model with its weights and the optimizer without its state.
+        fresh = (
+            copy.deepcopy(model.state_dict()),
+            copy.deepcopy(ema.state_dict()),
+            copy.deepcopy(optimizer.state_dict()),
+            copy.deepcopy(schedule.state_dict()),
+            generator.get_state(),
+            torch.get_rng_state(),
+        )
+        try:
+            tensors, meta = load_checkpoint(checkpoint)
+            if meta.get("config") == config_json and 0 <= meta.get("step", -1) <= config.steps:
+                model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+                ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+                optimizer.load_state_dict(_optimizer_state_from(tensors, meta["optimizer"]))
+                schedule.load_state_dict(meta["schedule"])
+                generator.set_state(tensors["generator"])
+                torch.set_rng_state(tensors["torch_rng"])
+                losses = [float(v) for v in meta["losses"]]
+                start = int(meta["step"])
+                if len(losses) != start:
+                    raise ValueError(f"checkpoint has {len(losses)} losses for {start} steps")
+        except FileNotFoundError:
+            pass
+        except Exception:  # a corrupt or mismatched checkpoint: start again, from the fresh state
+            model.load_state_dict(fresh[0])
+            ema.load_state_dict(fresh[1])
+            optimizer.load_state_dict(fresh[2])
+            schedule.load_state_dict(fresh[3])
+            generator.set_state(fresh[4])
+            torch.set_rng_state(fresh[5])
+            start, losses = 0, []
+
+    def save(step: int) -> None:
+        opt_tensors, opt_plain = _optimizer_tensors(optimizer)
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+        tensors.update(opt_tensors)
+        tensors["generator"] = generator.get_state()
+        tensors["torch_rng"] = torch.get_rng_state()
+        meta = {
+            "config": config_json,
+            "step": step,
+            "losses": losses,
+            "optimizer": opt_plain,
+            "schedule": schedule.state_dict(),
+        }
+        save_checkpoint(checkpoint, tensors, meta)
+
+    model.train()
+    bar = tqdm(
+        range(start, config.steps),
+        total=config.steps,
+        initial=start,
+        desc=description,
+        disable=not progress,
+        leave=False,
+        mininterval=1.0,
+    )
+    running = None
+    for step in bar:
+        batch = _sample_batch(data, config.batch_size, generator)
+        loss = loss_fn(model, batch, generator)
+        if not torch.is_tensor(loss) or loss.ndim != 0:
+            raise ValueError(
+                f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        schedule.step()
+        ema_update(ema, model, _ema_decay_at(step, config.ema_decay))
+        value = float(loss.detach())
+        losses.append(value)
+        running = value if running is None else 0.98 * running + 0.02 * value
+        bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+        if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            save(step + 1)
+    bar.close()
+    model.eval()
+    ema.eval()
+    return TrainResult(model, ema, losses)
