@@ -1,13 +1,20 @@
 """diffusion_lib: the tested library behind "AIGC: Principles and Code" (《AIGC原理与代码实例讲解》).
 
-Modules, dependencies pointing one way:
+Modules, dependencies pointing one way (each uses only those above it):
 
 - :mod:`diffusion_lib.checks`     ``check`` / ``check_le``: numerical checks that can fail
+- :mod:`diffusion_lib.files`      atomic file writes
 - :mod:`diffusion_lib.schedules`  β schedules and SNR helpers (chapter 4)
-- :mod:`diffusion_lib.diffusion`  ``GaussianDiffusion``: forward process, posterior, losses, bits/dim
-                                  (chapters 4–5)
+- :mod:`diffusion_lib.diffusion`  ``GaussianDiffusion``: forward process, posterior, losses,
+                                  bits/dim (chapters 4–5)
+- :mod:`diffusion_lib.samplers`   DDPM ancestral sampling (chapters 5–6)
+- :mod:`diffusion_lib.nets`       U-Net, MLP denoiser, timestep embeddings, digits classifier
 - :mod:`diffusion_lib.data`       bundled and generated datasets (nothing is downloaded)
+- :mod:`diffusion_lib.train`      the one training loop: AdamW, EMA, checkpoints (chapter 6)
+- :mod:`diffusion_lib.zoo`        named models trained on first use and cached (chapter 6)
+- :mod:`diffusion_lib.metrics`    Fréchet distance, classifier scores, precision/recall
 - :mod:`diffusion_lib.viz`        image grids and animations
+- ``python -m diffusion_lib``     the command line: list, train, sample
 """
 
 from .checks import check, check_le

@@ -1,0 +1,344 @@
+"""The command line, ``python -m diffusion_lib`` (DESIGN §5), on tiny models registered here."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffusion_lib import zoo
+from diffusion_lib.__main__ import main
+from diffusion_lib.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = TrainConfig(steps=3, batch_size=8, warmup_steps=1, checkpoint_every=2)
+TINY_UNET = {
+    "type": "unet",
+    "in_channels": 1,
+    "image_size": 8,
+    "base_channels": 8,
+    "channel_mults": [1],
+    "num_res_blocks": 1,
+    "attention_resolutions": [],
+}
+TINY = [
+    zoo.ZooEntry(
+        name="test-images",
+        description="a tiny U-Net on the digits, for tests",
+        kind="diffusion",
+        data="digits",
+        network=TINY_UNET,
+        sample_shape=(1, 8, 8),
+        train=TINY_CONFIG,
+        schedule="cosine",
+        num_timesteps=8,
+    ),
+    zoo.ZooEntry(
+        name="test-points",
+        description="a tiny MLP on 2-D points, for tests",
+        kind="diffusion",
+        data="ring",
+        network={"type": "mlp", "data_dim": 2, "hidden": 16, "num_layers": 1, "time_dim": 8},
+        sample_shape=(2,),
+        train=TINY_CONFIG,
+        schedule="cosine",
+        num_timesteps=8,
+    ),
+    zoo.ZooEntry(
+        name="test-conditional",
+        description="a tiny class-conditional U-Net on the digits, for tests",
+        kind="diffusion",
+        data="digits",
+        network={**TINY_UNET, "num_classes": 10},
+        sample_shape=(1, 8, 8),
+        train=TINY_CONFIG,
+        schedule="cosine",
+        num_timesteps=8,
+    ),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """The tiny models registered, a model cache in tmp_path/cache, trainings counted.
+
+    The points model trains on 64 fixed points (the test does not depend on data.ring), and the
+    conditional one with its labels (the zoo's own loss is unconditional).
+    """
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(zoo.ENV_HOME, str(cache))
+    real_data, real_loss, real_train, trained = zoo._training_data, zoo._loss_fn, zoo._train, []
+
+    def training_data(entry):
+        if entry.name == "test-points":
+            return [0.5 * torch.randn(64, 2, generator=torch.Generator().manual_seed(0))]
+        return real_data(entry)
+
+    def loss_fn(entry):
+        if entry.name != "test-conditional":
+            return real_loss(entry)
+        diffusion = entry.diffusion()
+
+        def conditional_loss(model, batch, generator):
+            model_y = lambda x, t: model(x, t, batch[1])  # noqa: E731
+            return diffusion.training_losses(model_y, batch[0], generator=generator)["loss"].mean()
+
+        return conditional_loss
+
+    def counted(entry, progress):
+        trained.append(entry.name)
+        return real_train(entry, progress)
+
+    monkeypatch.setattr(zoo, "_training_data", training_data)
+    monkeypatch.setattr(zoo, "_loss_fn", loss_fn)
+    monkeypatch.setattr(zoo, "_train", counted)
+    for entry in TINY:
+        zoo.register(entry)
+    yield cache, trained
+    for entry in TINY:
+        zoo._REGISTRY.pop(entry.name, None)
+
+
+def one_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def files_under(folder: Path) -> list:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# ---------------------------------------------------------------- list and train
+def test_list_names_every_model_and_its_cache(home, capsys):
+    cache, _ = home
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == zoo.names()
+    images = next(line for line in lines if line.startswith("test-images "))
+    assert images.split()[1:4] == ["diffusion", "not", "cached"] and "a tiny U-Net" in images
+    assert any(line.split()[:2] == ["digits-classifier", "classifier"] for line in lines)
+
+    assert main(["train", "test-images"]) == 0
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    images = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("test-images "))
+    entry = zoo.entry("test-images")
+    assert f"cached ({cache / f'test-images-{entry.key()}.safetensors'})" in images
+
+
+def test_train_always_trains_and_says_where(home, capsys):
+    cache, trained = home
+    assert main(["train", "test-images", "--steps", "2", "--seed", "7"]) == 0
+    captured = capsys.readouterr()
+    line = one_line(captured.out)
+    assert line.startswith("trained test-images (2 steps, seed 7) in ") and " s; saved to " in line
+    weights = Path(line.rsplit("saved to ", 1)[1])
+    assert weights.parent == cache and weights.is_file()
+    record = json.loads(weights.with_name(weights.name.replace(".safetensors", ".json")).read_text())
+    assert record["config"]["train"]["steps"] == 2 and record["config"]["train"]["seed"] == 7
+    assert "training test-images" in captured.err, "progress goes to stderr"
+    assert main(["train", "test-images", "--steps", "2", "--seed", "7"]) == 0
+    assert trained == ["test-images", "test-images"], "train retrains even when cached"
+
+
+# ---------------------------------------------------------------- sample
+def test_sample_images_trains_first_and_writes_npz_and_grid(home, tmp_path, capsys):
+    cache, trained = home
+    out, grid = tmp_path / "samples.npz", tmp_path / "grid.png"
+    argv = ["sample", "test-images", "--n", "5", "--out", str(out), "--grid", str(grid), "--batch-size", "2"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert one_line(captured.out).startswith("sampled 5 images from test-images with ddpm (seed 0)")
+    assert trained == ["test-images"], "not cached, so trained first"
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["images"]
+        images = npz["images"]
+    assert images.dtype == np.float32 and images.shape == (5, 1, 8, 8)
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0
+    with Image.open(grid) as picture:
+        picture.load()
+        assert picture.format == "PNG" and min(picture.size) >= 8 * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "grid.png", "samples.npz"]
+
+
+def test_sample_is_deterministic_given_the_seed(home, tmp_path, capsys):
+    _, trained = home
+    paths = {name: tmp_path / f"{name}.npz" for name in ("a", "b", "c")}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert main(["sample", "test-images", "--n", "3", "--seed", seed, "--out", str(paths[name])]) == 0
+    assert trained == ["test-images"], "trained once, then loaded from the cache"
+    a, b, c = (np.load(paths[name])["images"] for name in ("a", "b", "c"))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_sample_points_writes_points_and_a_scatter_plot(home, tmp_path, capsys):
+    out, grid = tmp_path / "points.npz", tmp_path / "points.png"
+    assert main(["sample", "test-points", "--n", "7", "--out", str(out), "--grid", str(grid)]) == 0
+    assert one_line(capsys.readouterr().out).startswith("sampled 7 points from test-points")
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["points"]
+        points = npz["points"]
+    assert points.dtype == np.float32 and points.shape == (7, 2) and np.isfinite(points).all()
+    with Image.open(grid) as picture:
+        assert picture.format == "PNG" and picture.size == (400, 400)
+
+
+def test_sample_a_conditional_model_stores_labels(home, tmp_path, capsys):
+    out = tmp_path / "conditional.npz"
+    assert main(["sample", "test-conditional", "--n", "12", "--out", str(out), "--batch-size", "5"]) == 0
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["images", "labels"]
+        assert npz["images"].shape == (12, 1, 8, 8)
+        assert npz["labels"].dtype == np.int64 and npz["labels"].tolist() == [*range(10), 0, 1]
+
+
+def test_help_exits_0(capsys):
+    assert main(["sample", "--help"]) == 0
+    assert "'points'" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- user errors
+OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt by each case below
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("sample foo --n 1 --out {t}/x.npz", "unknown model 'foo'; choose one of "),
+        ("train foo", "unknown model 'foo'; choose one of "),
+        ("sample test-images --n 0 --out {t}/x.npz", "argument --n: must be an int >= 1, got '0'"),
+        ("sample test-images --n -3 --out {t}/x.npz", "argument --n: must be an int >= 1, got '-3'"),
+        ("sample test-images --n many --out {t}/x.npz", "argument --n: must be an int >= 1, got 'many'"),
+        ("sample test-images --n 1", "the following arguments are required: --out"),
+        (OK + " --batch-size 0", "argument --batch-size: must be an int >= 1, got '0'"),
+        (OK + " --seed -1", "argument --seed: must be an int in [0, 9223372036854775807], got '-1'"),
+        ("train test-images --steps 0", "argument --steps: must be an int >= 1, got '0'"),
+        ("train test-images --steps -5", "argument --steps: must be an int >= 1, got '-5'"),
+        (
+            "sample test-images --n 1 --out {t}/no/x.npz",
+            "--out '{t}/no/x.npz': its folder '{t}/no' does not exist",
+        ),
+        ("sample test-images --n 1 --out {t}/file.txt/x.npz", "its folder '{t}/file.txt' does not exist"),
+        ("sample test-images --n 1 --out {t}/x.txt", "--out must be a .npz file, got '{t}/x.txt'"),
+        (
+            "sample test-images --n 1 --out {t}/folder.npz",
+            "--out must be a file, got the folder '{t}/folder.npz'",
+        ),
+        (OK + " --grid {t}/g.jpg", "--grid must be a .png file, got '{t}/g.jpg'"),
+        (OK + " --grid {t}/no/g.png", "--grid '{t}/no/g.png': its folder '{t}/no' does not exist"),
+        (OK + " --sampler euler", "argument --sampler: invalid choice: 'euler' (choose from"),
+        (
+            "sample digits-classifier --n 1 --out {t}/x.npz",
+            "'digits-classifier' is a classifier and cannot be",
+        ),
+        ("fly", "invalid choice: 'fly'"),
+        ("", "the following arguments are required: COMMAND"),
+    ],
+)
+def test_user_errors_print_one_line_exit_2_and_write_nothing(home, tmp_path, capsys, command, expected):
+    cache, trained = home
+    (tmp_path / "file.txt").write_text("not a folder")
+    (tmp_path / "folder.npz").mkdir()
+    before = files_under(tmp_path)
+    argv = [a.replace("{t}", str(tmp_path)) for a in command.split()]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    line = one_line(captured.err)
+    assert line.startswith("error: ") and expected.replace("{t}", str(tmp_path)) in line
+    assert captured.out == ""
+    assert files_under(tmp_path) == before and not cache.exists() and trained == []
+
+
+def test_unknown_model_lists_the_known_ones(home, capsys):
+    assert main(["sample", "foo", "--n", "1", "--out", "x.npz"]) == 2
+    assert (
+        one_line(capsys.readouterr().err)
+        == f"error: unknown model 'foo'; choose one of {', '.join(zoo.names())}"
+    )
+
+
+def test_an_unwritable_output_folder_is_an_error(home, tmp_path, capsys, monkeypatch):
+    _, trained = home
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root can write anyway: pretend it cannot
+            real_access = os.access
+            monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+        assert main(["sample", "test-images", "--n", "1", "--out", str(locked / "x.npz")]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert (
+        one_line(capsys.readouterr().err)
+        == f"error: --out '{locked / 'x.npz'}': its folder '{locked}' is not writable"
+    )
+    assert list(locked.iterdir()) == [] and trained == []
+
+
+def test_an_unusable_cache_folder_is_an_error(home, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should go")
+    monkeypatch.setenv(zoo.ENV_HOME, str(blocker / "cache"))
+    assert main(["train", "test-images"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("error: cannot create the model cache ($DIFFUSION_LIB_HOME)")
+
+
+def test_entry_config_change_is_a_new_model_for_the_cli(home, tmp_path, capsys):
+    # `train --steps` trains another model (another key); `sample` uses the model's own config.
+    cache, trained = home
+    assert main(["train", "test-points", "--steps", "2"]) == 0
+    assert main(["sample", "test-points", "--n", "2", "--out", str(tmp_path / "p.npz")]) == 0
+    assert trained == ["test-points", "test-points"]
+    entry = zoo.entry("test-points")
+    short = replace(entry, train=replace(entry.train, steps=2))
+    assert {p.name for p in cache.iterdir()} == {
+        f"test-points-{key}.{suffix}"
+        for key in (entry.key(), short.key())
+        for suffix in ("json", "safetensors")
+    }
+
+
+# ---------------------------------------------------------------- as a program
+def run_module(*args, cwd):
+    env = {**os.environ, zoo.ENV_HOME: str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "diffusion_lib", *args],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_program_list(tmp_path):
+    result = run_module("list", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert any(line.split()[:2] == ["digits-ddpm", "diffusion"] for line in result.stdout.splitlines())
+
+
+def test_program_user_error_is_one_line_without_traceback(tmp_path):
+    result = run_module("sample", "nope", "--n", "1", "--out", "x.npz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith("error: unknown model 'nope'; choose one of ")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "x.npz").exists()

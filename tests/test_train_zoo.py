@@ -1,0 +1,457 @@
+"""The training loop (train.py), the model zoo (zoo.py) and the DDPM sampler (samplers.py)."""
+
+import json
+import math
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+from torch import nn
+
+from diffusion_lib import files, samplers, train, zoo
+from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.nets import MLPDenoiser
+from diffusion_lib.schedules import get_beta_schedule
+from diffusion_lib.train import TrainConfig
+
+
+# ---------------------------------------------------------------- helpers
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+DIFFUSION = GaussianDiffusion(get_beta_schedule("cosine", 10))
+POINTS = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+CONFIG = TrainConfig(steps=10, batch_size=8, lr=1e-2, warmup_steps=3, ema_decay=0.9, checkpoint_every=5)
+
+
+def tiny_net(seed=0):
+    torch.manual_seed(seed)
+    return MLPDenoiser(data_dim=2, hidden=16, num_layers=1, time_dim=8)
+
+
+def diffusion_loss(model, batch, generator):
+    return DIFFUSION.training_losses(model, batch[0], generator=generator)["loss"].mean()
+
+
+def run(config=CONFIG, *, seed=0, loss_fn=diffusion_loss, checkpoint=None):
+    return train.train(tiny_net(seed), loss_fn, POINTS, config, checkpoint=checkpoint, progress=False)
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def weights_differ(a: nn.Module, b: nn.Module) -> bool:
+    return any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+# ---------------------------------------------------------------- TrainConfig
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"steps": 0}, "steps must be an int >= 1, got 0"),
+        ({"steps": 2.0}, "steps must be an int >= 1, got 2.0"),
+        ({"steps": True}, "steps must be an int >= 1, got True"),
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+        ({"checkpoint_every": -1}, "checkpoint_every must be an int >= 1, got -1"),
+        ({"warmup_steps": -1}, "warmup_steps must be an int >= 0, got -1"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+        ({"lr": math.nan}, "lr must be a finite number > 0, got nan"),
+        ({"lr": True}, "lr must be a finite number > 0, got True"),
+        ({"weight_decay": -0.1}, "weight_decay must be a finite number >= 0, got -0.1"),
+        ({"weight_decay": math.inf}, "weight_decay must be a finite number >= 0, got inf"),
+        ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\), got 1.0"),
+        ({"ema_decay": -0.5}, r"ema_decay must be in \[0, 1\), got -0.5"),
+        ({"grad_clip": 0}, "grad_clip must be a finite number > 0, got 0"),
+        ({"seed": 1.5}, "seed must be an int, got 1.5"),
+        ({"seed": False}, "seed must be an int, got False"),
+    ],
+)
+def test_train_config_rejects_bad_values(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**change)
+
+
+def test_train_rejects_bad_data_and_loss():
+    with pytest.raises(ValueError, match="share a non-empty first dimension"):
+        train.train(tiny_net(), diffusion_loss, [POINTS, torch.zeros(3)], CONFIG, progress=False)
+    with pytest.raises(TypeError, match="data must be a tensor or a sequence of tensors"):
+        train.train(tiny_net(), diffusion_loss, [[1.0, 2.0]], CONFIG, progress=False)
+    with pytest.raises(ValueError, match=r"loss_fn must return a scalar tensor, got torch.Size\(\[8\]\)"):
+        run(loss_fn=lambda m, b, g: DIFFUSION.training_losses(m, b[0], generator=g)["loss"])
+
+
+# ---------------------------------------------------------------- EMA
+def test_ema_update_by_hand():
+    model, ema = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([1.0, 3.0]))
+        model.bias.copy_(torch.tensor([-2.0, 0.5]))
+        model.running_mean.copy_(torch.tensor([7.0, 8.0]))
+        ema.weight.copy_(torch.tensor([0.0, 1.0]))
+        ema.bias.copy_(torch.tensor([4.0, 0.5]))
+    train.ema_update(ema, model, 0.75)
+    # 0.75 · ema + 0.25 · model, e.g. 0.75·0 + 0.25·1 = 0.25 and 0.75·4 + 0.25·(−2) = 2.5
+    assert torch.allclose(ema.weight, torch.tensor([0.25, 1.5]))
+    assert torch.allclose(ema.bias, torch.tensor([2.5, 0.5]))
+    assert torch.equal(ema.running_mean, torch.tensor([7.0, 8.0])), "buffers are copied"
+    assert torch.equal(model.weight, torch.tensor([1.0, 3.0])), "the model is untouched"
+    train.ema_update(ema, model, 0.0)
+    assert torch.equal(ema.weight, model.weight)
+    train.ema_update(ema, model, 1.0)
+    assert torch.equal(ema.weight, model.weight)
+
+
+def test_ema_update_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\], got 1.5"):
+        train.ema_update(nn.Linear(2, 2), nn.Linear(2, 2), 1.5)
+    with pytest.raises(ValueError, match=r"ema must have the model's parameters \(2 tensors\), got 1"):
+        train.ema_update(nn.Linear(2, 2, bias=False), nn.Linear(2, 2), 0.5)
+
+
+# ---------------------------------------------------------------- determinism
+def test_training_is_deterministic():
+    a, b, c = run(), run(), run(replace(CONFIG, seed=1))
+    assert_same_weights(a.model, b.model)
+    assert_same_weights(a.ema, b.ema)
+    assert a.losses == b.losses and len(a.losses) == CONFIG.steps
+    assert weights_differ(a.model, c.model) and a.losses != c.losses
+    assert weights_differ(a.model, a.ema), "the EMA is an average, not a copy"
+    assert not a.ema.training and not any(p.requires_grad for p in a.ema.parameters())
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip(tmp_path):
+    tensors = {"a": torch.randn(3, 2), "b": torch.arange(4), "c": torch.tensor([1, 2], dtype=torch.uint8)}
+    meta = {"step": 5, "losses": [0.5, 0.25], "nested": {"x": [1, 2]}}
+    train.save_checkpoint(tmp_path / "run.v1", tensors, meta)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.v1.json", "run.v1.safetensors"]
+    loaded, loaded_meta = train.load_checkpoint(tmp_path / "run.v1")
+    assert loaded.keys() == tensors.keys()
+    for key in tensors:
+        assert loaded[key].dtype == tensors[key].dtype and torch.equal(loaded[key], tensors[key])
+    assert {k: loaded_meta[k] for k in meta} == meta and loaded_meta["format"] == train.CHECKPOINT_FORMAT
+
+
+def test_load_checkpoint_rejects_missing_and_corrupt_files(tmp_path):
+    prefix = tmp_path / "ck"
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        train.load_checkpoint(prefix)
+    train.save_checkpoint(prefix, {"a": torch.zeros(2)}, {"step": 1})
+    json_path = tmp_path / "ck.json"
+    good = json_path.read_text()
+    json_path.write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt checkpoint"):
+        train.load_checkpoint(prefix)
+    json_path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="has format 'list', expected 1"):
+        train.load_checkpoint(prefix)
+    json_path.write_text(good)
+    (tmp_path / "ck.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt checkpoint"):
+        train.load_checkpoint(prefix)
+
+
+def test_a_crash_between_the_two_checkpoint_files_is_detected(tmp_path, monkeypatch):
+    prefix = tmp_path / "ck"
+    train.save_checkpoint(prefix, {"a": torch.zeros(2)}, {"step": 1})
+    real_write, calls = files.atomic_write_bytes, []
+
+    def write_then_crash(path, data):
+        calls.append(path)
+        if len(calls) == 2:  # the JSON, written after the tensors
+            raise KeyboardInterrupt
+        return real_write(path, data)
+
+    monkeypatch.setattr(train, "atomic_write_bytes", write_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.save_checkpoint(prefix, {"a": torch.ones(2)}, {"step": 2})
+    with pytest.raises(ValueError, match="does not match its .json"):
+        train.load_checkpoint(prefix)  # new tensors, old JSON: not a checkpoint
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    straight = run()
+    prefix = tmp_path / "partial"
+    calls = []
+
+    def crash_at_step_8(model, batch, generator):
+        calls.append(1)
+        if len(calls) == 8:
+            raise Interrupt
+        return diffusion_loss(model, batch, generator)
+
+    with pytest.raises(Interrupt):
+        run(loss_fn=crash_at_step_8, checkpoint=prefix)
+    _, meta = train.load_checkpoint(prefix)
+    assert meta["step"] == 5 and len(meta["losses"]) == 5
+
+    calls.clear()
+
+    def counting(model, batch, generator):
+        calls.append(1)
+        return diffusion_loss(model, batch, generator)
+
+    resumed = run(seed=123, loss_fn=counting, checkpoint=prefix)  # other initial weights: overwritten
+    assert len(calls) == 5, "only steps 5..9 are run again"
+    assert_same_weights(resumed.model, straight.model)
+    assert_same_weights(resumed.ema, straight.ema)
+    assert resumed.losses == straight.losses
+    _, meta = train.load_checkpoint(prefix)
+    assert meta["step"] == CONFIG.steps
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
+    prefix = tmp_path / "partial"
+    run(checkpoint=prefix)
+    other = replace(CONFIG, lr=5e-3)
+    assert_same_weights(run(other, checkpoint=prefix).model, run(other).model)
+
+
+def test_a_checkpoint_that_fails_half_way_through_loading_is_ignored_whole(tmp_path):
+    # Model and EMA weights load, then the optimizer state is missing a tensor: training must
+    # start from the fresh initial state, not from the checkpoint's weights.
+    prefix = tmp_path / "partial"
+    run(replace(CONFIG, steps=5), checkpoint=prefix)
+    json_path = tmp_path / "partial.json"
+    meta = json.loads(json_path.read_text())
+    meta["config"]["steps"] = CONFIG.steps
+    meta["optimizer"]["state"]["0"]["no_such_tensor"] = "tensor"
+    json_path.write_text(json.dumps(meta))
+    assert_same_weights(run(checkpoint=prefix).model, run().model)
+
+
+# ---------------------------------------------------------------- atomic writes
+@pytest.mark.parametrize("crash_in", ["replace", "fsync"])
+def test_a_crash_mid_write_leaves_the_old_file(tmp_path, monkeypatch, crash_in):
+    path = tmp_path / "model.json"
+    path.write_bytes(b"old")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(files.os, crash_in, crash)
+    with pytest.raises(OSError, match="disk full"):
+        files.atomic_write_bytes(path, b"new content")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"], "no temporary file is left"
+    files.atomic_write_bytes(path, b"new content")
+    assert path.read_bytes() == b"new content"
+
+
+# ---------------------------------------------------------------- the zoo
+TINY = zoo.ZooEntry(
+    name="test-tiny.points",
+    description="a tiny MLP on 64 fixed points, for tests",
+    kind="diffusion",
+    data="ring",
+    network={"type": "mlp", "data_dim": 2, "hidden": 16, "num_layers": 1, "time_dim": 8},
+    sample_shape=(2,),
+    train=TrainConfig(steps=4, batch_size=8, warmup_steps=1, checkpoint_every=2),
+    schedule="cosine",
+    num_timesteps=10,
+)
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """TINY registered, with a cache in tmp_path, its data stubbed and its trainings counted."""
+    monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
+    real_data, real_train, trained = zoo._training_data, zoo._train, []
+    monkeypatch.setattr(
+        zoo, "_training_data", lambda e: [POINTS * 0.5] if e.name == TINY.name else real_data(e)
+    )
+
+    def counted(zoo_entry, progress):
+        trained.append(zoo_entry)
+        return real_train(zoo_entry, progress)
+
+    monkeypatch.setattr(zoo, "_train", counted)
+    zoo.register(TINY)
+    yield trained
+    zoo._REGISTRY.pop(TINY.name, None)
+
+
+def cache_files(tmp_path):
+    return sorted(p.name for p in (tmp_path / "cache").iterdir())
+
+
+def test_zoo_trains_once_then_loads_from_the_cache(tiny, tmp_path):
+    first = zoo.load(TINY.name, progress=False)
+    stem = f"{TINY.name}-{TINY.key()}"
+    assert cache_files(tmp_path) == [f"{stem}.json", f"{stem}.safetensors"], "no checkpoint left over"
+    mtimes = [os.stat(tmp_path / "cache" / name).st_mtime_ns for name in cache_files(tmp_path)]
+    second = zoo.load(TINY.name, progress=False)
+    assert len(tiny) == 1, "the second load does not train"
+    assert second.record == first.record and second.record["key"] == TINY.key()
+    assert len(second.record["losses"]) == TINY.train.steps
+    assert_same_weights(second.model, first.model)
+    assert [os.stat(tmp_path / "cache" / n).st_mtime_ns for n in cache_files(tmp_path)] == mtimes
+    assert not second.model.training and isinstance(second.diffusion, GaussianDiffusion)
+    zoo.load(TINY.name, retrain=True, progress=False)
+    assert len(tiny) == 2, "retrain=True trains again"
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".json"])
+@pytest.mark.parametrize("garbage", [b"", b"\x00\x01garbage", b'{"key": "0"}'])
+def test_zoo_retrains_a_corrupt_cache(tiny, tmp_path, capsys, suffix, garbage):
+    first = zoo.load(TINY.name, progress=False)
+    path = tmp_path / "cache" / f"{TINY.name}-{TINY.key()}{suffix}"
+    path.write_bytes(garbage)
+    again = zoo.load(TINY.name, progress=False)
+    assert len(tiny) == 2, "the corrupt cache was retrained"
+    assert "is unusable" in capsys.readouterr().err
+    assert_same_weights(again.model, first.model)  # the same seed gives the same model
+    weights = load_safetensors((tmp_path / "cache" / f"{TINY.name}-{TINY.key()}.safetensors").read_bytes())
+    assert weights.keys() == first.model.state_dict().keys(), "the file is valid again"
+    zoo.load(TINY.name, progress=False)
+    assert len(tiny) == 2
+
+
+def test_zoo_retrains_weights_that_do_not_match_their_record(tiny, tmp_path):
+    zoo.load(TINY.name, progress=False)
+    path = tmp_path / "cache" / f"{TINY.name}-{TINY.key()}.safetensors"
+    from safetensors.torch import save as save_safetensors
+
+    weights = load_safetensors(path.read_bytes())
+    path.write_bytes(save_safetensors({k: torch.zeros_like(v) for k, v in weights.items()}))
+    zoo.load(TINY.name, progress=False)
+    assert len(tiny) == 2
+
+
+def test_a_changed_config_is_another_model(tiny, tmp_path):
+    assert replace(TINY, train=replace(TINY.train, steps=5)).key() != TINY.key()
+    assert replace(TINY, network={**TINY.network, "hidden": 8}).key() != TINY.key()
+    assert replace(TINY, num_timesteps=11).key() != TINY.key()
+    zoo.load(TINY.name, progress=False)
+    other = zoo.load(TINY.name, steps=3, seed=1, progress=False)
+    assert other.entry.train.steps == 3 and other.entry.train.seed == 1
+    assert len(other.record["losses"]) == 3 and other.record["key"] != TINY.key()
+    assert len(cache_files(tmp_path)) == 4, "both models are cached"
+    zoo.load(TINY.name, progress=False)
+    zoo.load(TINY.name, steps=3, seed=1, progress=False)
+    zoo.load(TINY.name, steps=None, progress=False)  # None means "the model's own"
+    assert len(tiny) == 2
+
+
+def test_zoo_rejects_bad_names_and_overrides(tiny):
+    with pytest.raises(ValueError, match=r"name must be one of .*digits-ddpm.*, got 'nope'"):
+        zoo.entry("nope")
+    with pytest.raises(ValueError, match="name must be one of"):
+        zoo.load("nope")
+    with pytest.raises(ValueError, match="overrides must be among steps, seed, got lr"):
+        zoo.load(TINY.name, lr=0.1)
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        zoo.load(TINY.name, steps=0)
+    with pytest.raises(ValueError, match="kind must be 'diffusion' or 'classifier', got 'gan'"):
+        zoo.register(replace(TINY, name="test-gan", kind="gan"))
+    for bad in ("", "a/b", "../up", ".hidden"):
+        with pytest.raises(ValueError, match="name must be letters, digits"):
+            zoo.register(replace(TINY, name=bad))
+    assert len(tiny) == 0
+
+
+def test_zoo_names_and_entries():
+    assert {"digits-ddpm", "ring-ddpm", "digits-classifier"} <= set(zoo.names())
+    assert zoo.names() == sorted(zoo.names())
+    digits = zoo.entry("digits-ddpm")
+    assert digits.kind == "diffusion" and tuple(digits.sample_shape) == (1, 8, 8)
+    assert digits.diffusion().num_timesteps == digits.num_timesteps
+    assert zoo.entry("digits-classifier").diffusion() is None
+    assert json.loads(json.dumps(digits.config())) == digits.config()
+
+
+# ---------------------------------------------------------------- samplers.ddpm
+def point_mass_eps(diffusion, point):
+    """The exact ε-predictor when all the data is one point c: ε = (x_t − √ᾱ_t c)/√(1 − ᾱ_t)."""
+
+    def model(x, t):
+        return diffusion.predict_eps_from_x0(x, t, point.to(x.dtype).expand_as(x))
+
+    return model
+
+
+def test_ddpm_shapes_and_reproducibility():
+    model = tiny_net()
+    a = samplers.ddpm(model, DIFFUSION, (3, 2), generator=torch.Generator().manual_seed(5), progress=False)
+    b = samplers.ddpm(model, DIFFUSION, (3, 2), generator=torch.Generator().manual_seed(5), progress=False)
+    c = samplers.ddpm(model, DIFFUSION, (3, 2), generator=torch.Generator().manual_seed(6), progress=False)
+    assert a.shape == (3, 2) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    d = samplers.ddpm(lambda x, t: 0.5 * x, DIFFUSION, [2, 2], progress=False, dtype=torch.float64)
+    assert d.shape == (2, 2) and d.dtype == torch.float64
+
+
+def test_ddpm_trajectory_and_given_noise():
+    model = tiny_net()
+    x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))
+    x0, trajectory = samplers.ddpm(
+        model,
+        DIFFUSION,
+        (4, 2),
+        x_T=x_T,
+        generator=torch.Generator().manual_seed(2),
+        progress=False,
+        return_trajectory=True,
+    )
+    assert len(trajectory) == DIFFUSION.num_timesteps + 1
+    assert torch.equal(trajectory[0], x_T) and torch.equal(trajectory[-1], x0)
+    assert all(x.shape == (4, 2) for x in trajectory)
+    again = samplers.ddpm(
+        model, DIFFUSION, (4, 2), x_T=x_T, generator=torch.Generator().manual_seed(2), progress=False
+    )
+    assert torch.equal(again, x0)
+
+
+@pytest.mark.parametrize(
+    "shape, x_T, message",
+    [
+        ((3, 2), torch.zeros(2, 2), r"x_T must have shape \(3, 2\), got \(2, 2\)"),
+        ((3, 2), [[0.0, 0.0]], r"x_T must have shape \(3, 2\), got list"),
+        ((0, 2), None, r"shape must be a tuple of ints >= 1, got \(0, 2\)"),
+        ((), None, r"shape must be a tuple of ints >= 1, got \(\)"),
+        ((2.0, 2), None, "shape must be a tuple of ints >= 1"),
+    ],
+)
+def test_ddpm_rejects_bad_shapes(shape, x_T, message):
+    with pytest.raises(ValueError, match=message):
+        samplers.ddpm(tiny_net(), DIFFUSION, shape, x_T=x_T, progress=False)
+
+
+def test_ddpm_with_the_exact_denoiser_of_a_point_mass_returns_the_point():
+    # With ε exact, x̂_0 = c at every step, and the last step's mean is c itself (its posterior
+    # coefficient of x_1 is 0), whatever the noise: a test of the whole chain x_T → x_0.
+    diffusion = GaussianDiffusion(get_beta_schedule("linear", 1000))
+    point = torch.tensor([2.5, -3.0], dtype=torch.float64)
+    model = point_mass_eps(diffusion, point)
+    generator = torch.Generator().manual_seed(0)
+    x0 = samplers.ddpm(
+        model,
+        diffusion,
+        (4, 2),
+        generator=generator,
+        clip_denoised=False,
+        progress=False,
+        dtype=torch.float64,
+    )
+    assert torch.allclose(x0, point.expand(4, 2), atol=1e-9, rtol=0)
+    clipped = samplers.ddpm(
+        model, diffusion, (4, 2), generator=generator, clip_denoised=True, progress=False, dtype=torch.float64
+    )
+    assert torch.allclose(clipped, torch.tensor([1.0, -1.0], dtype=torch.float64).expand(4, 2), atol=1e-9)
