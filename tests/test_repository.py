@@ -112,8 +112,19 @@ def split_fences(text: str) -> tuple[str, list[str]]:
 
 
 # Directives whose body is not MyST markdown (their roles, if any, are not references).
-VERBATIM_DIRECTIVES = ("code", "code-block", "code-cell", "sourcecode", "math", "mermaid", "raw",
-                       "literalinclude", "bibliography", "csv-table", "eval-rst")
+VERBATIM_DIRECTIVES = (
+    "code",
+    "code-block",
+    "code-cell",
+    "sourcecode",
+    "math",
+    "mermaid",
+    "raw",
+    "literalinclude",
+    "bibliography",
+    "csv-table",
+    "eval-rst",
+)
 
 
 def directive_name(block: str) -> str | None:
@@ -158,8 +169,11 @@ def test_toc_lists_every_chapter_and_only_existing_pages():
     duplicates = sorted({e for e in entries if entries.count(e) > 1})
     assert not duplicates, f"_toc.yml lists pages twice: {duplicates}"
     listed = set(entries)
-    unlisted = [p.relative_to(ROOT).as_posix() for p in CHAPTERS
-                if p.relative_to(ROOT).with_suffix("").as_posix() not in listed]
+    unlisted = [
+        p.relative_to(ROOT).as_posix()
+        for p in CHAPTERS
+        if p.relative_to(ROOT).with_suffix("").as_posix() not in listed
+    ]
     assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
 
 
@@ -195,13 +209,14 @@ def test_chapter_is_a_py_percent_notebook(path):
     number = int(path.name[:2])
     title = first.source.lstrip().splitlines()[0]
     assert re.match(rf"# Chapter {number}: \S", title), (
-        f"the first line must be '# Chapter {number}: Title', got {title!r}")
+        f"the first line must be '# Chapter {number}: Title', got {title!r}"
+    )
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, "a chapter without code"
     assert same_code(code[0].source, COLAB_INSTALL_CELL), (
-        "the first code cell must be the Colab install cell of API_CONTRACT.md, got:\n"
-        + code[0].source)
+        "the first code cell must be the Colab install cell of API_CONTRACT.md, got:\n" + code[0].source
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -260,7 +275,7 @@ def test_roles_are_well_formed():
             body = m.group(2)
             if not body.endswith("`") or "\n" in body or len(body) < 3 or re.search(r"[{}]", body):
                 line = text[: m.start()].count("\n") + 1
-                snippet = text[m.start(): m.start() + 40].splitlines()[0]
+                snippet = text[m.start() : m.start() + 40].splitlines()[0]
                 bad.append(f"{page.relative_to(ROOT)} (markdown line {line}): {snippet!r}")
     assert not bad, "malformed roles:\n" + "\n".join(bad)
 
@@ -303,14 +318,27 @@ def test_every_doc_reference_resolves():
 
 # ----------------------------------------------------------------------------- configuration
 def test_requirements_name_what_the_book_needs_and_stay_portable():
-    lines = [ln.split("#", 1)[0].strip()
-             for ln in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()]
+    lines = [
+        ln.split("#", 1)[0].strip()
+        for ln in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    ]
     lines = [ln for ln in lines if ln]
     options = [ln for ln in lines if ln.startswith("-")]
     assert not options, f"no index/find-links/option lines (keep it portable): {options}"
     reqs = {canonicalize_name(r.name): r for r in map(Requirement, lines)}
-    needed = ["jupyter", "jupytext", "torch", "numpy", "matplotlib", "nbval", "jupyter-book",
-              "sphinxcontrib-mermaid", "scikit-learn", "tqdm", "safetensors"]
+    needed = [
+        "jupyter",
+        "jupytext",
+        "torch",
+        "numpy",
+        "matplotlib",
+        "nbval",
+        "jupyter-book",
+        "sphinxcontrib-mermaid",
+        "scikit-learn",
+        "tqdm",
+        "safetensors",
+    ]
     missing = [n for n in needed if canonicalize_name(n) not in reqs]
     assert not missing, f"requirements.txt lacks {missing}"
 
@@ -318,10 +346,13 @@ def test_requirements_name_what_the_book_needs_and_stay_portable():
     assert not jb.contains("2.0.0") and not jb.contains("2.1.0"), f"jupyter-book must be <2: {jb}"
     assert jb.contains("1.0.4.post1", prereleases=True), f"jupyter-book 1.x must satisfy {jb}"
 
-    cuda_only = [str(r) for r in reqs.values()
-                 if r.name.lower().startswith(("nvidia-", "cupy", "pytorch-cuda", "triton"))
-                 or any("+" in s.version for s in r.specifier)
-                 or r.url is not None]
+    cuda_only = [
+        str(r)
+        for r in reqs.values()
+        if r.name.lower().startswith(("nvidia-", "cupy", "pytorch-cuda", "triton"))
+        or any("+" in s.version for s in r.specifier)
+        or r.url is not None
+    ]
     assert not cuda_only, f"CUDA-only or local-build pins in requirements.txt: {cuda_only}"
 
 
@@ -369,7 +400,8 @@ def test_python3_kernel_runs_this_environment(tmp_path):
 
     try:
         reply = kc.execute_interactive(
-            "import sys, diffusion_lib; print(sys.prefix)", output_hook=hook, timeout=120)
+            "import sys, diffusion_lib; print(sys.prefix)", output_hook=hook, timeout=120
+        )
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
