@@ -8,8 +8,6 @@ import torch
 from diffusion_lib.nets import MLPDenoiser, UNet, timestep_embedding
 from diffusion_lib.nets.classifier import DigitsClassifier
 
-torch.set_num_threads(1)  # tiny networks: one thread avoids oversubscription on a shared CPU
-
 
 def test_timestep_embedding_at_t0_is_cos_ones_then_sin_zeros():
     emb = timestep_embedding(torch.tensor([0]), 8)

@@ -16,15 +16,7 @@ from diffusion_lib.nets import MLPDenoiser
 from diffusion_lib.schedules import get_beta_schedule
 from diffusion_lib.train import TrainConfig
 
-
 # ---------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 DIFFUSION = GaussianDiffusion(get_beta_schedule("cosine", 10))
