@@ -215,7 +215,8 @@ def test_chapter_is_a_py_percent_notebook(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, "a chapter without code"
     assert same_code(code[0].source, COLAB_INSTALL_CELL), (
-        "the first code cell must be the Colab install cell of API_CONTRACT.md, got:\n" + code[0].source
+        "the first code cell must be the Colab install cell (README, 'Writing a chapter'), got:\n"
+        + code[0].source
     )
 
 
