@@ -4,7 +4,8 @@
 
     python -m diffusion_lib list
     python -m diffusion_lib train NAME [--steps N] [--seed S]
-    python -m diffusion_lib sample NAME --n N --out FILE.npz [--sampler ddpm] [--seed S]
+    python -m diffusion_lib sample NAME --n N --out FILE.npz [--sampler ddpm|ddim|dpm-solver++]
+           [--steps K] [--eta E] [--spacing leading|trailing|linspace] [--seed S]
            [--grid FILE.png] [--batch-size B]
 
 Progress bars go to stderr and each command prints one summary line on stdout. A user error
@@ -17,16 +18,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
 
-from . import zoo
+from . import samplers, zoo
 from .files import atomic_write_bytes
 
 __all__ = ["main", "SAMPLERS"]
@@ -40,14 +42,64 @@ class UserError(Exception):
 
 
 # ---------------------------------------------------------------- samplers
-def _ddpm(model, diffusion, shape, *, generator: torch.Generator, clip_denoised: bool) -> torch.Tensor:
-    from .samplers import ddpm
+class SamplerSpec(NamedTuple):
+    """How `sample --sampler NAME` runs: the function, its defaults, the options it takes."""
 
-    return ddpm(model, diffusion, shape, generator=generator, clip_denoised=clip_denoised, progress=True)
+    run: Callable[..., torch.Tensor]
+    default_steps: Optional[int]  # None: every training step (T)
+    default_spacing: Optional[str]
+    takes_eta: bool
 
 
-# The samplers `sample --sampler` accepts, in one place: add DDIM and DPM-Solver++ here.
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ddpm": _ddpm}
+def _ddpm(model, diffusion, shape, *, generator, clip_denoised, steps, eta, spacing) -> torch.Tensor:
+    return samplers.ddpm(model, diffusion, shape, generator=generator, clip_denoised=clip_denoised)
+
+
+def _ddim(model, diffusion, shape, *, generator, clip_denoised, steps, eta, spacing) -> torch.Tensor:
+    return samplers.ddim(
+        model, diffusion, shape, steps=steps, eta=eta, spacing=spacing, generator=generator,
+        clip_denoised=clip_denoised,
+    )  # fmt: skip
+
+
+def _dpm_solver_pp(model, diffusion, shape, *, generator, clip_denoised, steps, eta, spacing) -> torch.Tensor:
+    return samplers.dpm_solver_pp(
+        model,
+        diffusion,
+        shape,
+        steps=steps,
+        spacing=spacing,
+        generator=generator,
+        clip_denoised=clip_denoised,
+    )
+
+
+# The samplers `sample --sampler` accepts, in one place. Defaults: chapter 7's measurements.
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ddpm": SamplerSpec(_ddpm, None, None, False),
+    "ddim": SamplerSpec(_ddim, 50, "leading", True),
+    "dpm-solver++": SamplerSpec(_dpm_solver_pp, 20, "linspace", False),
+}
+
+
+def _sampler_options(args, entry: zoo.ZooEntry) -> dict:
+    """--steps, --eta and --spacing checked against the sampler and the model; defaults filled in."""
+    spec = SAMPLERS[args.sampler]
+    T = entry.num_timesteps
+    if spec.default_steps is None:
+        for option, value in (("--steps", args.steps), ("--spacing", args.spacing)):
+            if value is not None:
+                raise UserError(f"{option} applies to ddim and dpm-solver++; ddpm takes all {T} steps")
+    if args.eta is not None and not spec.takes_eta:
+        raise UserError(f"--eta applies to ddim only, not to {args.sampler}")
+    if args.steps is not None and args.steps > T:
+        raise UserError(f"--steps must be at most the model's {T} training steps, got {args.steps}")
+    steps = args.steps if args.steps is not None else spec.default_steps
+    return {
+        "steps": min(steps, T) if steps is not None else None,  # a default is capped at T
+        "eta": args.eta if args.eta is not None else 0.0,
+        "spacing": args.spacing or spec.default_spacing,
+    }
 
 
 # ---------------------------------------------------------------- argument checks
@@ -57,6 +109,20 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         message = " ".join(message.split())
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _eta(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+_eta.__name__ = "number"
 
 
 def _int_in(minimum: int, maximum: Optional[int] = None):
@@ -157,6 +223,7 @@ def _train(args) -> int:
 
 def _sample(args) -> int:
     entry = _model_entry(args.name, sampling=True)
+    options = _sampler_options(args, entry)
     out = _output_path("--out", args.out, ".npz")
     grid = _output_path("--grid", args.grid, ".png") if args.grid is not None else None
     _check_cache()
@@ -166,7 +233,7 @@ def _sample(args) -> int:
     num_classes = _num_classes(entry)
     labels = torch.arange(args.n) % num_classes if num_classes else None
     generator = torch.Generator().manual_seed(args.seed)
-    sampler = SAMPLERS[args.sampler]
+    sampler = SAMPLERS[args.sampler].run
 
     start = time.perf_counter()
     batches = []
@@ -183,6 +250,7 @@ def _sample(args) -> int:
             (size, *entry.sample_shape),
             generator=generator,
             clip_denoised=not points,
+            **options,
         )
         batches.append(x0.detach().to("cpu", torch.float32))
     x0 = torch.cat(batches)
@@ -205,10 +273,19 @@ def _sample(args) -> int:
     what = "points" if points else "images"
     also = f" and {grid}" if grid is not None else ""
     print(
-        f"sampled {args.n} {what} from {args.name} with {args.sampler} (seed {args.seed}) "
+        f"sampled {args.n} {what} from {args.name} with {_describe(args.sampler, options, entry)} "
+        f"(seed {args.seed}) "
         f"in {seconds:.1f} s; wrote {out}{also}"
     )
     return 0
+
+
+def _describe(sampler: str, options: dict, entry: zoo.ZooEntry) -> str:
+    """E.g. 'ddim (50 steps, eta 0, leading)' or 'ddpm (1000 steps)'."""
+    if options["steps"] is None:
+        return f"{sampler} ({entry.num_timesteps} steps)"
+    eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
+    return f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
 
 
 def _grid_png(images: torch.Tensor) -> bytes:
@@ -277,7 +354,19 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=_int_in(1), required=True, help="number of samples")
     sample.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the samples")
     sample.add_argument(
-        "--sampler", choices=sorted(SAMPLERS), default="ddpm", help="the sampler (default: ddpm)"
+        "--sampler", choices=list(SAMPLERS), default="ddpm", help="the sampler (default: ddpm, all T steps)"
+    )
+    sample.add_argument(
+        "--steps",
+        type=_int_in(1),
+        help="network evaluations for ddim (default 50) and dpm-solver++ (default 20), at most T",
+    )
+    sample.add_argument("--eta", type=_eta, help="ddim's noise scale η in [0, 1] (default 0: deterministic)")
+    sample.add_argument(
+        "--spacing",
+        choices=samplers.SPACINGS,
+        help="which timesteps ddim and dpm-solver++ visit (default: leading for ddim, linspace for "
+        "dpm-solver++); see chapter 7",
     )
     sample.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0, help="sampling seed (default: 0)")
     sample.add_argument(

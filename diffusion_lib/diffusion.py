@@ -7,7 +7,9 @@ Index convention (as in improved-diffusion): ``t`` is an int64 tensor of shape `
 values in ``[0, T-1]``; index ``i`` is step ``t = i + 1`` of the DDPM paper, so index 0 produces
 x_1 from x_0 and ``alphas_cumprod_prev[0] == 1`` stands for ᾱ_0 = 1.
 
-The model is any callable ``model(x_t, t)`` that returns the ε prediction, with the shape of x_t.
+The model is any callable ``model(x_t, t)`` with an output of the shape of x_t: by default the ε
+prediction; ``prediction_type="x0"`` or ``"v"`` declares an x_0- or v-predictor instead, and
+:meth:`GaussianDiffusion.split_model_output` turns any of the three into the pair (x̂_0, ε̂).
 Data lie in [-1, 1]; the decoder L_0 is a Gaussian discretised into 256 bins.
 """
 
@@ -21,6 +23,8 @@ import torch
 __all__ = [
     "GaussianDiffusion",
     "MODEL_VAR_TYPES",
+    "PREDICTION_TYPES",
+    "Prediction",
     "normal_kl",
     "standard_normal_cdf",
     "discretized_gaussian_log_likelihood",
@@ -28,6 +32,8 @@ __all__ = [
 ]
 
 MODEL_VAR_TYPES = ("fixed_small", "fixed_large")
+# What the network predicts. diffusers calls them "epsilon", "sample" and "v_prediction".
+PREDICTION_TYPES = ("epsilon", "x0", "v")
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 TimestepLike = Union[torch.Tensor, int]
 
@@ -41,6 +47,22 @@ class MeanVariance(NamedTuple):
     mean: torch.Tensor
     variance: torch.Tensor
     log_variance: torch.Tensor
+
+
+class Prediction(NamedTuple):
+    """A model output read as a clean-data estimate and the noise it implies."""
+
+    x0: torch.Tensor
+    eps: torch.Tensor
+
+
+def check_prediction_type(prediction_type: str) -> str:
+    """Return ``prediction_type`` if it is one of :data:`PREDICTION_TYPES`, else raise."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(
+            f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}"
+        )
+    return prediction_type
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
@@ -318,33 +340,85 @@ class GaussianDiffusion:
             self.sqrt_recipm1_alphas_cumprod, t, x_t
         )
 
+    def v_target(self, x0: torch.Tensor, t: TimestepLike, eps: torch.Tensor) -> torch.Tensor:
+        """The velocity v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 of Salimans & Ho (2022).
+
+        Derived in chapter 7, eq. (fast-v-def): with a = √ᾱ_t and s = √(1 − ᾱ_t), x_t = a x_0 + s ε
+        and v = a ε − s x_0 are a rotation of (x_0, ε) by the angle φ_t = arctan(s/a).
+        """
+        self._check_x("x0", x0)
+        self._check_same_shape("eps", eps, "x0", x0)
+        t = self._check_t(t, x0.shape[0], x0.device)
+        return (
+            _extract(self.sqrt_alphas_cumprod, t, x0) * eps
+            - _extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+        )
+
+    def split_model_output(
+        self, x_t: torch.Tensor, t: TimestepLike, model_output: torch.Tensor, prediction_type: str = "epsilon"
+    ) -> Prediction:
+        """Read a model output as the pair (x̂_0, ε̂) that satisfies x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂.
+
+        Derived in chapter 7, eq. (fast-v-inverse). With a = √ᾱ_t and s = √(1 − ᾱ_t):
+        ``"epsilon"``: x̂_0 = (x_t − s ε̂)/a; ``"x0"``: ε̂ = (x_t − a x̂_0)/s;
+        ``"v"``: x̂_0 = a x_t − s v̂ and ε̂ = s x_t + a v̂ (a² + s² = 1 inverts the rotation).
+
+        Args:
+            x_t: the noisy input the model saw, shape (B, ...).
+            t: its timestep indices (B,) or an int.
+            model_output: the network's output, shape of x_t.
+            prediction_type: what the network predicts, one of :data:`PREDICTION_TYPES`.
+
+        Returns:
+            :class:`Prediction` ``(x0, eps)``.
+        """
+        check_prediction_type(prediction_type)
+        self._check_x("x_t", x_t)
+        out = model_output
+        if not torch.is_tensor(out) or out.shape != x_t.shape:
+            shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {shape}")
+        t = self._check_t(t, x_t.shape[0], x_t.device)
+        if prediction_type == "epsilon":
+            return Prediction(self.predict_x0_from_eps(x_t, t, model_output), model_output)
+        if prediction_type == "x0":
+            return Prediction(model_output, self.predict_eps_from_x0(x_t, t, model_output))
+        a = _extract(self.sqrt_alphas_cumprod, t, x_t)
+        s = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+        return Prediction(a * x_t - s * model_output, s * x_t + a * model_output)
+
     # ----------------------------------------------------------------- reverse process
     def p_mean_variance(
-        self, model: Model, x_t: torch.Tensor, t: TimestepLike, clip_denoised: bool = True
+        self,
+        model: Model,
+        x_t: torch.Tensor,
+        t: TimestepLike,
+        clip_denoised: bool = True,
+        *,
+        prediction_type: str = "epsilon",
     ) -> dict:
-        """The reverse step p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I) of an ε-predictor.
+        """The reverse step p_θ(x_{t−1} | x_t) = N(μ_θ(x_t, t), σ_t² I).
 
         Derived in chapter 5, eq. (rev-mu-eps): μ_θ is the posterior mean with x_0 replaced by
         the model's estimate x̂_0 = (x_t − √(1 − ᾱ_t) ε_θ)/√ᾱ_t; without clipping this equals
         (1/√α_t)(x_t − β_t/√(1 − ᾱ_t) · ε_θ).
 
         Args:
-            model: ``model(x_t, t)`` returning ε_θ with the shape of x_t.
+            model: ``model(x_t, t)`` with an output of the shape of x_t.
             x_t: the current noisy sample, shape (B, ...).
             t: timestep indices (B,) in [0, T-1], or an int.
             clip_denoised: clamp x̂_0 to [-1, 1] before forming the mean (data lie in [-1, 1]).
+            prediction_type: what the model predicts (:data:`PREDICTION_TYPES`), default ε.
 
         Returns:
             dict with ``mean``, ``variance``, ``log_variance`` (σ_t², broadcastable), ``pred_x0``
-            (x̂_0) and ``eps`` (the model output).
+            (x̂_0, clipped if asked) and ``eps`` (the ε the unclipped output implies; the model
+            output itself for an ε-predictor).
         """
+        check_prediction_type(prediction_type)
         self._check_x("x_t", x_t)
         t = self._check_t(t, x_t.shape[0], x_t.device)
-        eps = model(x_t, t)
-        if not torch.is_tensor(eps) or eps.shape != x_t.shape:
-            shape = tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__
-            raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {shape}")
-        pred_x0 = self.predict_x0_from_eps(x_t, t, eps)
+        pred_x0, eps = self.split_model_output(x_t, t, model(x_t, t), prediction_type)
         if clip_denoised:
             pred_x0 = pred_x0.clamp(-1.0, 1.0)
         mean, _, _ = self.q_posterior_mean_variance(pred_x0, x_t, t)
@@ -366,6 +440,7 @@ class GaussianDiffusion:
         noise: Optional[torch.Tensor] = None,
         generator: Optional[torch.Generator] = None,
         clip_denoised: bool = True,
+        prediction_type: str = "epsilon",
     ) -> dict:
         """One ancestral step x_t → x_{t−1} = μ_θ + σ_t z, with no noise at the last step (t = 0).
 
@@ -374,7 +449,9 @@ class GaussianDiffusion:
         Returns:
             dict with ``sample`` (x_{t−1}) and ``pred_x0``.
         """
-        out = self.p_mean_variance(model, x_t, t, clip_denoised=clip_denoised)
+        out = self.p_mean_variance(
+            model, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type
+        )
         t = self._check_t(t, x_t.shape[0], x_t.device)
         if noise is None:
             noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
@@ -405,22 +482,27 @@ class GaussianDiffusion:
         noise: Optional[torch.Tensor] = None,
         *,
         generator: Optional[torch.Generator] = None,
+        prediction_type: str = "epsilon",
     ) -> dict:
         """L_simple per example: the mean over dimensions of ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
 
         Derived in chapter 5, eq. (rev-l-simple) (Ho et al., 2020, eq. (14)): the VLB's KL terms
-        with their weights λ_t dropped.
+        with their weights λ_t dropped. For an x_0- or v-predictor the regression target is x_0
+        or v (:meth:`v_target`) instead of ε, as in diffusers' training scripts.
 
         Args:
-            model: ``model(x_t, t)`` returning ε_θ.
+            model: ``model(x_t, t)`` with an output of the shape of x_0.
             x0: clean data in [-1, 1], shape (B, ...).
             t: timestep indices; drawn uniformly (with ``generator``) if None.
             noise: ε; drawn from N(0, I) (with ``generator``) if None.
             generator: random generator for t and ε.
+            prediction_type: what the model predicts (:data:`PREDICTION_TYPES`), default ε.
 
         Returns:
-            dict with ``loss`` (B,), and the ``t``, ``noise``, ``x_t`` and ``eps`` used.
+            dict with ``loss`` (B,), and the ``t``, ``noise``, ``x_t`` and ``eps`` (the model
+            output) used.
         """
+        check_prediction_type(prediction_type)
         self._check_x("x0", x0)
         if t is None:
             t = self.sample_timesteps(x0.shape[0], generator=generator, device=x0.device)
@@ -432,7 +514,10 @@ class GaussianDiffusion:
         if not torch.is_tensor(eps) or eps.shape != x0.shape:
             shape = tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__
             raise ValueError(f"model output must have the shape of x_t {tuple(x0.shape)}, got {shape}")
-        return {"loss": mean_flat((noise - eps) ** 2), "t": t, "noise": noise, "x_t": x_t, "eps": eps}
+        target = {"epsilon": noise, "x0": x0, "v": None}[prediction_type]
+        if target is None:
+            target = self.v_target(x0, t, noise)
+        return {"loss": mean_flat((target - eps) ** 2), "t": t, "noise": noise, "x_t": x_t, "eps": eps}
 
     def vlb_terms(
         self,

@@ -156,7 +156,7 @@ def test_sample_images_trains_first_and_writes_npz_and_grid(home, tmp_path, caps
     argv = ["sample", "test-images", "--n", "5", "--out", str(out), "--grid", str(grid), "--batch-size", "2"]
     assert main(argv) == 0
     captured = capsys.readouterr()
-    assert one_line(captured.out).startswith("sampled 5 images from test-images with ddpm (seed 0)")
+    assert one_line(captured.out).startswith("sampled 5 images from test-images with ddpm (8 steps) (seed 0)")
     assert trained == ["test-images"], "not cached, so trained first"
     with np.load(out) as npz:
         assert sorted(npz.files) == ["images"]
@@ -200,6 +200,45 @@ def test_sample_a_conditional_model_stores_labels(home, tmp_path, capsys):
         assert npz["labels"].dtype == np.int64 and npz["labels"].tolist() == [*range(10), 0, 1]
 
 
+@pytest.mark.parametrize(
+    "extra, summary",
+    [
+        ([], "with ddpm (8 steps) (seed 0)"),
+        (["--sampler", "ddim"], "with ddim (8 steps, eta 0, leading) (seed 0)"),
+        (["--sampler", "ddim", "--steps", "3", "--eta", "0.5"], "with ddim (3 steps, eta 0.5, leading)"),
+        (
+            ["--sampler", "ddim", "--steps", "3", "--spacing", "trailing"],
+            "with ddim (3 steps, eta 0, trailing)",
+        ),
+        (["--sampler", "dpm-solver++", "--steps", "4"], "with dpm-solver++ (4 steps, linspace)"),
+        (["--sampler", "dpm-solver++"], "with dpm-solver++ (8 steps, linspace)"),
+    ],
+)
+def test_sample_with_each_sampler(home, tmp_path, capsys, extra, summary):
+    """Defaults (ddim 50, dpm-solver++ 20 steps) are capped at the model's T = 8."""
+    out = tmp_path / "s.npz"
+    assert main(["sample", "test-images", "--n", "3", "--out", str(out), *extra]) == 0
+    assert summary in one_line(capsys.readouterr().out)
+    with np.load(out) as npz:
+        assert npz["images"].shape == (3, 1, 8, 8) and np.isfinite(npz["images"]).all()
+
+
+def test_fast_samplers_follow_the_library(home, tmp_path, capsys):
+    """The CLI's ddim equals samplers.ddim with the same seed, options and clipping."""
+    from diffusion_lib import samplers
+
+    out = tmp_path / "s.npz"
+    argv = ["sample", "test-images", "--n", "4", "--out", str(out), "--sampler", "ddim", "--steps", "5"]
+    assert main([*argv, "--eta", "0.3", "--spacing", "linspace", "--seed", "7"]) == 0
+    loaded = zoo.load("test-images", progress=False)
+    expected = samplers.ddim(
+        loaded.model, loaded.diffusion, (4, 1, 8, 8), steps=5, eta=0.3, spacing="linspace",
+        generator=torch.Generator().manual_seed(7), progress=False,
+    )  # fmt: skip
+    images = np.load(out)["images"]
+    assert np.allclose(images, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=1e-6)
+
+
 def test_help_exits_0(capsys):
     assert main(["sample", "--help"]) == 0
     assert "'points'" in capsys.readouterr().out
@@ -235,6 +274,15 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
         (OK + " --grid {t}/g.jpg", "--grid must be a .png file, got '{t}/g.jpg'"),
         (OK + " --grid {t}/no/g.png", "--grid '{t}/no/g.png': its folder '{t}/no' does not exist"),
         (OK + " --sampler euler", "argument --sampler: invalid choice: 'euler' (choose from"),
+        (OK + " --sampler ddim --steps 9", "--steps must be at most the model's 8 training steps, got 9"),
+        (OK + " --sampler ddim --steps 0", "argument --steps: must be an int >= 1, got '0'"),
+        (OK + " --steps 4", "--steps applies to ddim and dpm-solver++; ddpm takes all 8 steps"),
+        (OK + " --spacing trailing", "--spacing applies to ddim and dpm-solver++; ddpm takes all 8 steps"),
+        (OK + " --sampler dpm-solver++ --eta 0.5", "--eta applies to ddim only, not to dpm-solver++"),
+        (OK + " --sampler ddim --eta 1.5", "argument --eta: must be a number in [0, 1], got '1.5'"),
+        (OK + " --sampler ddim --eta nan", "argument --eta: must be a number in [0, 1], got 'nan'"),
+        (OK + " --sampler ddim --eta x", "argument --eta: must be a number in [0, 1], got 'x'"),
+        (OK + " --sampler ddim --spacing uniform", "argument --spacing: invalid choice: 'uniform'"),
         (
             "sample digits-classifier --n 1 --out {t}/x.npz",
             "'digits-classifier' is a classifier and cannot be",
