@@ -25,6 +25,7 @@ __all__ = [
     "MODEL_VAR_TYPES",
     "PREDICTION_TYPES",
     "Prediction",
+    "split_prediction",
     "normal_kl",
     "standard_normal_cdf",
     "discretized_gaussian_log_likelihood",
@@ -63,6 +64,26 @@ def check_prediction_type(prediction_type: str) -> str:
             f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {prediction_type!r}"
         )
     return prediction_type
+
+
+def split_prediction(
+    x_t: torch.Tensor, model_output: torch.Tensor, alpha, sigma, prediction_type: str = "epsilon"
+) -> Prediction:
+    """(x̂_0, ε̂) from a model output, given α = √ᾱ_t and σ = √(1 − ᾱ_t) (floats or broadcastable).
+
+    Derived in chapter 7, eq. (fast-v-inverse): x_t = α x̂_0 + σ ε̂ fixes one from the other;
+    a v-prediction v̂ = α ε̂ − σ x̂_0 is undone by the inverse rotation x̂_0 = α x_t − σ v̂,
+    ε̂ = σ x_t + α v̂ (α² + σ² = 1). The samplers call this with one noise level per step;
+    :meth:`GaussianDiffusion.split_model_output` with per-example timesteps.
+    """
+    if prediction_type == "epsilon":
+        return Prediction((x_t - sigma * model_output) / alpha, model_output)
+    if prediction_type == "x0":
+        return Prediction(model_output, (x_t - alpha * model_output) / sigma)
+    if prediction_type == "v":
+        return Prediction(alpha * x_t - sigma * model_output, sigma * x_t + alpha * model_output)
+    check_prediction_type(prediction_type)
+    raise AssertionError("unreachable")
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
@@ -379,13 +400,11 @@ class GaussianDiffusion:
             shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             raise ValueError(f"model output must have the shape of x_t {tuple(x_t.shape)}, got {shape}")
         t = self._check_t(t, x_t.shape[0], x_t.device)
-        if prediction_type == "epsilon":
+        if prediction_type == "epsilon":  # the reciprocal buffers: the same digits as chapter 5
             return Prediction(self.predict_x0_from_eps(x_t, t, model_output), model_output)
-        if prediction_type == "x0":
-            return Prediction(model_output, self.predict_eps_from_x0(x_t, t, model_output))
-        a = _extract(self.sqrt_alphas_cumprod, t, x_t)
-        s = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t)
-        return Prediction(a * x_t - s * model_output, s * x_t + a * model_output)
+        alpha = _extract(self.sqrt_alphas_cumprod, t, x_t)
+        sigma = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t)
+        return split_prediction(x_t, model_output, alpha, sigma, prediction_type)
 
     # ----------------------------------------------------------------- reverse process
     def p_mean_variance(

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .diffusion import GaussianDiffusion, check_prediction_type
+from .diffusion import GaussianDiffusion, check_prediction_type, split_prediction
 
 __all__ = ["ddpm", "ddim", "ddim_invert", "dpm_solver_pp", "timesteps", "SPACINGS"]
 
@@ -137,18 +137,24 @@ def _levels(diffusion: GaussianDiffusion, ts: torch.Tensor) -> list[float]:
     return diffusion.alphas_cumprod[ts].tolist() + [1.0]
 
 
-def _denoise(model, diffusion, x, t: int, prediction_type: str, clip: bool, rederive_eps: bool):
-    """(x̂_0, ε̂) from one network call at timestep index ``t``, x̂_0 clipped to [-1, 1] if asked.
+def _denoise(model, x, t: int, alpha_bar: float, prediction_type: str, clip: bool, rederive_eps: bool):
+    """(x̂_0, ε̂) from one network call at timestep index ``t`` (noise level ``alpha_bar``).
 
-    When x̂_0 is clipped and ``rederive_eps``, ε̂ is recomputed so that (x̂_0, ε̂) still satisfy
-    x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂ (chapter 7, eq. (fast-ddim-eps-clipped)).
+    x̂_0 is clipped to [-1, 1] if asked; then, with ``rederive_eps``, ε̂ is recomputed so that
+    (x̂_0, ε̂) still satisfy x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂ (chapter 7, eq. (fast-ddim-clip)).
+    Scalar coefficients, not per-example buffers: all examples share the step, and the loop
+    should cost little next to the network.
     """
-    t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-    x0, eps = diffusion.split_model_output(x, t_batch, model(x, t_batch), prediction_type)
+    alpha, sigma = math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
+    output = model(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+    if not torch.is_tensor(output) or output.shape != x.shape:
+        shape = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
+        raise ValueError(f"model output must have the shape of x_t {tuple(x.shape)}, got {shape}")
+    x0, eps = split_prediction(x, output, alpha, sigma, prediction_type)
     if clip:
         x0 = x0.clamp(-1.0, 1.0)
         if rederive_eps:
-            eps = diffusion.predict_eps_from_x0(x, t_batch, x0)
+            eps = (x - alpha * x0) / sigma
     return x0, eps
 
 
@@ -231,7 +237,7 @@ def ddim(
     trajectory = [x] if return_trajectory else None
     for k in _progress(range(len(ts)), "DDIM sampling", progress):
         a, a_next = levels[k], levels[k + 1]
-        x0, eps = _denoise(model, diffusion, x, int(ts[k]), prediction_type, clip_denoised, rederive_eps)
+        x0, eps = _denoise(model, x, int(ts[k]), a, prediction_type, clip_denoised, rederive_eps)
         sigma = ddim_sigma(a, a_next, eta)
         x = math.sqrt(a_next) * x0 + math.sqrt(max(1.0 - a_next - sigma**2, 0.0)) * eps
         if sigma > 0.0:
@@ -273,8 +279,7 @@ def ddim_invert(
     trajectory = [x] if return_trajectory else None
     for k in _progress(range(len(ts)), "DDIM inversion", progress):
         a_prev, a = levels[k], levels[k + 1]
-        t_batch = torch.full((x.shape[0],), int(ts[k]), dtype=torch.long, device=x.device)
-        _, eps = diffusion.split_model_output(x, t_batch, model(x, t_batch), prediction_type)
+        _, eps = _denoise(model, x, int(ts[k]), a, prediction_type, False, False)
         x0_hat = (x - math.sqrt(1.0 - a_prev) * eps) / math.sqrt(a_prev)
         x = math.sqrt(a) * x0_hat + math.sqrt(1.0 - a) * eps
         if trajectory is not None:
@@ -333,7 +338,7 @@ def dpm_solver_pp(
     trajectory = [x] if return_trajectory else None
     x0_prev = None
     for k in _progress(range(len(ts)), "DPM-Solver++", progress):
-        x0, _ = _denoise(model, diffusion, x, int(ts[k]), prediction_type, clip_denoised, False)
+        x0, _ = _denoise(model, x, int(ts[k]), levels[k], prediction_type, clip_denoised, False)
         if k == len(ts) - 1:  # to σ = 0: the first-order step with h = ∞ returns x̂_0
             x = x0
         else:
