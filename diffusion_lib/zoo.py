@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -31,7 +31,17 @@ from .files import atomic_write_bytes
 from .schedules import get_beta_schedule
 from .train import TrainConfig, checkpoint_paths, train
 
-__all__ = ["ZooEntry", "ZooModel", "names", "entry", "load", "cache_dir", "register"]
+__all__ = [
+    "ZooEntry",
+    "ZooModel",
+    "ReferenceSamples",
+    "names",
+    "entry",
+    "load",
+    "reference_samples",
+    "cache_dir",
+    "register",
+]
 
 ENV_HOME = "DIFFUSION_LIB_HOME"
 
@@ -289,6 +299,73 @@ def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides
         if cached is not None:
             return cached
     return _train(zoo_entry, progress)
+
+
+# ---------------------------------------------------------------- reference samples
+class ReferenceSamples(NamedTuple):
+    """DDPM samples of a zoo model with every step, and the noise they started from."""
+
+    x_T: torch.Tensor
+    x0: torch.Tensor
+    seconds_per_sample: float
+
+
+def reference_samples(
+    name: str, n: int, *, seed: int = 0, batch_size: int = 500, progress: bool = True
+) -> ReferenceSamples:
+    """``n`` ancestral samples (all T steps) of a zoo diffusion model, computed once and cached.
+
+    The reference against which chapter 7 measures the fast samplers, which then start from the
+    same ``x_T`` (common random numbers). x_T is ``randn((n, *sample_shape))`` from a generator
+    seeded with ``seed``; the steps' noise comes from a second generator seeded ``seed + 1``,
+    batch after batch. Cached beside the model as ``NAME-KEY.ref-HASH.safetensors`` with a JSON
+    record (the model's key is in the name, so retraining the model makes new samples). Images
+    are clipped to [-1, 1] at each step; 2-D points are not.
+    """
+    from .samplers import ddpm
+
+    for arg, value, low in (("n", n, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
+    loaded = load(name, progress=progress)
+    if loaded.diffusion is None:
+        raise ValueError(f"model {name!r} is a {loaded.entry.kind}; reference samples need a diffusion model")
+    config = {"sampler": "ddpm", "n": n, "seed": seed, "batch_size": batch_size, "version": __version__}
+    tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    weights_path, _, _ = _paths(loaded.entry)
+    stem = weights_path.name[: -len(".safetensors")]
+    path, record_path = (
+        weights_path.with_name(f"{stem}.ref-{tag}{suffix}") for suffix in (".safetensors", ".json")
+    )
+    try:
+        record = json.loads(record_path.read_text())
+        blob = path.read_bytes()
+        if record.get("config") != config or record.get("sha256") != hashlib.sha256(blob).hexdigest():
+            raise ValueError("its record does not match")
+        tensors = load_safetensors(blob)
+        return ReferenceSamples(tensors["x_T"], tensors["x0"], float(record["seconds_per_sample"]))
+    except FileNotFoundError:
+        pass
+    except Exception as err:  # corrupt or mismatched: say so, then sample again
+        print(f"cached reference samples {path} are unusable ({err}); sampling again", file=sys.stderr)
+
+    shape = (n, *loaded.entry.sample_shape)
+    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    noise = torch.Generator().manual_seed(seed + 1)
+    clip = len(loaded.entry.sample_shape) > 1
+    start = time.perf_counter()
+    batches = [
+        ddpm(loaded.model, loaded.diffusion, x_T[k : k + batch_size].shape, x_T=x_T[k : k + batch_size],
+             generator=noise, clip_denoised=clip, progress=progress)
+        for k in range(0, n, batch_size)
+    ]  # fmt: skip
+    seconds = (time.perf_counter() - start) / n
+    x0 = torch.cat(batches)
+    blob = save_safetensors({"x_T": x_T.contiguous(), "x0": x0.contiguous()})
+    record = {"config": config, "sha256": hashlib.sha256(blob).hexdigest(), "seconds_per_sample": seconds}
+    atomic_write_bytes(path, blob)
+    atomic_write_bytes(record_path, json.dumps(record, sort_keys=True).encode())
+    return ReferenceSamples(x_T, x0, seconds)
 
 
 # ---------------------------------------------------------------- the book's models

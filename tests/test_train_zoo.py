@@ -342,6 +342,55 @@ def test_a_changed_config_is_another_model(tiny, tmp_path):
     assert len(tiny) == 2
 
 
+def test_reference_samples_are_ddpm_from_seeded_noise_and_cached(tiny, tmp_path, monkeypatch):
+    ref = zoo.reference_samples(TINY.name, 7, seed=3, batch_size=4, progress=False)
+    assert ref.x_T.shape == ref.x0.shape == (7, 2) and ref.seconds_per_sample > 0
+    assert torch.equal(ref.x_T, torch.randn(7, 2, generator=torch.Generator().manual_seed(3)))
+    loaded = zoo.load(TINY.name, progress=False)
+    noise = torch.Generator().manual_seed(4)
+    by_hand = torch.cat(
+        [
+            samplers.ddpm(loaded.model, loaded.diffusion, (n, 2), x_T=ref.x_T[k : k + n], generator=noise,
+                          clip_denoised=False, progress=False)
+            for k, n in ((0, 4), (4, 3))
+        ]
+    )  # fmt: skip
+    assert torch.equal(ref.x0, by_hand), "2-D points: no clipping; noise drawn batch after batch"
+    assert sum(name.startswith(f"{TINY.name}-{TINY.key()}.ref-") for name in cache_files(tmp_path)) == 2
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("cached samples must not be drawn again")
+
+    monkeypatch.setattr(samplers, "ddpm", no_sampling)
+    again = zoo.reference_samples(TINY.name, 7, seed=3, batch_size=4, progress=False)
+    assert torch.equal(again.x0, ref.x0) and again.seconds_per_sample == ref.seconds_per_sample
+
+
+def test_reference_samples_of_a_corrupt_cache_are_drawn_again(tiny, tmp_path, capsys):
+    ref = zoo.reference_samples(TINY.name, 3, progress=False)
+    (path,) = (tmp_path / "cache").glob("*.ref-*.safetensors")
+    path.write_bytes(b"\x00garbage")
+    again = zoo.reference_samples(TINY.name, 3, progress=False)
+    assert "are unusable" in capsys.readouterr().err
+    assert torch.equal(again.x0, ref.x0)
+    other = zoo.reference_samples(TINY.name, 3, seed=1, progress=False)
+    assert not torch.equal(other.x0, ref.x0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": 0}, "n must be an int >= 1, got 0"),
+        ({"n": 2.0}, "n must be an int >= 1, got 2.0"),
+        ({"n": 2, "seed": -1}, "seed must be an int >= 0, got -1"),
+        ({"n": 2, "batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+    ],
+)
+def test_reference_samples_bad_input(tiny, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.reference_samples(TINY.name, **kwargs)
+
+
 def test_zoo_rejects_bad_names_and_overrides(tiny):
     with pytest.raises(ValueError, match=r"name must be one of .*digits-ddpm.*, got 'nope'"):
         zoo.entry("nope")
