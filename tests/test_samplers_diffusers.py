@@ -101,45 +101,24 @@ def test_ddpm_posterior_mean_and_variance(linear, t, float64):
 
 
 # ----------------------------------------------------------------------------- DDIM
-def test_published_ddim_full_loop_values(linear):
-    """diffusers' test_full_loop_no_noise (10 steps, clip_sample=True): sum 172.0067, mean 0.223967."""
+@pytest.mark.parametrize(
+    "betas, prediction_type, total, mean",
+    [
+        (None, "epsilon", 172.0067, 0.223967),  # test_full_loop_no_noise
+        (None, "v", 52.5302, 0.0684),  # test_full_loop_with_v_prediction
+        ((0.01, 0.02), "epsilon", 149.8295, 0.1951),  # test_full_loop_with_set_alpha_to_one
+    ],
+)
+def test_published_ddim_full_loop_values(linear, betas, prediction_type, total, mean):
+    """Values published with diffusers' DDIMScheduler tests (10 steps, clip_sample=True, the raw ε
+    kept after clipping), for its linear schedule or one with β from 0.01 to 0.02."""
+    diffusion = linear if betas is None else GaussianDiffusion(torch.linspace(*betas, T, dtype=torch.float32))
     x = samplers.ddim(
-        dummy_model,
-        linear,
-        (4, 3, 8, 8),
-        steps=10,
-        x_T=deterministic_sample(),
-        rederive_eps=False,
-        progress=False,
-    )
-    assert abs(x.abs().sum().item() - 172.0067) < 1e-2
-    assert abs(x.abs().mean().item() - 0.223967) < 1e-3
-
-
-def test_published_ddim_v_prediction_full_loop(linear):
-    """diffusers' test_full_loop_with_v_prediction: sum 52.5302, mean 0.0684."""
-    x = samplers.ddim(
-        dummy_model, linear, (4, 3, 8, 8), steps=10, x_T=deterministic_sample(), rederive_eps=False,
-        prediction_type="v", progress=False,
+        dummy_model, diffusion, (4, 3, 8, 8), steps=10, x_T=deterministic_sample(), rederive_eps=False,
+        prediction_type=prediction_type, progress=False,
     )  # fmt: skip
-    assert abs(x.abs().sum().item() - 52.5302) < 1e-2
-    assert abs(x.abs().mean().item() - 0.0684) < 1e-3
-
-
-def test_published_ddim_full_loop_with_alpha_to_one():
-    """diffusers' test_full_loop_with_set_alpha_to_one (β from 0.01 to 0.02): sum 149.8295."""
-    diffusion = GaussianDiffusion(torch.linspace(0.01, 0.02, T, dtype=torch.float32))
-    x = samplers.ddim(
-        dummy_model,
-        diffusion,
-        (4, 3, 8, 8),
-        steps=10,
-        x_T=deterministic_sample(),
-        rederive_eps=False,
-        progress=False,
-    )
-    assert abs(x.abs().sum().item() - 149.8295) < 1e-2
-    assert abs(x.abs().mean().item() - 0.1951) < 1e-3
+    assert abs(x.abs().sum().item() - total) < 1e-2
+    assert abs(x.abs().mean().item() - mean) < 1e-3
 
 
 @pytest.mark.parametrize(
