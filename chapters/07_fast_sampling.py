@@ -27,7 +27,7 @@
 #   the ODE in two lines.
 # - Which timesteps to visit: the "leading", "trailing" and "linspace" spacings
 #   {cite}`lin2024common`, and a bug that circulates in popular code.
-# - DPM-Solver++: the exact solution in log-SNR $\lambda$, its first-order step (which is DDIM
+# - DPM-Solver++: the exact solution in half the log-SNR, $\ell$, its first-order step (which is DDIM
 #   again) and its second-order multistep, each step derived and checked.
 # - ε-, $\mathbf{x}_0$- and $\mathbf{v}$-prediction {cite}`salimans2022progressive`: three ways
 #   to say the same thing.
@@ -171,20 +171,20 @@ print(f"mean |x̂_0 − x_0| with the per-step α_t: {wrong_error:.2f} (pixel va
 # %%
 n_mc, x0_px, i = 400_000, 0.7, 299
 g = torch.Generator().manual_seed(2)
-a_t, a_prev = abar[i].item(), abar[i - 1].item()
-for sigma in (math.sqrt(1 - a_prev), math.sqrt(diff.posterior_variance[i].item()), 0.0):
+abar_t, abar_prev = abar[i].item(), abar[i - 1].item()
+for sigma in (math.sqrt(1 - abar_prev), math.sqrt(diff.posterior_variance[i].item()), 0.0):
     e = torch.randn(n_mc, generator=g, dtype=torch.float64)
     z = torch.randn(n_mc, generator=g, dtype=torch.float64)
-    xt = math.sqrt(a_t) * x0_px + math.sqrt(1 - a_t) * e
-    mean = math.sqrt(a_prev) * x0_px + math.sqrt(1 - a_prev - sigma**2) * (
-        xt - math.sqrt(a_t) * x0_px
-    ) / math.sqrt(1 - a_t)
+    xt = math.sqrt(abar_t) * x0_px + math.sqrt(1 - abar_t) * e
+    mean = math.sqrt(abar_prev) * x0_px + math.sqrt(1 - abar_prev - sigma**2) * (
+        xt - math.sqrt(abar_t) * x0_px
+    ) / math.sqrt(1 - abar_t)
     x_prev = mean + sigma * z
-    var_true = 1 - a_prev
+    var_true = 1 - abar_prev
     check(
         f"σ_t = {sigma:.4f}: E[x_(t−1)] = √ᾱ_(t−1) x_0, eq. (fast-ddim-q), 5 s.e.",
         x_prev.mean().item(),
-        math.sqrt(a_prev) * x0_px,
+        math.sqrt(abar_prev) * x0_px,
         atol=5 * math.sqrt(var_true / n_mc),
     )
     check(
@@ -211,20 +211,20 @@ for sigma in (math.sqrt(1 - a_prev), math.sqrt(diff.posterior_variance[i].item()
 def coefficient_of_x0(sigma, i, j, n=400_000, seed=3):
     """Least-squares coefficient of x_0 in x_t ≈ a x_s + b x_0 + c, where q_σ steps from index i to j < i."""
     g = torch.Generator().manual_seed(seed)
-    a_t, a_s = abar[i].item(), abar[j].item()
+    abar_t, abar_s = abar[i].item(), abar[j].item()
     x0 = torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1
     e, z = torch.randn(n, generator=g, dtype=torch.float64), torch.randn(n, generator=g, dtype=torch.float64)
-    xt = math.sqrt(a_t) * x0 + math.sqrt(1 - a_t) * e
-    x_s = math.sqrt(a_s) * x0 + math.sqrt(1 - a_s - sigma**2) * e + sigma * z
+    xt = math.sqrt(abar_t) * x0 + math.sqrt(1 - abar_t) * e
+    x_s = math.sqrt(abar_s) * x0 + math.sqrt(1 - abar_s - sigma**2) * e + sigma * z
     design = torch.stack([x_s, x0, torch.ones_like(x0)], dim=1)
     return torch.linalg.lstsq(design, xt.unsqueeze(1)).solution[1, 0].item()
 
 
 i, j = 599, 299
-a_t, a_s = abar[i].item(), abar[j].item()
-b_ddpm = coefficient_of_x0(samplers.ddim_sigma(a_t, a_s, 1.0), i, j)
+abar_t, abar_s = abar[i].item(), abar[j].item()
+b_ddpm = coefficient_of_x0(samplers.ddim_sigma(abar_t, abar_s, 1.0), i, j)
 b_ddim = coefficient_of_x0(0.0, i, j)
-b_exact = math.sqrt(a_t) - math.sqrt(a_s) * math.sqrt((1 - a_t) / (1 - a_s))
+b_exact = math.sqrt(abar_t) - math.sqrt(abar_s) * math.sqrt((1 - abar_t) / (1 - abar_s))
 check("with DDPM's σ (η = 1), x_t is independent of x_0 given x_s (coefficient ≈ 0)", b_ddpm, 0.0, atol=0.01)
 check("with σ = 0 the coefficient is √ᾱ_t − √ᾱ_s √((1−ᾱ_t)/(1−ᾱ_s)), not 0", b_ddim, b_exact, atol=1e-8)
 print(f"coefficient of x_0: η = 1 {b_ddpm:+.4f}, σ = 0 {b_ddim:+.4f} (closed form {b_exact:+.4f})")
@@ -256,24 +256,24 @@ print(f"coefficient of x_0: η = 1 {b_ddpm:+.4f}, σ = 0 {b_ddim:+.4f} (closed f
 
 # %%
 i, sigma = 299, 0.5 * math.sqrt(diff.posterior_variance[299].item())
-a_t, a_prev = abar[i].item(), abar[i - 1].item()
+abar_t, abar_prev = abar[i].item(), abar[i - 1].item()
 eps_theta = eps + 0.3 * torch.randn(
     eps.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64
 )
 x_t = diff.q_sample(x0, i, eps)
-x0_hat = (x_t - math.sqrt(1 - a_t) * eps_theta) / math.sqrt(a_t)
+x0_hat = (x_t - math.sqrt(1 - abar_t) * eps_theta) / math.sqrt(abar_t)
 
 
 def ddim_q_mean(x0_value):
-    return math.sqrt(a_prev) * x0_value + math.sqrt(1 - a_prev - sigma**2) * (
-        x_t - math.sqrt(a_t) * x0_value
-    ) / math.sqrt(1 - a_t)
+    return math.sqrt(abar_prev) * x0_value + math.sqrt(1 - abar_prev - sigma**2) * (
+        x_t - math.sqrt(abar_t) * x0_value
+    ) / math.sqrt(1 - abar_t)
 
 
 log_var = torch.full_like(x0, math.log(sigma**2))
 kl = normal_kl(ddim_q_mean(x0), log_var, ddim_q_mean(x0_hat), log_var).flatten(1).sum(1)
-c_t = math.sqrt(a_prev) - math.sqrt(1 - a_prev - sigma**2) * math.sqrt(a_t) / math.sqrt(1 - a_t)
-gamma_t = c_t**2 * (1 - a_t) / (2 * sigma**2 * a_t)
+c_t = math.sqrt(abar_prev) - math.sqrt(1 - abar_prev - sigma**2) * math.sqrt(abar_t) / math.sqrt(1 - abar_t)
+gamma_t = c_t**2 * (1 - abar_t) / (2 * sigma**2 * abar_t)
 check(
     "KL term = γ_t ‖ε − ε_θ‖², eq. (fast-ddim-kl)",
     kl,
@@ -318,12 +318,12 @@ check(
 i = 699
 x_t = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(5))
 z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(6))
-a_t, a_prev = abar[i].item(), abar[i - 1].item()
-sigma_1 = samplers.ddim_sigma(a_t, a_prev, 1.0)
+abar_t, abar_prev = abar[i].item(), abar[i - 1].item()
+sigma_1 = samplers.ddim_sigma(abar_t, abar_prev, 1.0)
 check("σ_t(η = 1)² = β̃_t, eq. (fast-ddim-sigma)", sigma_1**2, diff.posterior_variance[i].item(), rtol=1e-12)
 eps_theta = net(x_t, torch.full((16,), i))
-x0_hat = (x_t - math.sqrt(1 - a_t) * eps_theta) / math.sqrt(a_t)
-ddim_eta1 = math.sqrt(a_prev) * x0_hat + math.sqrt(1 - a_prev - sigma_1**2) * eps_theta + sigma_1 * z
+x0_hat = (x_t - math.sqrt(1 - abar_t) * eps_theta) / math.sqrt(abar_t)
+ddim_eta1 = math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev - sigma_1**2) * eps_theta + sigma_1 * z
 ddpm_step = diff.p_sample(net, x_t, i, noise=z, clip_denoised=False)["sample"]
 check("DDIM with η = 1, one step = the DDPM ancestral step (float32)", ddim_eta1, ddpm_step, atol=2e-5)
 
@@ -377,9 +377,10 @@ for spacing, expected in by_hand.items():
 # still be there. "Trailing" and "linspace" start at $T - 1$. At the end, "leading" and
 # "linspace" finish at index 0 and spend their last evaluation on a nearly clean image, while
 # "trailing" finishes at $\approx T/N - 1$ and jumps from there to $\hat{\mathbf{x}}_0$. The figure
-# plots the visited noise levels as the log signal-to-noise ratio
-# $\lambda = \log\big(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha}\big)$ (half the $\lambda$ of eq. {eq}`fwd-snr`;
-# below we need this one).
+# plots the visited noise levels as
+# $\ell = \log\big(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha}\big)$, half the log signal-to-noise ratio
+# $\lambda_t$ of eq. {eq}`fwd-snr` (the DPM-Solver papers call it $\lambda$; this book keeps
+# $\lambda_t$ for the full log-SNR), which DPM-Solver++ will need.
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.2))
@@ -389,21 +390,21 @@ for k, spacing in enumerate(samplers.SPACINGS):
     ts = samplers.timesteps(T, 10, spacing)
     ax.plot(ts.numpy(), lam_all[ts].numpy(), "o", ms=8 - 2 * k, label=f"{spacing} (10 steps)")
 ax.set_xlabel("timestep index")
-ax.set_ylabel(r"$\lambda = \log(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha})$")
+ax.set_ylabel(r"$\ell = \log(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha})$")
 ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
 
 # %% [markdown]
-# *Figure: the log-SNR $\lambda$ of the linear schedule at every index (grey) and the ten indices
-# each spacing visits.* Equal steps in $t$ are very unequal steps in $\lambda$: the last step of
-# "linspace" (index 111 to 0) covers more than half of the $\lambda$ range. Keep this in mind for
-# DPM-Solver++ below, which works in $\lambda$.
+# *Figure: half the log-SNR, $\ell$, of the linear schedule at every index (grey) and the ten indices
+# each spacing visits.* Equal steps in $t$ are very unequal steps in $\ell$: the last step of
+# "linspace" (index 111 to 0) covers more than half of the $\ell$ range. Keep this in mind for
+# DPM-Solver++ below, which works in $\ell$.
 #
 # ## $\eta = 0$ is Euler's method on the probability-flow ODE
 #
 # Divide the $\eta = 0$ step {eq}`fast-ddim-step` by $\sqrt{\bar\alpha_{t-1}}$ and write
-# $\bar{\mathbf{x}} = \mathbf{x}/\sqrt{\bar\alpha}$ and $\bar\sigma = \sqrt{1-\bar\alpha}/\sqrt{\bar\alpha}$ (noise-to-signal ratio, $\bar\sigma = e^{-\lambda}$):
+# $\bar{\mathbf{x}} = \mathbf{x}/\sqrt{\bar\alpha}$ and $\bar\sigma = \sqrt{1-\bar\alpha}/\sqrt{\bar\alpha}$ (noise-to-signal ratio, $\bar\sigma = e^{-\ell}$):
 #
 # $$
 # \bar{\mathbf{x}}_{t-1} = \bar{\mathbf{x}}_t + (\bar\sigma_{t-1} - \bar\sigma_t)\,\boldsymbol{\epsilon}_\theta(\mathbf{x}_t, t) .
@@ -420,14 +421,14 @@ plt.show()
 # **It is the probability-flow ODE.** {cite:t}`song2021sde` show that the ODE
 # $\frac{d\mathbf{x}}{dt} = f(t)\mathbf{x} - \tfrac12 g(t)^2\nabla_{\mathbf{x}}\log p_t(\mathbf{x})$ moves samples
 # of $p_T$ into samples of $p_0$ through exactly the marginals of the diffusion. For the marginal
-# $\mathbf{x}_t = \alpha_t\mathbf{x}_0 + \sigma_t\boldsymbol{\epsilon}$ (here, and in the next section,
-# $\alpha_t = \sqrt{\bar\alpha_t}$ and $\sigma_t = \sqrt{1-\bar\alpha_t}$ in continuous time), its
-# drift and diffusion are $f = \frac{d\log\alpha_t}{dt}$ and $g^2 = \frac{d\sigma_t^2}{dt} - 2f\sigma_t^2$,
-# and the score is $\nabla\log p_t = -\boldsymbol{\epsilon}_\theta/\sigma_t$ (chapter 5, {eq}`rev-dsm`). Then
+# $\mathbf{x}_t = a_t\mathbf{x}_0 + b_t\boldsymbol{\epsilon}$ (here, and in the next section,
+# $a_t = \sqrt{\bar\alpha_t}$ and $b_t = \sqrt{1-\bar\alpha_t}$ in continuous time), its
+# drift and diffusion are $f = \frac{d\log a_t}{dt}$ and $g^2 = \frac{db_t^2}{dt} - 2fb_t^2$,
+# and the score is $\nabla\log p_t = -\boldsymbol{\epsilon}_\theta/b_t$ (chapter 5, {eq}`rev-dsm`). Then
 #
-# 1. $\frac{d\mathbf{x}}{dt} = f\mathbf{x} + \frac{g^2}{2\sigma}\boldsymbol{\epsilon}_\theta$.
-# 2. $\frac{d\bar{\mathbf{x}}}{dt} = \frac{1}{\alpha}\frac{d\mathbf{x}}{dt} - \frac{\mathbf{x}}{\alpha}\frac{d\log\alpha}{dt} = \frac{g^2}{2\sigma\alpha}\boldsymbol{\epsilon}_\theta$ (the $f\mathbf{x}$ terms cancel).
-# 3. $\frac{d\bar\sigma}{dt} = \frac{d}{dt}\frac{\sigma}{\alpha} = \frac{\sigma'}{\alpha} - \frac{\sigma f}{\alpha} = \frac{\tfrac12 (\sigma^2)' - f\sigma^2}{\sigma\alpha} = \frac{g^2}{2\sigma\alpha}$.
+# 1. $\frac{d\mathbf{x}}{dt} = f\mathbf{x} + \frac{g^2}{2b}\boldsymbol{\epsilon}_\theta$.
+# 2. $\frac{d\bar{\mathbf{x}}}{dt} = \frac{1}{a}\frac{d\mathbf{x}}{dt} - \frac{\mathbf{x}}{a}\frac{d\log a}{dt} = \frac{g^2}{2ba}\boldsymbol{\epsilon}_\theta$ (the $f\mathbf{x}$ terms cancel).
+# 3. $\frac{d\bar\sigma}{dt} = \frac{d}{dt}\frac{b}{a} = \frac{b'}{a} - \frac{b f}{a} = \frac{\tfrac12 (b^2)' - fb^2}{ba} = \frac{g^2}{2ba}$.
 # 4. Dividing, $\frac{d\bar{\mathbf{x}}}{d\bar\sigma} = \boldsymbol{\epsilon}_\theta$: eq. {eq}`fast-ddim-ode`. $\square$
 #
 # So DDIM with $\eta = 0$ solves the probability-flow ODE by Euler's method in the variable
@@ -437,12 +438,16 @@ plt.show()
 
 # %%
 i, j = 699, 599
-a_t, a_prev = abar[i].item(), abar[j].item()
+abar_t, abar_prev = abar[i].item(), abar[j].item()
 eps_theta = net(x_t, torch.full((16,), i))
-xbar_t, sbar_t, sbar_prev = x_t / math.sqrt(a_t), math.sqrt((1 - a_t) / a_t), math.sqrt((1 - a_prev) / a_prev)
-euler = math.sqrt(a_prev) * (xbar_t + (sbar_prev - sbar_t) * eps_theta)
-x0_hat, _ = split_prediction(x_t, eps_theta, math.sqrt(a_t), math.sqrt(1 - a_t))
-ddim_eta0 = math.sqrt(a_prev) * x0_hat + math.sqrt(1 - a_prev) * eps_theta
+xbar_t, sbar_t, sbar_prev = (
+    x_t / math.sqrt(abar_t),
+    math.sqrt((1 - abar_t) / abar_t),
+    math.sqrt((1 - abar_prev) / abar_prev),
+)
+euler = math.sqrt(abar_prev) * (xbar_t + (sbar_prev - sbar_t) * eps_theta)
+x0_hat, _ = split_prediction(x_t, eps_theta, math.sqrt(abar_t), math.sqrt(1 - abar_t))
+ddim_eta0 = math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev) * eps_theta
 check("DDIM η = 0 step = Euler step of dx̄/dσ̄ = ε_θ, eq. (fast-ddim-euler)", euler, ddim_eta0, atol=1e-5)
 
 # %% [markdown]
@@ -477,7 +482,7 @@ for k, t_index in enumerate(ts):
     )
 
 # %% [markdown]
-# ## DPM-Solver++: solving the ODE in $\lambda$
+# ## DPM-Solver++: solving the ODE in $\ell$
 #
 # Euler's method treats everything on the right-hand side of {eq}`fast-ddim-ode` as unknown. But
 # part of it is known exactly. Write the network's output as a prediction of the clean image,
@@ -488,11 +493,11 @@ for k, t_index in enumerate(ts):
 #
 # 1. {eq}`fast-ddim-ode` reads $\frac{d\bar{\mathbf{x}}}{d\bar\sigma} = \frac{\bar{\mathbf{x}} - \hat{\mathbf{x}}_0}{\bar\sigma}$, linear in $\bar{\mathbf{x}}$.
 # 2. The product rule gives $\frac{d}{d\bar\sigma}\Big(\frac{\bar{\mathbf{x}}}{\bar\sigma}\Big) = \frac{1}{\bar\sigma}\frac{d\bar{\mathbf{x}}}{d\bar\sigma} - \frac{\bar{\mathbf{x}}}{\bar\sigma^2} = -\frac{\hat{\mathbf{x}}_0}{\bar\sigma^2}$: the linear part is gone.
-# 3. Integrate from $\bar\sigma_s$ to $\bar\sigma_t$ and change variables to $\lambda = -\log\bar\sigma$ ($d\bar\sigma = -e^{-\lambda}d\lambda$, $1/\bar\sigma^2 = e^{2\lambda}$).
-# 4. Since $\bar{\mathbf{x}}/\bar\sigma = \mathbf{x}/\sigma$, with $h = \lambda_t - \lambda_s$:
+# 3. Integrate from $\bar\sigma_s$ to $\bar\sigma_t$ and change variables to $\ell = -\log\bar\sigma$ ($d\bar\sigma = -e^{-\ell}d\ell$, $1/\bar\sigma^2 = e^{2\ell}$).
+# 4. Since $\bar{\mathbf{x}}/\bar\sigma = \mathbf{x}/b$, with $h = \ell_t - \ell_s$:
 #
 # $$
-# \mathbf{x}_t = \frac{\sigma_t}{\sigma_s}\,\mathbf{x}_s + \sigma_t\int_{\lambda_s}^{\lambda_t} e^{\lambda}\,\hat{\mathbf{x}}_0(\mathbf{x}_\lambda, \lambda)\,d\lambda .
+# \mathbf{x}_t = \frac{b_t}{b_s}\,\mathbf{x}_s + b_t\int_{\ell_s}^{\ell_t} e^{\ell}\,\hat{\mathbf{x}}_0(\mathbf{x}_\ell, \ell)\,d\ell .
 # $$ (fast-dpm-exact)
 #
 # This is exact: the linear part of the ODE has been solved in closed form (an *exponential
@@ -500,32 +505,32 @@ for k, t_index in enumerate(ts):
 # approximations of $\hat{\mathbf{x}}_0$ over the step give the solver's orders.
 #
 # **First order: hold $\hat{\mathbf{x}}_0$ constant** at its value at $s$. Then
-# $\int e^\lambda d\lambda = e^{\lambda_t} - e^{\lambda_s}$, and $\sigma_t e^{\lambda_t} = \alpha_t$,
-# $\sigma_t e^{\lambda_s} = \alpha_t e^{-h}$:
+# $\int e^\ell d\ell = e^{\ell_t} - e^{\ell_s}$, and $b_t e^{\ell_t} = a_t$,
+# $b_t e^{\ell_s} = a_t e^{-h}$:
 #
 # $$
-# \mathbf{x}_t = \frac{\sigma_t}{\sigma_s}\,\mathbf{x}_s - \alpha_t\,(e^{-h} - 1)\,\hat{\mathbf{x}}_0(\mathbf{x}_s, s) .
+# \mathbf{x}_t = \frac{b_t}{b_s}\,\mathbf{x}_s - a_t\,(e^{-h} - 1)\,\hat{\mathbf{x}}_0(\mathbf{x}_s, s) .
 # $$ (fast-dpm-1)
 #
-# Substituting $\mathbf{x}_s = \alpha_s\hat{\mathbf{x}}_0 + \sigma_s\boldsymbol{\epsilon}_\theta$ and
-# $e^{-h} = \frac{\sigma_t\alpha_s}{\alpha_t\sigma_s}$ turns the right-hand side into
-# $\alpha_t\hat{\mathbf{x}}_0 + \sigma_t\boldsymbol{\epsilon}_\theta$: **first-order DPM-Solver++ is
+# Substituting $\mathbf{x}_s = a_s\hat{\mathbf{x}}_0 + b_s\boldsymbol{\epsilon}_\theta$ and
+# $e^{-h} = \frac{b_ta_s}{a_tb_s}$ turns the right-hand side into
+# $a_t\hat{\mathbf{x}}_0 + b_t\boldsymbol{\epsilon}_\theta$: **first-order DPM-Solver++ is
 # DDIM with $\eta = 0$**, exactly, not just to first order. Unlike Euler in $\bar\sigma$, though, it
 # is now clear what is being approximated, and how to do better.
 #
 # **Second order, multistep: a straight line through the last two predictions.** Let the steps
-# go $\lambda_{k-1} < \lambda_k < \lambda_{k+1}$ (noise decreasing), with $h_k = \lambda_{k+1} - \lambda_k$
+# go $\ell_{k-1} < \ell_k < \ell_{k+1}$ (noise decreasing), with $h_k = \ell_{k+1} - \ell_k$
 # and $r_k = h_{k-1}/h_k$, and use the prediction of the previous step too:
-# $\hat{\mathbf{x}}_0(\lambda) \approx \hat{\mathbf{x}}_0^{(k)} + (\lambda - \lambda_k)\,\frac{\hat{\mathbf{x}}_0^{(k)} - \hat{\mathbf{x}}_0^{(k-1)}}{h_{k-1}}$.
+# $\hat{\mathbf{x}}_0(\ell) \approx \hat{\mathbf{x}}_0^{(k)} + (\ell - \ell_k)\,\frac{\hat{\mathbf{x}}_0^{(k)} - \hat{\mathbf{x}}_0^{(k-1)}}{h_{k-1}}$.
 #
 # 1. The constant part gives {eq}`fast-dpm-1`.
-# 2. The linear part needs $\int_{\lambda_k}^{\lambda_{k+1}} e^\lambda(\lambda - \lambda_k)\,d\lambda = \big[e^\lambda(\lambda - \lambda_k - 1)\big]_{\lambda_k}^{\lambda_{k+1}} = e^{\lambda_{k+1}}(h_k - 1) + e^{\lambda_k}$ (integration by parts).
-# 3. Times $\sigma_{k+1}$ this is $\alpha_{k+1}(h_k - 1 + e^{-h_k})$, so the exact integral of the line adds $\alpha_{k+1}\frac{h_k - 1 + e^{-h_k}}{h_{k-1}}\big(\hat{\mathbf{x}}_0^{(k)} - \hat{\mathbf{x}}_0^{(k-1)}\big)$.
+# 2. The linear part needs $\int_{\ell_k}^{\ell_{k+1}} e^\ell(\ell - \ell_k)\,d\ell = \big[e^\ell(\ell - \ell_k - 1)\big]_{\ell_k}^{\ell_{k+1}} = e^{\ell_{k+1}}(h_k - 1) + e^{\ell_k}$ (integration by parts).
+# 3. Times $b_{k+1}$ this is $a_{k+1}(h_k - 1 + e^{-h_k})$, so the exact integral of the line adds $a_{k+1}\frac{h_k - 1 + e^{-h_k}}{h_{k-1}}\big(\hat{\mathbf{x}}_0^{(k)} - \hat{\mathbf{x}}_0^{(k-1)}\big)$.
 # 4. DPM-Solver++(2M) replaces $h - 1 + e^{-h} = \frac{h^2}{2} - \frac{h^3}{6} + \dots$ by $\frac{h}{2}(1 - e^{-h}) = \frac{h^2}{2} - \frac{h^3}{4} + \dots$; they differ by $O(h^3)$, which keeps the method second order and lets the correction share the factor $(1 - e^{-h})$.
 # 5. Collecting terms:
 #
 # $$
-# \mathbf{x}_{k+1} = \frac{\sigma_{k+1}}{\sigma_k}\,\mathbf{x}_k - \alpha_{k+1}(e^{-h_k} - 1)\,\mathbf{D}_k,
+# \mathbf{x}_{k+1} = \frac{b_{k+1}}{b_k}\,\mathbf{x}_k - a_{k+1}(e^{-h_k} - 1)\,\mathbf{D}_k,
 # \qquad
 # \mathbf{D}_k = \Big(1 + \frac{1}{2r_k}\Big)\hat{\mathbf{x}}_0^{(k)} - \frac{1}{2r_k}\,\hat{\mathbf{x}}_0^{(k-1)} .
 # $$ (fast-dpm-2)
@@ -533,7 +538,7 @@ for k, t_index in enumerate(ts):
 # This is Algorithm 2 of {cite:t}`lu2022dpmsolverpp` and diffusers' `DPMSolverMultistepScheduler`
 # (solver_type "midpoint"). One network call per step, like DDIM: the second order comes from
 # remembering the previous call. The first step has no previous call and is first order. The last
-# step goes to $\sigma = 0$, where $\lambda = \infty$; {eq}`fast-dpm-1` with $h = \infty$ returns
+# step goes to $b = 0$, where $\ell = \infty$; {eq}`fast-dpm-1` with $h = \infty$ returns
 # $\hat{\mathbf{x}}_0$, and the second-order correction would divide by $r = 0$, so it is first
 # order too. Checks: the two coefficients of step 4 differ by $O(h^3)$ (halving $h$ divides the
 # gap by about 8), and first-order DPM-Solver++ equals DDIM with $\eta = 0$ on the digits model:
@@ -563,7 +568,7 @@ check(
 # %% [markdown]
 # Is the second order real? On data whose ODE we can solve, yes. For Gaussian data
 # $\mathbf{x}_0 \sim \mathcal{N}(\mathbf{0}, s^2\mathbf{I})$ the best $\hat{\mathbf{x}}_0$ is known
-# in closed form, $\hat{\mathbf{x}}_0 = \alpha s^2\mathbf{x}/(\alpha^2 s^2 + \sigma^2)$ (chapter 5,
+# in closed form, $\hat{\mathbf{x}}_0 = a s^2\mathbf{x}/(a^2 s^2 + b^2)$ (chapter 5,
 # eq. {eq}`rev-eps-gauss`), the ODE is linear, and its exact solution scales $\mathbf{x}_T$ by the
 # ratio of the marginal standard deviations. The figure measures each solver's error at the last
 # listed timestep (index 0) against the number of steps:
@@ -634,7 +639,7 @@ check(
 # *Figure: error of first- and second-order DPM-Solver++ on Gaussian data ($s = 0.5$) at the
 # last listed timestep, against the number of steps (log–log), "linspace" spacing.* Order 1
 # falls with slope $-1$; order 2 reaches slope $-2$ only from about 40 steps on. Below that, the
-# "linspace" steps are so uneven in $\lambda$ (figure above) that the ratio $r_k$ is small near the
+# "linspace" steps are so uneven in $\ell$ (figure above) that the ratio $r_k$ is small near the
 # end and the extrapolation in {eq}`fast-dpm-2` overshoots; with 10 and 20 steps order 2 is here
 # no better than order 1. Whether that matters for images is an empirical question, answered
 # below.
@@ -642,26 +647,26 @@ check(
 # ## What the network predicts: $\boldsymbol{\epsilon}$, $\mathbf{x}_0$ or $\mathbf{v}$
 #
 # All the samplers need the pair $(\hat{\mathbf{x}}_0, \boldsymbol{\epsilon}_\theta)$, tied by
-# $\mathbf{x}_t = \alpha_t\hat{\mathbf{x}}_0 + \sigma_t\boldsymbol{\epsilon}_\theta$: one determines the
+# $\mathbf{x}_t = a_t\hat{\mathbf{x}}_0 + b_t\boldsymbol{\epsilon}_\theta$: one determines the
 # other. A network may be trained to output either, or a third quantity,
 # the velocity of {cite:t}`salimans2022progressive`,
 #
 # $$
-# \mathbf{v} = \alpha_t\,\boldsymbol{\epsilon} - \sigma_t\,\mathbf{x}_0 .
+# \mathbf{v} = a_t\,\boldsymbol{\epsilon} - b_t\,\mathbf{x}_0 .
 # $$ (fast-v-def)
 #
-# With $\alpha_t = \cos\phi_t$, $\sigma_t = \sin\phi_t$ ($\alpha_t^2 + \sigma_t^2 = 1$),
+# With $a_t = \cos\phi_t$, $b_t = \sin\phi_t$ ($a_t^2 + b_t^2 = 1$),
 # $(\mathbf{x}_t, \mathbf{v})$ is $(\mathbf{x}_0, \boldsymbol{\epsilon})$ rotated by $\phi_t$, so
 # the inverse rotation recovers the pair:
 #
 # $$
-# \hat{\mathbf{x}}_0 = \alpha_t\,\mathbf{x}_t - \sigma_t\,\hat{\mathbf{v}}, \qquad
-# \boldsymbol{\epsilon}_\theta = \sigma_t\,\mathbf{x}_t + \alpha_t\,\hat{\mathbf{v}} .
+# \hat{\mathbf{x}}_0 = a_t\,\mathbf{x}_t - b_t\,\hat{\mathbf{v}}, \qquad
+# \boldsymbol{\epsilon}_\theta = b_t\,\mathbf{x}_t + a_t\,\hat{\mathbf{v}} .
 # $$ (fast-v-inverse)
 #
-# Why bother? An $\boldsymbol{\epsilon}$-predictor's $\hat{\mathbf{x}}_0 = (\mathbf{x}_t - \sigma_t\boldsymbol{\epsilon}_\theta)/\alpha_t$
-# divides by $\alpha_t \to 0$ at high noise, and an $\mathbf{x}_0$-predictor's $\boldsymbol{\epsilon}_\theta$
-# divides by $\sigma_t \to 0$ at low noise; $\mathbf{v}$ divides by nothing. The library's
+# Why bother? An $\boldsymbol{\epsilon}$-predictor's $\hat{\mathbf{x}}_0 = (\mathbf{x}_t - b_t\boldsymbol{\epsilon}_\theta)/a_t$
+# divides by $a_t \to 0$ at high noise, and an $\mathbf{x}_0$-predictor's $\boldsymbol{\epsilon}_\theta$
+# divides by $b_t \to 0$ at low noise; $\mathbf{v}$ divides by nothing. The library's
 # `GaussianDiffusion.split_model_output` and every sampler take `prediction_type="epsilon"`,
 # `"x0"` or `"v"`. Checks of {eq}`fast-v-inverse` and of the rotation:
 
@@ -691,12 +696,12 @@ check(
 #
 # Pixels lie in $[-1, 1]$, so samplers usually clip $\hat{\mathbf{x}}_0$ to that range. After
 # clipping, the pair $(\hat{\mathbf{x}}_0, \boldsymbol{\epsilon}_\theta)$ no longer satisfies
-# $\mathbf{x}_t = \alpha_t\hat{\mathbf{x}}_0 + \sigma_t\boldsymbol{\epsilon}_\theta$. Either keep
+# $\mathbf{x}_t = a_t\hat{\mathbf{x}}_0 + b_t\boldsymbol{\epsilon}_\theta$. Either keep
 # the network's $\boldsymbol{\epsilon}_\theta$ (diffusers' `DDIMScheduler` default), or re-derive
 # it from the clipped image:
 #
 # $$
-# \boldsymbol{\epsilon}' = \frac{\mathbf{x}_t - \alpha_t\,\operatorname{clip}(\hat{\mathbf{x}}_0)}{\sigma_t} .
+# \boldsymbol{\epsilon}' = \frac{\mathbf{x}_t - a_t\,\operatorname{clip}(\hat{\mathbf{x}}_0)}{b_t} .
 # $$ (fast-ddim-clip)
 #
 # The library re-derives by default (`rederive_eps=True`), as the DDIM authors' code and
@@ -709,16 +714,16 @@ check(
 i = 949
 x_t = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(10))
 z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(11))
-a_t, a_prev = abar[i].item(), abar[i - 1].item()
+abar_t, abar_prev = abar[i].item(), abar[i - 1].item()
 eps_theta = net(x_t, torch.full((16,), i))
-x0_raw = (x_t - math.sqrt(1 - a_t) * eps_theta) / math.sqrt(a_t)
+x0_raw = (x_t - math.sqrt(1 - abar_t) * eps_theta) / math.sqrt(abar_t)
 x0_clip = x0_raw.clamp(-1, 1)
-eps_rederived = (x_t - math.sqrt(a_t) * x0_clip) / math.sqrt(1 - a_t)
-sigma_1 = samplers.ddim_sigma(a_t, a_prev, 1.0)
+eps_rederived = (x_t - math.sqrt(abar_t) * x0_clip) / math.sqrt(1 - abar_t)
+sigma_1 = samplers.ddim_sigma(abar_t, abar_prev, 1.0)
 
 
 def ddim_with(e):
-    return math.sqrt(a_prev) * x0_clip + math.sqrt(1 - a_prev - sigma_1**2) * e + sigma_1 * z
+    return math.sqrt(abar_prev) * x0_clip + math.sqrt(1 - abar_prev - sigma_1**2) * e + sigma_1 * z
 
 
 ddpm_clipped = diff.p_sample(net, x_t, i, noise=z, clip_denoised=True)["sample"]
@@ -860,7 +865,7 @@ check_le("fewer samples, larger Fréchet distance (the estimator's bias)", fd_re
 #
 # - **Five evaluations** are too few for every sampler; DPM-Solver++ suffers least.
 # - **At 10**, first-order DDIM is slightly ahead of the second-order solver. This is the effect
-#   of the Gaussian experiment: with "linspace" the last steps are very uneven in $\lambda$ and
+#   of the Gaussian experiment: with "linspace" the last steps are very uneven in $\ell$ and
 #   the second-order extrapolation overshoots.
 # - **From 20 on**, the deterministic samplers are at or below DDPM-1000's Fréchet distance:
 #   both targets (DPM-Solver++ within 10% at 20 NFE, DDIM within 15% at 50) are met, by a wide
@@ -1019,7 +1024,7 @@ plt.show()
 # - Beware notation: the DDIM paper's $\alpha_t$ is $\bar\alpha_t$.
 # - $\eta = 0$ is Euler's method {eq}`fast-ddim-euler` on the probability-flow ODE
 #   $d\bar{\mathbf{x}}/d\bar\sigma = \boldsymbol{\epsilon}_\theta$ {eq}`fast-ddim-ode`.
-# - In $\lambda = \log(\alpha/\sigma)$ the linear part of the ODE integrates exactly
+# - In $\ell = \log(a/b)$ the linear part of the ODE integrates exactly
 #   {eq}`fast-dpm-exact`. Holding $\hat{\mathbf{x}}_0$ fixed gives DPM-Solver++'s first-order step
 #   {eq}`fast-dpm-1`, which is DDIM; a line through the last two $\hat{\mathbf{x}}_0$ gives the
 #   second-order multistep {eq}`fast-dpm-2` at the same cost per step.
@@ -1082,17 +1087,17 @@ print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
 # ````
 #
 # **3. Third order?** DPM-Solver++(3M) fits a parabola through the last three $\hat{\mathbf{x}}_0$.
-# Write $\hat{\mathbf{x}}_0(\lambda)$ as a quadratic through $(\lambda_{k-2}, \lambda_{k-1}, \lambda_k)$
-# and integrate $e^\lambda$ times it over $[\lambda_k, \lambda_{k+1}]$. Which integral do you need
+# Write $\hat{\mathbf{x}}_0(\ell)$ as a quadratic through $(\ell_{k-2}, \ell_{k-1}, \ell_k)$
+# and integrate $e^\ell$ times it over $[\ell_k, \ell_{k+1}]$. Which integral do you need
 # beyond those of the text?
 #
 # ````{dropdown} Solution
-# With $\hat{\mathbf{x}}_0(\lambda) \approx \mathbf{a} + \mathbf{b}(\lambda - \lambda_k) + \mathbf{c}(\lambda - \lambda_k)^2$,
-# the new integral is $\int_{\lambda_k}^{\lambda_{k+1}} e^\lambda(\lambda - \lambda_k)^2\,d\lambda = e^{\lambda_{k+1}}(h^2 - 2h + 2) - 2e^{\lambda_k}$
+# With $\hat{\mathbf{x}}_0(\ell) \approx \mathbf{c}_0 + \mathbf{c}_1(\ell - \ell_k) + \mathbf{c}_2(\ell - \ell_k)^2$,
+# the new integral is $\int_{\ell_k}^{\ell_{k+1}} e^\ell(\ell - \ell_k)^2\,d\ell = e^{\ell_{k+1}}(h^2 - 2h + 2) - 2e^{\ell_k}$
 # (integrate by parts twice), so the step gains
-# $\alpha_{k+1}(h^2 - 2h + 2 - 2e^{-h})\,\mathbf{c}$, with $h^2 - 2h + 2 - 2e^{-h} = h^3/3 + O(h^4)$.
-# $\mathbf{b}$ and $\mathbf{c}$ come from divided differences of the three predictions. It costs no
-# extra network calls, but with uneven steps in $\lambda$ the extrapolation is even more
+# $a_{k+1}(h^2 - 2h + 2 - 2e^{-h})\,\mathbf{c}_2$, with $h^2 - 2h + 2 - 2e^{-h} = h^3/3 + O(h^4)$.
+# $\mathbf{c}_1$ and $\mathbf{c}_2$ come from divided differences of the three predictions. It costs no
+# extra network calls, but with uneven steps in $\ell$ the extrapolation is even more
 # sensitive than order 2 (see the Gaussian figure); diffusers falls back to lower orders near the
 # end for fewer than 15 steps for this reason.
 # ````
@@ -1116,14 +1121,14 @@ print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
 #
 # **5. Balanced targets.** For data with unit variance per pixel, show that the $\mathbf{v}$-target
 # {eq}`fast-v-def` has unit variance at every $t$, while the $\boldsymbol{\epsilon}$-target's
-# implied $\hat{\mathbf{x}}_0$ error is amplified by $\sigma_t/\alpha_t$. Why does this matter
+# implied $\hat{\mathbf{x}}_0$ error is amplified by $b_t/a_t$. Why does this matter
 # for the first steps of sampling?
 #
 # ````{dropdown} Solution
-# $\operatorname{Var}(\mathbf{v}) = \alpha_t^2\operatorname{Var}(\boldsymbol{\epsilon}) + \sigma_t^2\operatorname{Var}(\mathbf{x}_0) = \alpha_t^2 + \sigma_t^2 = 1$
+# $\operatorname{Var}(\mathbf{v}) = a_t^2\operatorname{Var}(\boldsymbol{\epsilon}) + b_t^2\operatorname{Var}(\mathbf{x}_0) = a_t^2 + b_t^2 = 1$
 # ($\boldsymbol{\epsilon}$ and $\mathbf{x}_0$ independent). For an $\boldsymbol{\epsilon}$-predictor,
-# $\hat{\mathbf{x}}_0 - \mathbf{x}_0 = -(\sigma_t/\alpha_t)(\boldsymbol{\epsilon}_\theta - \boldsymbol{\epsilon})$:
-# at index 999 of the linear schedule $\sigma/\alpha \approx 157$, so a tiny error in
+# $\hat{\mathbf{x}}_0 - \mathbf{x}_0 = -(b_t/a_t)(\boldsymbol{\epsilon}_\theta - \boldsymbol{\epsilon})$:
+# at index 999 of the linear schedule $b/a \approx 157$, so a tiny error in
 # $\boldsymbol{\epsilon}_\theta$ is a huge error in $\hat{\mathbf{x}}_0$, which is what DDIM and
 # DPM-Solver++ use. Clipping hides it for images; with few steps, where the first step jumps far
 # on the strength of that $\hat{\mathbf{x}}_0$, $\mathbf{v}$-prediction (or a schedule with

@@ -69,11 +69,12 @@ def check_prediction_type(prediction_type: str) -> str:
 def split_prediction(
     x_t: torch.Tensor, model_output: torch.Tensor, alpha, sigma, prediction_type: str = "epsilon"
 ) -> Prediction:
-    """(x̂_0, ε̂) from a model output, given α = √ᾱ_t and σ = √(1 − ᾱ_t) (floats or broadcastable).
+    """(x̂_0, ε̂) from a model output, given a = √ᾱ_t (``alpha``) and b = √(1 − ᾱ_t) (``sigma``).
 
-    Derived in chapter 7, eq. (fast-v-inverse): x_t = α x̂_0 + σ ε̂ fixes one from the other;
-    a v-prediction v̂ = α ε̂ − σ x̂_0 is undone by the inverse rotation x̂_0 = α x_t − σ v̂,
-    ε̂ = σ x_t + α v̂ (α² + σ² = 1). The samplers call this with one noise level per step;
+    Derived in chapter 7, eq. (fast-v-inverse): x_t = a x̂_0 + b ε̂ fixes one from the other;
+    a v-prediction v̂ = a ε̂ − b x̂_0 is undone by the inverse rotation x̂_0 = a x_t − b v̂,
+    ε̂ = b x_t + a v̂ (a² + b² = 1). ``alpha`` and ``sigma`` (diffusers' names) are floats or
+    tensors broadcastable against x_t. The samplers call this with one noise level per step;
     :meth:`GaussianDiffusion.split_model_output` with per-example timesteps.
     """
     if prediction_type == "epsilon":
@@ -364,8 +365,8 @@ class GaussianDiffusion:
     def v_target(self, x0: torch.Tensor, t: TimestepLike, eps: torch.Tensor) -> torch.Tensor:
         """The velocity v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 of Salimans & Ho (2022).
 
-        Derived in chapter 7, eq. (fast-v-def): with a = √ᾱ_t and s = √(1 − ᾱ_t), x_t = a x_0 + s ε
-        and v = a ε − s x_0 are a rotation of (x_0, ε) by the angle φ_t = arctan(s/a).
+        Derived in chapter 7, eq. (fast-v-def): with a = √ᾱ_t and b = √(1 − ᾱ_t), x_t = a x_0 + b ε
+        and v = a ε − b x_0 are a rotation of (x_0, ε) by the angle φ_t = arctan(b/a).
         """
         self._check_x("x0", x0)
         self._check_same_shape("eps", eps, "x0", x0)
@@ -380,9 +381,9 @@ class GaussianDiffusion:
     ) -> Prediction:
         """Read a model output as the pair (x̂_0, ε̂) that satisfies x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂.
 
-        Derived in chapter 7, eq. (fast-v-inverse). With a = √ᾱ_t and s = √(1 − ᾱ_t):
-        ``"epsilon"``: x̂_0 = (x_t − s ε̂)/a; ``"x0"``: ε̂ = (x_t − a x̂_0)/s;
-        ``"v"``: x̂_0 = a x_t − s v̂ and ε̂ = s x_t + a v̂ (a² + s² = 1 inverts the rotation).
+        Derived in chapter 7, eq. (fast-v-inverse). With a = √ᾱ_t and b = √(1 − ᾱ_t):
+        ``"epsilon"``: x̂_0 = (x_t − b ε̂)/a; ``"x0"``: ε̂ = (x_t − a x̂_0)/b;
+        ``"v"``: x̂_0 = a x_t − b v̂ and ε̂ = b x_t + a v̂ (a² + b² = 1 inverts the rotation).
 
         Args:
             x_t: the noisy input the model saw, shape (B, ...).

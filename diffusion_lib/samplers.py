@@ -309,12 +309,12 @@ def dpm_solver_pp(
 ):
     """Multistep DPM-Solver++ (Lu et al., 2022, Algorithm 2, "2M"), of order 1 or 2.
 
-    Derived in chapter 7, eqs. (fast-dpm-1) and (fast-dpm-2). In λ = log(α/σ) (α = √ᾱ,
-    σ = √(1 − ᾱ)) the probability-flow ODE has the exact solution
-    x_t = (σ_t/σ_s) x_s + σ_t ∫ e^λ x̂_0 dλ; order 1 holds x̂_0 constant over the step (this is
-    DDIM with η = 0), order 2 extrapolates it linearly from the previous step's x̂_0:
+    Derived in chapter 7, eqs. (fast-dpm-1) and (fast-dpm-2). In ℓ = log(a/b), with a = √ᾱ and
+    b = √(1 − ᾱ) (ℓ is half the log-SNR; the paper's λ), the probability-flow ODE has the exact
+    solution x_t = (b_t/b_s) x_s + b_t ∫ e^ℓ x̂_0 dℓ; order 1 holds x̂_0 constant over the step
+    (this is DDIM with η = 0), order 2 extrapolates it linearly from the previous step's x̂_0:
     D = (1 + 1/(2r)) x̂_0(t_k) − 1/(2r) x̂_0(t_{k−1}), r = h_{k−1}/h_k. The first step has no
-    history and is first order; so is the last, to σ = 0, where h = ∞ and the step returns x̂_0
+    history and is first order; so is the last, to b = 0, where h = ∞ and the step returns x̂_0
     (diffusers' ``lower_order_final`` with ``final_sigmas_type="zero"`` does the same).
 
     Args:
