@@ -395,6 +395,7 @@ check("the U-Net predicts ε with the shape of x_t", torch.tensor(unet(torch.zer
 # the timestep.
 
 # %% [markdown]
+# (broken-time-embedding)=
 # ## A broken design, and two fixes
 #
 # A design that circulates in blog posts and tutorials feeds the timestep as extra *input
