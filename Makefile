@@ -1,8 +1,10 @@
 # AIGC: Principles and Code (AIGC原理与代码实例讲解)
 #
 #   make book        build the HTML book into _build/html, executing every chapter
-#   make test        lint, unit tests, every chapter under nbval, and the book with -W
+#   make test        lint, unit tests, every chapter under nbval, the book with -W, and the
+#                    built book checked (launch links, offline assets, every page in Chromium)
 #   make notebooks   convert chapters/*.py (Jupytext py:percent) into build/notebooks/*.ipynb
+#   make vendor      install MathJax and mermaid (npm) so that the book renders offline
 #   make clean       remove build outputs and caches (make distclean also removes .venv)
 #
 # `make book` and `make test` install what they need into .venv on first use (see
@@ -39,10 +41,16 @@ export JUPYTER_PREFER_ENV_PATH := 1
 # Silence debugpy's "frozen modules" notice when kernels start.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help install book test notebooks lint unit nbval book-strict clean distclean
+# The built-book tests: they need `_build/html` and run after the build (`make book-check`).
+BOOK_TESTS := tests/test_built_book.py tests/test_browser.py
+# MathJax and mermaid, pinned in package-lock.json; scripts/book_publishing.py serves them.
+VENDOR := scripts/vendor
+VENDOR_STAMP := $(VENDOR)/node_modules/.package-lock.json
+
+.PHONY: help install vendor book test notebooks lint unit nbval book-strict book-check clean distclean
 
 help:
-	@sed -n '3,6p' Makefile | sed 's/^# //'
+	@sed -n '3,8p' Makefile | sed 's/^# //'
 
 # ---------------------------------------------------------------- environment
 install: $(STAMP)
@@ -53,8 +61,24 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/install.s
 	touch $@; \
 	echo "[install] done in $$(( $$(date +%s) - start )) s"
 
+# ---------------------------------------------------------------- offline assets
+# Without npm (or when `npm ci` fails) the book still builds, loading MathJax and mermaid from
+# a CDN, and the build warns; `make test` (-W) then fails and says why.
+vendor: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP): $(VENDOR)/package.json $(VENDOR)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	    echo "make vendor: npm not found; the book will load MathJax and mermaid from a CDN" \
+	         "(install Node.js with npm, then run make vendor, for a book that renders offline)"; \
+	elif npm ci --prefix $(VENDOR) --ignore-scripts --no-audit --no-fund --loglevel=error; then \
+	    touch $@; \
+	    echo "make vendor: MathJax and mermaid installed into $(VENDOR)/node_modules"; \
+	else \
+	    echo "make vendor: npm ci failed; the book will load MathJax and mermaid from a CDN"; \
+	fi
+
 # ---------------------------------------------------------------- the book
-book: install
+book: install vendor
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 	@echo "The book is in _build/html/index.html"
 
@@ -76,7 +100,9 @@ test: install
 	$(STEP) "unit tests (pytest tests)" $(MAKE) unit || status=1; \
 	$(STEP) "notebooks (nbval)" $(MAKE) nbval || status=1; \
 	$(STEP) "book (jupyter-book -W)" $(MAKE) book-strict || status=1; \
-	$(BIN)/python scripts/test_summary.py $(RECORD) $(REPORTS)/unit.xml $(REPORTS)/notebooks.xml; \
+	$(STEP) "built book and browser (pytest)" $(MAKE) book-check || status=1; \
+	$(BIN)/python scripts/test_summary.py $(RECORD) $(REPORTS)/unit.xml $(REPORTS)/notebooks.xml \
+	    $(REPORTS)/book.xml; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED (see the steps above)"; fi; \
 	exit $$status
 
@@ -84,7 +110,7 @@ lint: install
 	$(BIN)/ruff check diffusion_lib tests chapters scripts
 
 unit: install
-	$(BIN)/python -m pytest tests --junitxml=$(REPORTS)/unit.xml
+	$(BIN)/python -m pytest tests $(addprefix --ignore=,$(BOOK_TESTS)) --junitxml=$(REPORTS)/unit.xml
 
 # nbval runs each notebook in a kernel of this environment (--nbval-current-env); the
 # notebooks' folder has no conftest.py and pytest's rootdir stays the repository (pyproject).
@@ -94,8 +120,15 @@ nbval: notebooks
 	    --nbval-cell-timeout=$(NBVAL_CELL_TIMEOUT) -p no:cacheprovider \
 	    --junitxml=$(REPORTS)/notebooks.xml $(NOTEBOOK_DIR)
 
-book-strict: install
+book-strict: install vendor
 	$(BIN)/jupyter-book build . -W --keep-going
+
+# The built book: every notebook page's Colab/Binder link opens a notebook the build produced,
+# no page loads a script from another host, the execution report (test_built_book.py); every
+# page in headless Chromium, with screenshots in _build/screenshots/ (test_browser.py). Without
+# a book, Chromium or Playwright these skip, unless AIGC_REQUIRE_BOOK_CHECKS=1 (as in CI).
+book-check: install
+	$(BIN)/python -m pytest $(BOOK_TESTS) -p no:cacheprovider --junitxml=$(REPORTS)/book.xml
 
 # ---------------------------------------------------------------- cleaning
 clean:
@@ -104,4 +137,4 @@ clean:
 	    \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENDOR)/node_modules
