@@ -11,6 +11,7 @@ Modules, dependencies pointing one way (each uses only those above it):
 - :mod:`diffusion_lib.nets`       U-Net, MLP denoiser, timestep embeddings, digits classifier
 - :mod:`diffusion_lib.data`       bundled and generated datasets (nothing is downloaded)
 - :mod:`diffusion_lib.train`      the one training loop: AdamW, EMA, checkpoints (chapter 6)
+- :mod:`diffusion_lib.gan`        GAN networks, losses and training loop (chapter 3)
 - :mod:`diffusion_lib.zoo`        named models trained on first use and cached (chapter 6)
 - :mod:`diffusion_lib.metrics`    Fréchet distance, classifier scores, precision/recall
 - :mod:`diffusion_lib.viz`        image grids and animations

@@ -8,6 +8,9 @@
            [--steps K] [--eta E] [--spacing leading|trailing|linspace] [--seed S]
            [--grid FILE.png] [--batch-size B]
 
+A GAN (kind "gan" in ``list``) samples in one generator pass, G(z) with z ~ N(0, I) drawn from
+the seeded generator, so ``sample`` rejects --sampler, --steps, --eta and --spacing for it.
+
 Progress bars go to stderr and each command prints one summary line on stdout. A user error
 (an unknown model, a bad number, an output folder that does not exist …) prints one line,
 ``error: …``, on stderr and exits with status 2, before anything is trained or written.
@@ -28,12 +31,13 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 import torch
 
-from . import samplers, zoo
+from . import gan, samplers, zoo
 from .files import atomic_write_bytes
 
 __all__ = ["main", "SAMPLERS"]
 
 MAX_SEED = 2**63 - 1
+SAMPLABLE_KINDS = ("diffusion", "gan")
 GRID_MAX_IMAGES = 256
 
 
@@ -83,7 +87,20 @@ SAMPLERS: dict[str, SamplerSpec] = {
 
 
 def _sampler_options(args, entry: zoo.ZooEntry) -> dict:
-    """--steps, --eta and --spacing checked against the sampler and the model; defaults filled in."""
+    """--steps, --eta and --spacing checked against the sampler and the model; defaults filled in.
+
+    A GAN takes none of them (nor --sampler): it samples in one generator pass.
+    """
+    if entry.kind == "gan":
+        for option in ("sampler", "steps", "eta", "spacing"):
+            if getattr(args, option) is not None:
+                raise UserError(
+                    f"--{option} applies to diffusion models; {entry.name!r} is a GAN, sampled in one "
+                    "generator pass"
+                )
+        return {}
+    if args.sampler is None:
+        args.sampler = "ddpm"
     spec = SAMPLERS[args.sampler]
     T = entry.num_timesteps
     if spec.default_steps is None:
@@ -146,8 +163,8 @@ def _model_entry(name: str, *, sampling: bool) -> zoo.ZooEntry:
     if name not in zoo.names():
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(zoo.names())}")
     entry = zoo.entry(name)
-    if sampling and entry.kind != "diffusion":
-        samplable = [n for n in zoo.names() if zoo.entry(n).kind == "diffusion"]
+    if sampling and entry.kind not in SAMPLABLE_KINDS:
+        samplable = [n for n in zoo.names() if zoo.entry(n).kind in SAMPLABLE_KINDS]
         raise UserError(
             f"model {name!r} is a {entry.kind} and cannot be sampled; choose one of {', '.join(samplable)}"
         )
@@ -233,7 +250,7 @@ def _sample(args) -> int:
     num_classes = _num_classes(entry)
     labels = torch.arange(args.n) % num_classes if num_classes else None
     generator = torch.Generator().manual_seed(args.seed)
-    sampler = SAMPLERS[args.sampler].run
+    sampler = SAMPLERS[args.sampler].run if entry.kind == "diffusion" else None
 
     start = time.perf_counter()
     batches = []
@@ -243,6 +260,9 @@ def _sample(args) -> int:
         if labels is not None:
             y = labels[first : first + size]
             model = lambda x, t, _net=loaded.model, _y=y: _net(x, t, _y)  # noqa: E731
+        if sampler is None:  # a GAN: G(z), z ~ N(0, I) drawn batch after batch
+            batches.append(gan.sample(loaded.model, size, generator=generator).to("cpu", torch.float32))
+            continue
         # Images live in [-1, 1], so x̂_0 is clipped there; 2-D points are in data units.
         x0 = sampler(
             model,
@@ -280,8 +300,10 @@ def _sample(args) -> int:
     return 0
 
 
-def _describe(sampler: str, options: dict, entry: zoo.ZooEntry) -> str:
-    """E.g. 'ddim (50 steps, eta 0, leading)' or 'ddpm (1000 steps)'."""
+def _describe(sampler: Optional[str], options: dict, entry: zoo.ZooEntry) -> str:
+    """E.g. 'ddim (50 steps, eta 0, leading)', 'ddpm (1000 steps)' or 'one generator pass'."""
+    if entry.kind == "gan":
+        return "one generator pass"
     if options["steps"] is None:
         return f"{sampler} ({entry.num_timesteps} steps)"
     eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
@@ -343,18 +365,23 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample",
-        help="draw samples from a diffusion model into an .npz file (training it first if not cached)",
-        description="Draw N samples from NAME (trained first if it is not cached) into FILE.npz. "
+        help="draw samples from a diffusion model or a GAN into an .npz file (training it first if not "
+        "cached)",
+        description="Draw N samples from NAME (trained first if it is not cached) into FILE.npz. A GAN "
+        "samples in one generator pass from seeded noise and takes no --sampler, --steps, --eta or "
+        "--spacing. "
         "For image models the file holds 'images': float32 in [0, 1], shape (N, C, H, W). For models "
         "of 2-D points (such as ring-ddpm) it holds 'points' instead: float32 (N, 2) in data units. "
         "Class-conditional models also store 'labels' (int64, N), cycling through the classes. The "
         "same --seed and --batch-size give the same samples.",
     )
-    sample.add_argument("name", metavar="NAME", help="a diffusion model from 'list'")
+    sample.add_argument("name", metavar="NAME", help="a diffusion model or a GAN from 'list'")
     sample.add_argument("--n", type=_int_in(1), required=True, help="number of samples")
     sample.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the samples")
     sample.add_argument(
-        "--sampler", choices=list(SAMPLERS), default="ddpm", help="the sampler (default: ddpm, all T steps)"
+        "--sampler",
+        choices=list(SAMPLERS),
+        help="a diffusion model's sampler (default: ddpm, all T steps)",
     )
     sample.add_argument(
         "--steps",

@@ -108,29 +108,49 @@ def _ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Split an optimizer's state into tensors (for safetensors) and plain JSON."""
+def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer") -> tuple[dict, dict]:
+    """Split an optimizer's state into tensors (for safetensors, keys ``prefix.INDEX.KEY``) and plain JSON."""
     state = optimizer.state_dict()
     tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
     for index, entries in state["state"].items():
         plain["state"][str(index)] = {}
         for key, value in entries.items():
             if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+                tensors[f"{prefix}.{index}.{key}"] = value.detach().cpu().contiguous()
                 plain["state"][str(index)][key] = "tensor"
             else:
                 plain["state"][str(index)][key] = value
     return tensors, plain
 
 
-def _optimizer_state_from(tensors: dict, plain: dict) -> dict:
+def _optimizer_state_from(tensors: dict, plain: dict, prefix: str = "optimizer") -> dict:
+    """The inverse of :func:`_optimizer_tensors`: an optimizer ``state_dict``."""
     state = {}
     for index, entries in plain["state"].items():
         state[int(index)] = {
-            key: tensors[f"optimizer.{index}.{key}"] if value == "tensor" else value
+            key: tensors[f"{prefix}.{index}.{key}"] if value == "tensor" else value
             for key, value in entries.items()
         }
     return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def _warmup_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """The learning rate ramps linearly from lr/warmup_steps to lr over ``config.warmup_steps``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    )
+
+
+def _data_list(data) -> list:
+    """``data`` (a tensor or a sequence of tensors sharing their first dimension) as a list."""
+    data = [data] if torch.is_tensor(data) else list(data)
+    if not data or any(not torch.is_tensor(d) for d in data):
+        raise TypeError("data must be a tensor or a sequence of tensors")
+    if len({d.shape[0] for d in data}) != 1 or data[0].shape[0] < 1:
+        raise ValueError(
+            f"data tensors must share a non-empty first dimension, got {[tuple(d.shape) for d in data]}"
+        )
+    return data
 
 
 def checkpoint_paths(path: Union[str, Path]) -> tuple[Path, Path]:
@@ -224,21 +244,13 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    data = [data] if torch.is_tensor(data) else list(data)
-    if not data or any(not torch.is_tensor(d) for d in data):
-        raise TypeError("data must be a tensor or a sequence of tensors")
-    if len({d.shape[0] for d in data}) != 1 or data[0].shape[0] < 1:
-        raise ValueError(
-            f"data tensors must share a non-empty first dimension, got {[tuple(d.shape) for d in data]}"
-        )
+    data = _data_list(data)
 
     torch.manual_seed(config.seed)  # dropout and any other global randomness
     generator = torch.Generator().manual_seed(config.seed)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-    )
+    schedule = _warmup_schedule(optimizer, config)
     losses: list = []
     start = 0
     config_json = asdict(config)

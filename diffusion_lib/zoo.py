@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 ENV_HOME = "DIFFUSION_LIB_HOME"
+KINDS = ("diffusion", "classifier", "gan")
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,19 @@ class ZooEntry:
     Attributes:
         name: the model's name, e.g. ``"digits-ddpm"``.
         description: one line for ``python -m diffusion_lib list``.
-        kind: ``"diffusion"`` (an ε-predictor with its GaussianDiffusion) or ``"classifier"``.
+        kind: ``"diffusion"`` (an ε-predictor with its GaussianDiffusion), ``"classifier"`` or
+            ``"gan"`` (a generator and a discriminator; the cache keeps the generator's EMA).
         data: the training data's name, understood by :func:`_training_data`.
-        network: ``{"type": ..., **constructor kwargs}`` for :func:`_build_network`.
+        network: ``{"type": ..., **constructor kwargs}`` for :func:`_build_network`; for a GAN
+            ``{"type": "mlp_gan", "generator": {...}, "discriminator": {...}}``, the kwargs of
+            :class:`~diffusion_lib.gan.MLPGenerator` and :class:`~diffusion_lib.gan.MLPDiscriminator`
+            less ``sample_shape``.
         sample_shape: the shape of one sample, e.g. (1, 8, 8) or (2,).
         schedule, num_timesteps, model_var_type: the diffusion process (diffusion models only).
         train: the training hyperparameters.
         init_seed: seed for the network's initial weights.
+        extra: anything else; ``"gan"`` holds a GAN's :class:`~diffusion_lib.gan.GANConfig` kwargs,
+            ``"data_kwargs"`` the data's, ``"train_threads"`` the threads to train with.
     """
 
     name: str
@@ -88,7 +95,7 @@ class ZooEntry:
         return hashlib.sha256(blob).hexdigest()[:12]
 
     def diffusion(self) -> Optional[GaussianDiffusion]:
-        """The model's diffusion process, or None for a classifier."""
+        """The model's diffusion process, or None for a classifier or a GAN."""
         if self.kind != "diffusion":
             return None
         return GaussianDiffusion(
@@ -98,7 +105,8 @@ class ZooEntry:
 
 @dataclass
 class ZooModel:
-    """A loaded zoo model: the network (EMA weights, eval mode), its process and its record."""
+    """A loaded zoo model: the network (EMA weights, eval mode; a GAN's generator), its diffusion
+    process (None unless a diffusion model) and its record."""
 
     entry: ZooEntry
     model: nn.Module
@@ -126,8 +134,8 @@ def register(zoo_entry: ZooEntry) -> ZooEntry:
             "name must be letters, digits, '.', '_' or '-', starting with a letter or digit, "
             f"got {zoo_entry.name!r}"
         )
-    if zoo_entry.kind not in ("diffusion", "classifier"):
-        raise ValueError(f"kind must be 'diffusion' or 'classifier', got {zoo_entry.kind!r}")
+    if zoo_entry.kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {zoo_entry.kind!r}")
     _REGISTRY[zoo_entry.name] = zoo_entry
     return zoo_entry
 
@@ -172,6 +180,8 @@ def _build_network(zoo_entry: ZooEntry) -> nn.Module:
 
     spec = dict(zoo_entry.network)
     kind = spec.pop("type")
+    if kind == "mlp_gan":  # the generator only: the cache keeps its EMA
+        return _build_gan(zoo_entry)[0]
     builders: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "mlp": MLPDenoiser}
     if kind == "digits_classifier":
         from .nets.classifier import DigitsClassifier
@@ -181,6 +191,23 @@ def _build_network(zoo_entry: ZooEntry) -> nn.Module:
         raise ValueError(f"network type must be one of {', '.join(sorted(builders))}, got {kind!r}")
     torch.manual_seed(zoo_entry.init_seed)
     return builders[kind](**spec)
+
+
+def _build_gan(zoo_entry: ZooEntry) -> tuple[nn.Module, nn.Module]:
+    """A GAN's generator and discriminator, initialised from ``init_seed`` (in that order)."""
+    from .gan import MLPDiscriminator, MLPGenerator
+
+    spec = dict(zoo_entry.network)
+    if spec.pop("type") != "mlp_gan" or set(spec) != {"generator", "discriminator"}:
+        raise ValueError(
+            "network must be {'type': 'mlp_gan', 'generator': {...}, 'discriminator': {...}} for a GAN, "
+            f"got {zoo_entry.network!r}"
+        )
+    torch.manual_seed(zoo_entry.init_seed)
+    shape = tuple(zoo_entry.sample_shape)
+    generator = MLPGenerator(sample_shape=shape, **spec["generator"])
+    discriminator = MLPDiscriminator(sample_shape=shape, **spec["discriminator"])
+    return generator, discriminator
 
 
 def _training_data(zoo_entry: ZooEntry) -> list:
@@ -209,9 +236,37 @@ def _loss_fn(zoo_entry: ZooEntry):
     return classifier_loss
 
 
+def _run_training(zoo_entry: ZooEntry, partial: Path, progress: bool) -> tuple[nn.Module, dict]:
+    """Train the entry's network(s); the EMA network to cache and the losses for its record."""
+    if zoo_entry.kind == "gan":
+        from .gan import GANConfig, train_gan
+
+        generator, discriminator = _build_gan(zoo_entry)
+        result = train_gan(
+            generator,
+            discriminator,
+            _training_data(zoo_entry)[0],
+            zoo_entry.train,
+            GANConfig(**zoo_entry.extra.get("gan", {})),
+            checkpoint=partial,
+            progress=progress,
+            description=zoo_entry.name,
+        )
+        return result.ema, {"losses": result.losses, "d_losses": result.d_losses}
+    result = train(
+        _build_network(zoo_entry),
+        _loss_fn(zoo_entry),
+        _training_data(zoo_entry),
+        zoo_entry.train,
+        checkpoint=partial,
+        progress=progress,
+        description=zoo_entry.name,
+    )
+    return result.ema, {"losses": result.losses}
+
+
 def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
     weights_path, record_path, partial = _paths(zoo_entry)
-    network = _build_network(zoo_entry)
     if progress:
         print(
             f"training {zoo_entry.name} ({zoo_entry.train.steps} steps); cached in {weights_path.parent}",
@@ -221,26 +276,18 @@ def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
     threads = torch.get_num_threads()
     torch.set_num_threads(zoo_entry.extra.get("train_threads", threads))
     try:
-        result = train(
-            network,
-            _loss_fn(zoo_entry),
-            _training_data(zoo_entry),
-            zoo_entry.train,
-            checkpoint=partial,
-            progress=progress,
-            description=zoo_entry.name,
-        )
+        ema, losses = _run_training(zoo_entry, partial, progress)
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
-    weights = save_safetensors({k: v.contiguous() for k, v in result.ema.state_dict().items()})
+    weights = save_safetensors({k: v.contiguous() for k, v in ema.state_dict().items()})
     record = {
         "format": 1,
         "name": zoo_entry.name,
         "key": zoo_entry.key(),
         "config": zoo_entry.config(),
         "train_seconds": round(seconds, 2),
-        "losses": result.losses,
+        **losses,
         "torch_version": torch.__version__,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
@@ -248,7 +295,7 @@ def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
     atomic_write_bytes(record_path, json.dumps(record, sort_keys=True).encode())
     for leftover in checkpoint_paths(partial):
         leftover.unlink(missing_ok=True)
-    return ZooModel(zoo_entry, result.ema.eval(), zoo_entry.diffusion(), record)
+    return ZooModel(zoo_entry, ema.eval(), zoo_entry.diffusion(), record)
 
 
 def _load_cached(zoo_entry: ZooEntry) -> Optional[ZooModel]:
@@ -410,5 +457,46 @@ register(
         network={"type": "digits_classifier"},
         sample_shape=(1, 8, 8),
         train=TrainConfig(steps=1500, batch_size=128, lr=2e-3, warmup_steps=50, ema_decay=0.99),
+    )
+)
+register(
+    ZooEntry(
+        name="ring-gan",
+        description="GAN on a 2-D ring of 8 Gaussians (MLPs, hinge loss); chapters 3 and 9",
+        kind="gan",
+        data="ring",
+        network={
+            "type": "mlp_gan",
+            "generator": {"z_dim": 8, "hidden": 128, "num_layers": 3},
+            "discriminator": {"hidden": 128, "num_layers": 3},
+        },
+        sample_shape=(2,),
+        train=TrainConfig(
+            steps=5000, batch_size=256, lr=1e-3, warmup_steps=50, ema_decay=0.999, grad_clip=10.0
+        ),
+        # Measured on one thread: about 30 s; 2,000 samples hit all 8 modes, 77 % of them within
+        # 3 std of a centre (metrics.mode_coverage). WGAN-GP at the same cost collapsed here.
+        extra={"data_kwargs": {"n": 8000, "seed": 0}, "gan": {"loss": "hinge"}, "train_threads": 1},
+    )
+)
+register(
+    ZooEntry(
+        name="digits-gan",
+        description="GAN on the 8×8 digits (MLPs, non-saturating loss); chapters 3 and 9",
+        kind="gan",
+        data="digits",
+        network={
+            "type": "mlp_gan",
+            "generator": {"z_dim": 32, "hidden": 256, "num_layers": 2, "output": "tanh"},
+            "discriminator": {"hidden": 256, "num_layers": 2},
+        },
+        sample_shape=(1, 8, 8),
+        train=TrainConfig(
+            steps=5000, batch_size=128, lr=2e-4, warmup_steps=50, ema_decay=0.999, grad_clip=10.0
+        ),
+        # Measured on one thread: about 32 s; the digits classifier gives 2,000 samples a mean
+        # top-class probability of 0.95 (real test digits: 0.995) and predicts every class for
+        # 5–16 % of them. A higher lr (5e-4) is as sharp but can drop a class.
+        extra={"gan": {"loss": "non-saturating"}, "train_threads": 1},
     )
 )

@@ -62,6 +62,34 @@ TINY = [
         schedule="cosine",
         num_timesteps=8,
     ),
+    zoo.ZooEntry(
+        name="test-gan-images",
+        description="a tiny GAN on the digits, for tests",
+        kind="gan",
+        data="digits",
+        network={
+            "type": "mlp_gan",
+            "generator": {"z_dim": 4, "hidden": 16, "num_layers": 1, "output": "tanh"},
+            "discriminator": {"hidden": 16, "num_layers": 1},
+        },
+        sample_shape=(1, 8, 8),
+        train=TINY_CONFIG,
+        extra={"gan": {"loss": "non-saturating"}},
+    ),
+    zoo.ZooEntry(
+        name="test-gan-points",
+        description="a tiny GAN on 2-D points, for tests",
+        kind="gan",
+        data="ring",
+        network={
+            "type": "mlp_gan",
+            "generator": {"z_dim": 3, "hidden": 8, "num_layers": 1},
+            "discriminator": {"hidden": 8, "num_layers": 1},
+        },
+        sample_shape=(2,),
+        train=TINY_CONFIG,
+        extra={"gan": {"loss": "hinge"}},
+    ),
 ]
 
 
@@ -77,7 +105,7 @@ def home(tmp_path, monkeypatch):
     real_data, real_loss, real_train, trained = zoo._training_data, zoo._loss_fn, zoo._train, []
 
     def training_data(entry):
-        if entry.name == "test-points":
+        if entry.name in ("test-points", "test-gan-points"):
             return [0.5 * torch.randn(64, 2, generator=torch.Generator().manual_seed(0))]
         return real_data(entry)
 
@@ -125,6 +153,8 @@ def test_list_names_every_model_and_its_cache(home, capsys):
     images = next(line for line in lines if line.startswith("test-images "))
     assert images.split()[1:4] == ["diffusion", "not", "cached"] and "a tiny U-Net" in images
     assert any(line.split()[:2] == ["digits-classifier", "classifier"] for line in lines)
+    assert any(line.split()[:2] == ["ring-gan", "gan"] for line in lines)
+    assert any(line.split()[:2] == ["digits-gan", "gan"] for line in lines)
 
     assert main(["train", "test-images"]) == 0
     capsys.readouterr()
@@ -132,6 +162,16 @@ def test_list_names_every_model_and_its_cache(home, capsys):
     images = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("test-images "))
     entry = zoo.entry("test-images")
     assert f"cached ({cache / f'test-images-{entry.key()}.safetensors'})" in images
+
+
+def test_train_a_gan(home, capsys):
+    cache, trained = home
+    assert main(["train", "test-gan-points", "--steps", "2", "--seed", "3"]) == 0
+    line = one_line(capsys.readouterr().out)
+    assert line.startswith("trained test-gan-points (2 steps, seed 3) in ") and " s; saved to " in line
+    weights = Path(line.rsplit("saved to ", 1)[1])
+    record = json.loads(weights.with_name(weights.name.replace(".safetensors", ".json")).read_text())
+    assert len(record["losses"]) == len(record["d_losses"]) == 2 and trained == ["test-gan-points"]
 
 
 def test_train_always_trains_and_says_where(home, capsys):
@@ -239,6 +279,61 @@ def test_fast_samplers_follow_the_library(home, tmp_path, capsys):
     assert np.allclose(images, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=1e-6)
 
 
+def test_sample_a_gan_is_one_generator_pass(home, tmp_path, capsys):
+    from diffusion_lib import gan
+
+    _, trained = home
+    out, grid = tmp_path / "gan.npz", tmp_path / "gan.png"
+    argv = ["sample", "test-gan-images", "--n", "6", "--out", str(out), "--grid", str(grid), "--seed", "5"]
+    assert main(argv) == 0
+    line = one_line(capsys.readouterr().out)
+    assert line.startswith("sampled 6 images from test-gan-images with one generator pass (seed 5) in ")
+    assert trained == ["test-gan-images"], "not cached, so trained first"
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["images"]
+        images = npz["images"]
+    assert images.dtype == np.float32 and images.shape == (6, 1, 8, 8)
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0
+    loaded = zoo.load("test-gan-images", progress=False)
+    expected = gan.sample(loaded.model, 6, generator=torch.Generator().manual_seed(5))
+    assert np.allclose(images, ((expected + 1) / 2).numpy(), atol=1e-6), "G(z), z from the seeded generator"
+    with Image.open(grid) as picture:
+        assert picture.format == "PNG" and min(picture.size) >= 8 * 3
+    again = tmp_path / "again.npz"
+    assert main([*argv[:5], str(again), "--seed", "5"]) == 0
+    other = tmp_path / "other.npz"
+    assert main([*argv[:5], str(other), "--seed", "6"]) == 0
+    assert np.array_equal(np.load(again)["images"], images)
+    assert not np.array_equal(np.load(other)["images"], images)
+    assert trained == ["test-gan-images"], "then loaded from the cache"
+
+
+def test_sample_gan_points_in_batches(home, tmp_path, capsys):
+    out, grid = tmp_path / "points.npz", tmp_path / "points.png"
+    argv = [
+        "sample",
+        "test-gan-points",
+        "--n",
+        "7",
+        "--out",
+        str(out),
+        "--grid",
+        str(grid),
+        "--batch-size",
+        "3",
+    ]
+    assert main(argv) == 0
+    assert one_line(capsys.readouterr().out).startswith(
+        "sampled 7 points from test-gan-points with one generator"
+    )
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["points"]
+        points = npz["points"]
+    assert points.dtype == np.float32 and points.shape == (7, 2) and np.isfinite(points).all()
+    with Image.open(grid) as picture:
+        assert picture.format == "PNG" and picture.size == (400, 400)
+
+
 def test_help_exits_0(capsys):
     assert main(["sample", "--help"]) == 0
     assert "'points'" in capsys.readouterr().out
@@ -286,6 +381,14 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
         (
             "sample digits-classifier --n 1 --out {t}/x.npz",
             "'digits-classifier' is a classifier and cannot be",
+        ),
+        *(
+            (
+                f"sample test-gan-images --n 1 --out {{t}}/x.npz {option}",
+                f"{option.split()[0]} applies to diffusion models; 'test-gan-images' is a GAN, "
+                "sampled in one generator pass",
+            )
+            for option in ("--sampler ddpm", "--sampler ddim", "--steps 3", "--eta 0.5", "--spacing trailing")
         ),
         ("fly", "invalid choice: 'fly'"),
         ("", "the following arguments are required: COMMAND"),

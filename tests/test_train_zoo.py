@@ -400,8 +400,8 @@ def test_zoo_rejects_bad_names_and_overrides(tiny):
         zoo.load(TINY.name, lr=0.1)
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         zoo.load(TINY.name, steps=0)
-    with pytest.raises(ValueError, match="kind must be 'diffusion' or 'classifier', got 'gan'"):
-        zoo.register(replace(TINY, name="test-gan", kind="gan"))
+    with pytest.raises(ValueError, match="kind must be one of 'diffusion', 'classifier', 'gan', got 'vae'"):
+        zoo.register(replace(TINY, name="test-vae", kind="vae"))
     for bad in ("", "a/b", "../up", ".hidden"):
         with pytest.raises(ValueError, match="name must be letters, digits"):
             zoo.register(replace(TINY, name=bad))
@@ -416,6 +416,109 @@ def test_zoo_names_and_entries():
     assert digits.diffusion().num_timesteps == digits.num_timesteps
     assert zoo.entry("digits-classifier").diffusion() is None
     assert json.loads(json.dumps(digits.config())) == digits.config()
+
+
+# ---------------------------------------------------------------- GANs in the zoo
+TINY_GAN = zoo.ZooEntry(
+    name="test-tiny.gan",
+    description="a tiny GAN on 64 fixed points, for tests",
+    kind="gan",
+    data="ring",
+    network={
+        "type": "mlp_gan",
+        "generator": {"z_dim": 3, "hidden": 8, "num_layers": 1},
+        "discriminator": {"hidden": 8, "num_layers": 1},
+    },
+    sample_shape=(2,),
+    train=TrainConfig(steps=4, batch_size=8, warmup_steps=1, checkpoint_every=2),
+    extra={"gan": {"loss": "hinge"}},
+)
+
+
+@pytest.fixture
+def tiny_gan(tmp_path, monkeypatch):
+    """TINY_GAN registered, with a cache in tmp_path, its data stubbed and its trainings counted."""
+    monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
+    real_data, real_train, trained = zoo._training_data, zoo._train, []
+    monkeypatch.setattr(
+        zoo, "_training_data", lambda e: [POINTS * 0.5] if e.name == TINY_GAN.name else real_data(e)
+    )
+
+    def counted(zoo_entry, progress):
+        trained.append(zoo_entry)
+        return real_train(zoo_entry, progress)
+
+    monkeypatch.setattr(zoo, "_train", counted)
+    zoo.register(TINY_GAN)
+    yield trained
+    zoo._REGISTRY.pop(TINY_GAN.name, None)
+
+
+def test_zoo_gan_caches_the_generators_ema(tiny_gan, tmp_path):
+    from diffusion_lib.gan import GANConfig, MLPDiscriminator, MLPGenerator, train_gan
+
+    first = zoo.load(TINY_GAN.name, progress=False)
+    stem = f"{TINY_GAN.name}-{TINY_GAN.key()}"
+    assert cache_files(tmp_path) == [f"{stem}.json", f"{stem}.safetensors"], "no checkpoint left over"
+    assert isinstance(first.model, MLPGenerator) and first.diffusion is None and not first.model.training
+    assert not any(p.requires_grad for p in first.model.parameters())
+    record = first.record
+    assert len(record["losses"]) == len(record["d_losses"]) == TINY_GAN.train.steps
+    # The cached weights are the EMA of train_gan's generator, from init_seed's networks.
+    torch.manual_seed(TINY_GAN.init_seed)
+    g = MLPGenerator(sample_shape=(2,), **TINY_GAN.network["generator"])
+    d = MLPDiscriminator(sample_shape=(2,), **TINY_GAN.network["discriminator"])
+    by_hand = train_gan(g, d, POINTS * 0.5, TINY_GAN.train, GANConfig(loss="hinge"), progress=False)
+    assert_same_weights(first.model, by_hand.ema)
+    again = zoo.load(TINY_GAN.name, progress=False)
+    assert len(tiny_gan) == 1 and again.record == record
+    assert_same_weights(again.model, first.model)
+    (tmp_path / "cache" / f"{stem}.safetensors").write_bytes(b"\x00garbage")
+    assert_same_weights(zoo.load(TINY_GAN.name, progress=False).model, first.model)
+    assert len(tiny_gan) == 2, "a corrupt cache is retrained, to the same weights"
+
+
+def test_zoo_gan_resumes_an_interrupted_training(tiny_gan, tmp_path, monkeypatch):
+    from diffusion_lib import gan
+
+    straight = zoo.load(TINY_GAN.name, progress=False)
+    real_loss, calls = gan.generator_loss, []
+
+    def crash_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Interrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(gan, "generator_loss", crash_at_step_3)
+    with pytest.raises(Interrupt):
+        zoo.load(TINY_GAN.name, retrain=True, progress=False)
+    assert any(name.endswith(".partial.json") for name in cache_files(tmp_path))
+    monkeypatch.setattr(gan, "generator_loss", real_loss)
+    resumed = zoo.load(TINY_GAN.name, retrain=True, progress=False)
+    assert_same_weights(resumed.model, straight.model)
+    assert resumed.record["losses"] == straight.record["losses"]
+    assert resumed.record["d_losses"] == straight.record["d_losses"]
+
+
+def test_zoo_gan_rejects_a_bad_network_spec(tiny_gan):
+    bad = replace(TINY_GAN, name="test-bad-gan", network={"type": "mlp_gan", "generator": {}})
+    with pytest.raises(ValueError, match=r"network must be \{'type': 'mlp_gan', 'generator'"):
+        zoo._build_gan(bad)
+
+
+def test_zoo_gan_entries():
+    for name, shape, loss in (("ring-gan", (2,), "hinge"), ("digits-gan", (1, 8, 8), "non-saturating")):
+        entry = zoo.entry(name)
+        assert entry.kind == "gan" and tuple(entry.sample_shape) == shape and entry.diffusion() is None
+        assert entry.extra["gan"]["loss"] == loss
+        generator, discriminator = zoo._build_gan(entry)
+        z = torch.randn(3, generator.z_dim)
+        assert generator(z).shape == (3, *shape) and discriminator(generator(z)).shape == (3,)
+        loaded = zoo._build_network(entry)  # what the cache's weights load into
+        assert loaded.state_dict().keys() == generator.state_dict().keys()
+        assert json.loads(json.dumps(entry.config())) == entry.config()
+    assert zoo.entry("digits-gan").network["generator"]["output"] == "tanh"
 
 
 # ---------------------------------------------------------------- samplers.ddpm
