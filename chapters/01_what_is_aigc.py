@@ -72,9 +72,6 @@ import torch
 from diffusion_lib import check, check_le, data, metrics, samplers, viz, zoo
 
 torch.manual_seed(0)
-# The network sampled below is tiny, so one CPU thread is about as fast as two, and unlike two it
-# does not slow down many times over when other programs compete for the cores.
-torch.set_num_threads(1)
 chapter_start = time.perf_counter()
 
 # %% [markdown]
