@@ -35,6 +35,7 @@ from .train import (
     _ema_decay_at,
     _optimizer_state_from,
     _optimizer_tensors,
+    _progress_bar,
     _sample_batch,
     _warmup_schedule,
     ema_update,
@@ -384,8 +385,6 @@ def train_gan(
     Returns:
         ``GANResult(generator, discriminator, ema, losses, d_losses)``.
     """
-    from tqdm.auto import tqdm
-
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -472,15 +471,7 @@ def train_gan(
 
     generator_net.train()
     discriminator.train()
-    bar = tqdm(
-        range(start, config.steps),
-        total=config.steps,
-        initial=start,
-        desc=description,
-        disable=not progress,
-        leave=False,
-        mininterval=1.0,
-    )
+    bar = _progress_bar(start, config, description, progress)
     running_g = running_d = None
     for step in bar:
         d_total = 0.0

@@ -141,6 +141,21 @@ def _warmup_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
     )
 
 
+def _progress_bar(start: int, config: TrainConfig, description: str, progress: bool):
+    """The training loop's tqdm bar over steps ``start..config.steps`` (on stderr)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        range(start, config.steps),
+        total=config.steps,
+        initial=start,
+        desc=description,
+        disable=not progress,
+        leave=False,
+        mininterval=1.0,
+    )
+
+
 def _data_list(data) -> list:
     """``data`` (a tensor or a sequence of tensors sharing their first dimension) as a list."""
     data = [data] if torch.is_tensor(data) else list(data)
@@ -242,8 +257,6 @@ def train(
     Returns:
         ``TrainResult(model, ema, losses)``.
     """
-    from tqdm.auto import tqdm
-
     data = _data_list(data)
 
     torch.manual_seed(config.seed)  # dropout and any other global randomness
@@ -308,15 +321,7 @@ def train(
         save_checkpoint(checkpoint, tensors, meta)
 
     model.train()
-    bar = tqdm(
-        range(start, config.steps),
-        total=config.steps,
-        initial=start,
-        desc=description,
-        disable=not progress,
-        leave=False,
-        mininterval=1.0,
-    )
+    bar = _progress_bar(start, config, description, progress)
     running = None
     for step in bar:
         batch = _sample_batch(data, config.batch_size, generator)
