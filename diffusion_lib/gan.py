@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
@@ -127,25 +127,34 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """ℓ(x): samples (B, *sample_shape) → logits (B,); D(x) = σ(ℓ(x)). Described in chapter 3.
+    """ℓ(x): samples (B, *sample_shape) → logits (B / pack,); D(x) = σ(ℓ(x)). Described in chapter 3.
 
     An MLP on the flattened sample with ``num_layers`` hidden layers of width ``hidden``
     (LeakyReLU, slope 0.2) and one linear output: a logit for the minimax, non-saturating and
     hinge losses, a critic value for WGAN-GP. No batch normalisation, so that each sample's
     output depends on that sample only (the gradient penalty needs it).
 
+    With ``pack = m > 1`` it is PacGAN's discriminator (Lin et al., 2018; chapter 3, section on
+    mode collapse): consecutive groups of m samples of the batch are concatenated and judged
+    together, one logit per group, so a batch of B samples gives B / m logits. Samples of a
+    collapsed generator look alike within a group, real ones do not, which D can use.
+
     Args:
         sample_shape: the shape of one sample, e.g. (2,) or (1, 8, 8).
         hidden: width of the hidden layers.
         num_layers: the number of hidden layers, >= 1.
+        pack: the number of samples judged together, >= 1; the batch size must be a multiple.
     """
 
-    def __init__(self, sample_shape: Sequence[int] = (2,), hidden: int = 128, num_layers: int = 3):
+    def __init__(
+        self, sample_shape: Sequence[int] = (2,), hidden: int = 128, num_layers: int = 3, pack: int = 1
+    ):
         super().__init__()
-        for name, value in (("hidden", hidden), ("num_layers", num_layers)):
+        for name, value in (("hidden", hidden), ("num_layers", num_layers), ("pack", pack)):
             _check_int(name, value, 1)
         self.sample_shape = _check_shape(sample_shape)
-        layers, width = [nn.Flatten()], math.prod(self.sample_shape)
+        self.pack = pack
+        layers, width = [nn.Flatten()], pack * math.prod(self.sample_shape)
         for _ in range(num_layers):
             layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
             width = hidden
@@ -156,7 +165,9 @@ class MLPDiscriminator(nn.Module):
         if not torch.is_tensor(x) or tuple(x.shape[1:]) != self.sample_shape or x.ndim < 2:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.sample_shape))}), got {shape}")
-        return self.net(x).squeeze(1)
+        if x.shape[0] % self.pack:
+            raise ValueError(f"the batch size must be a multiple of pack = {self.pack}, got {x.shape[0]}")
+        return self.net(x.reshape(x.shape[0] // self.pack, -1)).squeeze(1)
 
 
 # ---------------------------------------------------------------- losses
@@ -357,6 +368,7 @@ def train_gan(
     checkpoint: Optional[Union[str, Path]] = None,
     progress: bool = True,
     description: str = "training GAN",
+    callback: Optional[Callable[[int, nn.Module, nn.Module], None]] = None,
 ) -> GANResult:
     """Train a GAN by alternating gradient steps on D and G. Derived in chapter 3, Algorithm 1.
 
@@ -381,6 +393,10 @@ def train_gan(
         checkpoint: path prefix of a resumable checkpoint, as in :func:`~diffusion_lib.train.train`.
         progress: show a tqdm bar (on stderr) with the running losses.
         description: the bar's label.
+        callback: called as ``callback(steps_done, generator_net, ema)`` after every step (and
+            not for the steps a resumed checkpoint skips), e.g. to record samples over training
+            as chapter 3 does; the networks are in training mode, so sample under
+            ``torch.no_grad()`` and do not change them.
 
     Returns:
         ``GANResult(generator, discriminator, ema, losses, d_losses)``.
@@ -390,6 +406,8 @@ def train_gan(
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(gan, GANConfig):
         raise TypeError(f"gan must be a GANConfig, got {type(gan).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     z_dim = getattr(generator_net, "z_dim", None)
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
         raise ValueError(f"generator_net must have an int attribute z_dim >= 1, got {z_dim!r}")
@@ -499,6 +517,8 @@ def train_gan(
         running_g = g_value if running_g is None else 0.98 * running_g + 0.02 * g_value
         running_d = d_value if running_d is None else 0.98 * running_d + 0.02 * d_value
         bar.set_postfix(g=f"{running_g:.3f}", d=f"{running_d:.3f}", refresh=False)
+        if callback is not None:
+            callback(step + 1, generator_net, ema)
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
             save(step + 1)
     bar.close()

@@ -273,6 +273,51 @@ def test_networks_shapes_and_ranges():
     assert MLPDiscriminator(sample_shape=(1, 8, 8), hidden=16)(x).shape == (7,)
 
 
+def test_a_packed_discriminator_judges_groups_of_samples_together():
+    torch.manual_seed(0)
+    packed = MLPDiscriminator(sample_shape=(2,), hidden=8, num_layers=1, pack=3)
+    plain = MLPDiscriminator(sample_shape=(6,), hidden=8, num_layers=1)
+    plain.load_state_dict(packed.state_dict())  # the same MLP, on 3 samples × 2 coordinates
+    x = torch.randn(12, 2)
+    logits = packed(x)
+    assert logits.shape == (4,)
+    assert torch.equal(logits, plain(x.reshape(4, 6)))
+    # Only the group matters: permuting samples inside one group changes its logit only.
+    swapped = x.clone()
+    swapped[[0, 1]] = x[[1, 0]]
+    changed = packed(swapped) != logits
+    assert changed.tolist() == [True, False, False, False]
+    # The penalty interpolates sample by sample; a packed critic is accepted.
+    assert torch.isfinite(gradient_penalty(packed, x, torch.randn(12, 2)))
+    with pytest.raises(ValueError, match="the batch size must be a multiple of pack = 3, got 4"):
+        packed(x[:4])
+    with pytest.raises(ValueError, match="pack must be an int >= 1, got 0"):
+        MLPDiscriminator(pack=0)
+
+
+def test_training_with_a_packed_discriminator():
+    torch.manual_seed(0)
+    g = MLPGenerator(z_dim=3, sample_shape=(2,), hidden=8, num_layers=1)
+    d = MLPDiscriminator(sample_shape=(2,), hidden=8, num_layers=1, pack=4)
+    result = train_gan(g, d, POINTS, CONFIG, GANConfig(), progress=False)
+    assert len(result.losses) == CONFIG.steps and all(map(math.isfinite, result.d_losses))
+
+
+def test_the_callback_sees_every_step_and_does_not_change_training():
+    seen = []
+
+    def record(step, generator_net, ema):
+        seen.append((step, generator_net.training, ema is not generator_net))
+        with torch.no_grad():
+            gan.sample(generator_net, 4, generator=torch.Generator().manual_seed(5))
+
+    with_callback = train_gan(*tiny_gan(), POINTS, CONFIG, NON_SATURATING, progress=False, callback=record)
+    assert seen == [(step, True, True) for step in range(1, CONFIG.steps + 1)]
+    assert_same_weights(with_callback.ema, run().ema)
+    with pytest.raises(TypeError, match="callback must be callable or None, got int"):
+        train_gan(*tiny_gan(), POINTS, CONFIG, NON_SATURATING, progress=False, callback=3)
+
+
 @pytest.mark.parametrize(
     "build, message",
     [
