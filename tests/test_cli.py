@@ -484,3 +484,26 @@ def test_program_user_error_is_one_line_without_traceback(tmp_path):
     assert one_line(result.stderr).startswith("error: unknown model 'nope'; choose one of ")
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "name, key, shape", [("ring-gan", "points", (5, 2)), ("digits-gan", "images", (5, 1, 8, 8))]
+)
+def test_sample_the_zoo_gans_end_to_end(name, key, shape, home, tmp_path, monkeypatch, capsys):
+    """The real entries (their data, networks and loss), with training cut to 3 steps."""
+    _, trained = home
+    real = zoo.entry(name)
+    monkeypatch.setitem(zoo._REGISTRY, name, replace(real, train=replace(real.train, steps=3)))
+    out = tmp_path / f"{name}.npz"
+    assert main(["sample", name, "--n", "5", "--out", str(out), "--seed", "1"]) == 0
+    assert one_line(capsys.readouterr().out).startswith(
+        f"sampled 5 {key} from {name} with one generator pass"
+    )
+    assert trained == [name]
+    with np.load(out) as npz:
+        values = npz[key]
+    assert values.dtype == np.float32 and values.shape == shape and np.isfinite(values).all()
+    if key == "images":
+        assert values.min() >= 0.0 and values.max() <= 1.0
+    record = json.loads(next((home[0]).glob(f"{name}-*.json")).read_text())
+    assert record["config"]["extra"]["gan"] == real.extra["gan"] and record["config"]["data"] == real.data
