@@ -361,22 +361,30 @@ def precision_recall(real_features: ArrayLike, fake_features: ArrayLike, *, k: i
 
 
 # ---------------------------------------------------------------- mode coverage
-def mode_coverage(samples: ArrayLike, centres: ArrayLike, *, std: float, threshold: float = 3.0) -> dict:
+def mode_coverage(
+    samples: ArrayLike, centres: ArrayLike, *, std: float, threshold: float = 3.0, min_fraction: float = 0.0
+) -> dict:
     """Mode coverage of samples from a mixture of Gaussians, such as the ring of chapter 3.
 
     Used in chapters 3 and 9 (the GAN-versus-diffusion comparison; the measure of Srivastava
     et al., 2017). A sample is *high quality* if it lies within ``threshold · std`` of its
-    nearest centre; a mode is *hit* if at least one high-quality sample is nearest to it.
+    nearest centre; a mode is *hit* if at least one high-quality sample is nearest to it (and at
+    least ``min_fraction · N`` of them, when that is > 0). The *effective number of modes*
+    exp(H), H the entropy of the histogram of all samples' nearest centres, is 1 when every
+    sample sits nearest one mode and M when they spread evenly (chapter 3, mode collapse).
 
     Args:
         samples: (N, D) generated points, N >= 1 (D = 2 for the ring).
         centres: (M, D) the mixture's means, e.g. :func:`diffusion_lib.data.ring_modes`.
         std: the mixture components' standard deviation, > 0.
         threshold: the high-quality radius in units of ``std``, > 0.
+        min_fraction: the share of the N samples a mode's high-quality count must reach to
+            count as hit, in [0, 1]; 0 means one sample suffices.
 
     Returns:
-        A dict: ``modes_hit`` (int, 0..M), ``high_quality_fraction`` (float in [0, 1]) and
-        ``per_mode_counts`` (int64 array (M,), the high-quality samples nearest each mode).
+        A dict: ``modes_hit`` (int, 0..M), ``high_quality_fraction`` (float in [0, 1]),
+        ``per_mode_counts`` (int64 array (M,), the high-quality samples nearest each mode) and
+        ``effective_modes`` (float in [1, M]).
     """
     x = _features("samples", samples, min_rows=1)
     c = _features("centres", centres, min_rows=1)
@@ -388,14 +396,20 @@ def mode_coverage(samples: ArrayLike, centres: ArrayLike, *, std: float, thresho
         ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    ok = isinstance(min_fraction, (int, float, np.floating)) and not isinstance(min_fraction, bool)
+    if not ok or not 0 <= min_fraction <= 1:
+        raise ValueError(f"min_fraction must be a number in [0, 1], got {min_fraction!r}")
     distances = torch.cdist(
         torch.from_numpy(x), torch.from_numpy(c), compute_mode="donot_use_mm_for_euclid_dist"
     )
     nearest_distance, nearest = distances.min(dim=1)
     good = nearest_distance <= threshold * std
     counts = torch.bincount(nearest[good], minlength=c.shape[0]).numpy().astype(np.int64)
+    shares = torch.bincount(nearest, minlength=c.shape[0]).double() / x.shape[0]
+    shares = shares[shares > 0]
     return {
-        "modes_hit": int((counts > 0).sum()),
+        "modes_hit": int(((counts > 0) & (counts >= min_fraction * x.shape[0])).sum()),
         "high_quality_fraction": float(good.double().mean()),
         "per_mode_counts": counts,
+        "effective_modes": math.exp(float(-(shares * shares.log()).sum())),
     }

@@ -420,6 +420,30 @@ def test_mode_coverage_all_modes_and_ring_statistics():
     assert collapsed["modes_hit"] == 3
 
 
+def test_mode_coverage_min_fraction_and_effective_modes_by_hand():
+    centres = ring_modes(4, 1.0)
+    # 6 samples at mode 0, 3 at mode 1, 1 at mode 2 (all exactly on a centre), none at mode 3
+    samples = centres[[0] * 6 + [1] * 3 + [2]]
+    got = mode_coverage(samples, centres, std=0.1)
+    assert got["modes_hit"] == 3
+    q = np.array([0.6, 0.3, 0.1])
+    assert got["effective_modes"] == pytest.approx(math.exp(-(q * np.log(q)).sum()), rel=1e-12)
+    assert mode_coverage(samples, centres, std=0.1, min_fraction=0.2)["modes_hit"] == 2  # 1/10 < 0.2
+    assert mode_coverage(samples, centres, std=0.1, min_fraction=0.3)["modes_hit"] == 2  # 3/10 counts
+    assert mode_coverage(samples, centres, std=0.1, min_fraction=1.0)["modes_hit"] == 0
+    # the effective number counts every sample, good or not; the hit count only good ones
+    far = centres[[0, 1, 2, 3]] * 1.5  # each 0.5 from its nearest centre: not high quality
+    spread = mode_coverage(far, centres, std=0.1)
+    assert spread["effective_modes"] == pytest.approx(4.0) and spread["modes_hit"] == 0
+    assert mode_coverage(centres[[2] * 5], centres, std=0.1)["effective_modes"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), True, "0.1"])
+def test_mode_coverage_rejects_a_bad_min_fraction(value):
+    with pytest.raises(ValueError, match=r"min_fraction must be a number in \[0, 1\], got "):
+        mode_coverage(np.zeros((3, 2)), np.zeros((2, 2)), std=0.1, min_fraction=value)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
