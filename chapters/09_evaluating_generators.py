@@ -1160,13 +1160,14 @@ check_le("the real data row hits all 8 modes", 8, ring_rows[0]["modes"])
 #
 # - **Mode coverage on the ring.** The standard story says that GANs drop modes and diffusion
 #   models do not. "Modes hit" counts a mode as covered as soon as a single good sample lands near
-#   it, a weak test; the high-quality fraction and the smallest mode's share say how the samples
-#   are spread. If the printout shows all eight modes hit by the GAN in every seed, then the
-#   mode-dropping half of the story is not borne out on this problem, and the difference between
-#   the families lies in where the samples fall and how evenly the modes are filled. The outcome
-#   depends on how the GAN is trained as much as on the family: chapter 3 makes the same kind of
-#   GAN collapse onto a single mode just by letting its generator learn much faster than its
-#   discriminator. Eight modes in two dimensions is an easy test; real data sets have far more.
+#   it, a weak test: compare the per-seed counts printed above. The high-quality fraction and the
+#   smallest mode's share are stricter: they say how many samples land on the modes and how evenly
+#   the modes are filled, and the lines above say which family is ahead on each. A generator can
+#   starve a mode down to a handful of samples without dropping it, which "modes hit" cannot see
+#   and the smallest share can. How a GAN is trained matters as much as its family: chapter 3
+#   makes the same kind of GAN collapse onto a single mode just by letting its generator learn much
+#   faster than its discriminator. Eight modes in two dimensions is an easy test; real data sets
+#   have far more.
 # - **Spread over seeds** is the closest thing to "stability" that three seeds can measure. Compare
 #   the standard deviations printed above; three seeds give only a rough estimate of it, and a
 #   claim about stability needs many more runs, and harder problems.
