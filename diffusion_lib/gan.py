@@ -358,6 +358,7 @@ def _noise(generator_net: nn.Module, n: int, generator: torch.Generator) -> torc
     return z.to(param.device) if param is not None else z
 
 
+@torch.enable_grad()  # train even when the caller has switched gradients off
 def train_gan(
     generator_net: nn.Module,
     discriminator: nn.Module,

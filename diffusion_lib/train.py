@@ -222,6 +222,7 @@ def _sample_batch(data: Sequence[torch.Tensor], batch_size: int, generator: torc
     return [d[index] for d in data]
 
 
+@torch.enable_grad()  # train even when the caller has switched gradients off
 def train(
     model: nn.Module,
     loss_fn: LossFn,

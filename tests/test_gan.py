@@ -383,6 +383,15 @@ def test_training_is_deterministic(gan_config):
     assert all(p.requires_grad for p in a.discriminator.parameters())
 
 
+def test_training_works_when_the_caller_switched_gradients_off():
+    with torch.no_grad():
+        quiet = run()
+        assert not torch.is_grad_enabled(), "the caller's mode is restored after training"
+    reference = run()
+    assert_same_weights(quiet.ema, reference.ema)
+    assert quiet.losses == reference.losses
+
+
 def test_the_discriminator_step_comes_first():
     """Step 1's generator loss is computed with the discriminator after its first update."""
     result = run(replace(CONFIG, steps=1))

@@ -123,6 +123,15 @@ def test_training_is_deterministic():
     assert not a.ema.training and not any(p.requires_grad for p in a.ema.parameters())
 
 
+def test_training_works_when_the_caller_switched_gradients_off():
+    # A chapter that evaluates with torch.set_grad_enabled(False) may ask the zoo to train.
+    with torch.no_grad():
+        quiet = run()
+        assert not torch.is_grad_enabled(), "the caller's mode is restored after training"
+    assert_same_weights(quiet.model, run().model)
+    assert_same_weights(quiet.ema, run().ema)
+
+
 # ---------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip(tmp_path):
     tensors = {"a": torch.randn(3, 2), "b": torch.arange(4), "c": torch.tensor([1, 2], dtype=torch.uint8)}
