@@ -5,14 +5,15 @@ A generator G maps noise z ~ N(0, I) to a sample; a discriminator D maps a sampl
 logits (``softplus`` instead of ``log σ``), which is exact and never takes the log of 0.
 
 - :class:`MLPGenerator`, :class:`MLPDiscriminator`: for 2-D points (the ring of chapter 3)
-  and for the 8×8 digits (1 channel, values in [-1, 1]).
+  and for the 8×8 digits (1 channel, values in [-1, 1]); the discriminator can judge packs of
+  samples together (PacGAN, Lin et al., 2018), chapter 3's remedy for mode collapse.
 - :func:`discriminator_loss`, :func:`generator_loss`: the minimax game of Goodfellow et al.
   (2014), its non-saturating generator loss, the hinge loss (Lim & Ye, 2017; Miyato et al.,
   2018) and the Wasserstein loss with gradient penalty (WGAN-GP, Gulrajani et al., 2017);
   :func:`gradient_penalty`; :func:`optimal_discriminator`.
 - :func:`train_gan`: alternating optimisation of D and G with the pieces of
   :mod:`diffusion_lib.train` (:class:`~diffusion_lib.train.TrainConfig`, EMA, warm-up,
-  progress bar, deterministic seeding, resumable checkpoints).
+  progress bar, deterministic seeding, resumable checkpoints), and a per-step callback.
 - :func:`sample`: one generator pass from seeded noise.
 """
 
