@@ -69,7 +69,7 @@ import torch
 from scipy.special import logsumexp
 
 from diffusion_lib import GaussianDiffusion, check, check_le, get_beta_schedule
-from diffusion_lib.data import digits
+from diffusion_lib.data import digits, quantise
 from diffusion_lib.diffusion import discretized_gaussian_log_likelihood, normal_kl
 from diffusion_lib.schedules import snr
 
@@ -1016,11 +1016,16 @@ _ = check("the 256 bin probabilities sum to 1 for every (μ, σ) (up to the 1e-1
 # bits/dim; `diff.prior_bpd` computes the same.
 
 # %%
-def quantise(x):
+def quantise_by_hand(x):
     """Round data in [-1, 1] to the nearest of the 256 levels -1 + 2k/255."""
     return torch.round((x + 1) * 127.5) / 127.5 - 1
 
 
+all_digits = digits("all").images.double()
+check("quantise by hand = the library's data.quantise (used from now on, and in chapters 6 and 9)",
+      quantise_by_hand(all_digits), quantise(all_digits), atol=0)  # fmt: skip
+check_le("rounding moves a digit's pixel by at most half a bin, 1/255",
+         (quantise(all_digits) - all_digits).abs().max(), 1 / 255 + 1e-12)  # fmt: skip
 train_q = quantise(digits("train").images.double())
 test_q = quantise(digits("test").images.double())
 D = test_q[0].numel()

@@ -745,12 +745,7 @@ plt.show()
 # $\mathbf{x}_t$ per step, $T = 1000$ network calls on a batch of 64 test digits.
 
 # %%
-def quantise(x):
-    """Round data in [-1, 1] to the nearest of the 256 levels −1 + 2k/255 (chapter 5)."""
-    return torch.round((x + 1) * 127.5) / 127.5 - 1
-
-
-x_bpd = quantise(test_set.images[:64])
+x_bpd = data.quantise(test_set.images[:64])  # the 256-level grid of chapter 5
 t0 = time.perf_counter()
 bpd = m.diffusion.bits_per_dim(model, x_bpd, generator=torch.Generator().manual_seed(0))
 total, prior, L0 = bpd["total"].mean().item(), bpd["prior"].mean().item(), bpd["terms"][:, 0].mean().item()

@@ -721,12 +721,7 @@ print("(the test digits' own row is a reference: FD 0 and precision = recall = 1
 
 
 # %%
-def quantise(x):
-    """Round data in [-1, 1] to the nearest of the 256 levels −1 + 2j/255 (chapter 5)."""
-    return torch.round((x + 1) * 127.5) / 127.5 - 1
-
-
-BIN = 2 / 255  # Δ
+BIN = 2 / 255  # Δ; data.quantise (chapter 5) rounds to the levels −1 + 2j/255
 
 
 def log_bin_probability(lo, hi):
@@ -769,7 +764,7 @@ def bits_from_density(log2_p):
     return -log2_p / D + math.log2(127.5)  # eq. (eval-bpd)
 
 
-train_q, test_q = quantise(train_set.images), quantise(test_set.images)
+train_q, test_q = data.quantise(train_set.images), data.quantise(test_set.images)
 for h in (0.1, 0.001):
     exact = -kde_log2_prob_exact(test_q[:60], train_q, h).mean().item() / D
     with_edges = -kde_log2_prob_exact(test_q[:60], train_q, h, edge_bins=True).mean().item() / D

@@ -27,6 +27,7 @@ __all__ = [
     "Dataset",
     "DIGITS_SPLITS",
     "digits",
+    "quantise",
     "ring",
     "ring_modes",
     "two_moons",
@@ -81,6 +82,32 @@ def digits(split: str = "train") -> Dataset:
     images, labels, is_train = _digits_arrays()
     keep = {"train": is_train, "test": ~is_train, "all": np.ones_like(is_train)}[split]
     return Dataset(torch.from_numpy(images[keep].copy()), torch.from_numpy(labels[keep].copy()))
+
+
+def quantise(x: torch.Tensor) -> torch.Tensor:
+    """Round values in [-1, 1] to the nearest of the 256 levels −1 + 2k/255, k = 0, …, 255.
+
+    Defined in chapter 5 (before eq. (rev-decoder) is applied to the digits) and used in
+    chapters 6 and 9: the grid of an 8-bit image scaled to [-1, 1], on which the discretised
+    decoder and bits per dimension are defined. The digits' 17 grey levels are multiples of 1/8
+    and move by at most 1/255. Ties round half to even (``torch.round``); the dtype is kept.
+
+    Args:
+        x: a floating-point tensor with values in [-1, 1].
+
+    Returns:
+        A new tensor of the same shape and dtype.
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        what = f"dtype {x.dtype}" if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"x must be a floating-point tensor, got {what}")
+    if x.numel() and not bool(((x >= -1) & (x <= 1)).all()):
+        if bool(x.isnan().any()):
+            raise ValueError("x must lie in [-1, 1], got NaN")
+        raise ValueError(
+            f"x must lie in [-1, 1], got values from {x.min().item():.4g} to {x.max().item():.4g}"
+        )
+    return torch.round((x + 1) * 127.5) / 127.5 - 1
 
 
 # ---------------------------------------------------------------- 2-D toy sets
