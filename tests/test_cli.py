@@ -144,6 +144,17 @@ def files_under(folder: Path) -> list:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+def read_npz(path: Path, key: str, shape: tuple) -> np.ndarray:
+    """The one array of a sample file, checked: float32, the shape, finite; images in [0, 1]."""
+    with np.load(path) as npz:
+        assert sorted(npz.files) == [key]
+        values = npz[key]
+    assert values.dtype == np.float32 and values.shape == shape and np.isfinite(values).all()
+    if key == "images":
+        assert values.min() >= 0.0 and values.max() <= 1.0
+    return values
+
+
 # ---------------------------------------------------------------- list and train
 def test_list_names_every_model_and_its_cache(home, capsys):
     cache, _ = home
@@ -198,11 +209,8 @@ def test_sample_images_trains_first_and_writes_npz_and_grid(home, tmp_path, caps
     captured = capsys.readouterr()
     assert one_line(captured.out).startswith("sampled 5 images from test-images with ddpm (8 steps) (seed 0)")
     assert trained == ["test-images"], "not cached, so trained first"
-    with np.load(out) as npz:
-        assert sorted(npz.files) == ["images"]
-        images = npz["images"]
-    assert images.dtype == np.float32 and images.shape == (5, 1, 8, 8)
-    assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0
+    images = read_npz(out, "images", (5, 1, 8, 8))
+    assert images.std() > 0
     with Image.open(grid) as picture:
         picture.load()
         assert picture.format == "PNG" and min(picture.size) >= 8 * 3
@@ -223,10 +231,7 @@ def test_sample_points_writes_points_and_a_scatter_plot(home, tmp_path, capsys):
     out, grid = tmp_path / "points.npz", tmp_path / "points.png"
     assert main(["sample", "test-points", "--n", "7", "--out", str(out), "--grid", str(grid)]) == 0
     assert one_line(capsys.readouterr().out).startswith("sampled 7 points from test-points")
-    with np.load(out) as npz:
-        assert sorted(npz.files) == ["points"]
-        points = npz["points"]
-    assert points.dtype == np.float32 and points.shape == (7, 2) and np.isfinite(points).all()
+    read_npz(out, "points", (7, 2))
     with Image.open(grid) as picture:
         assert picture.format == "PNG" and picture.size == (400, 400)
 
@@ -289,11 +294,8 @@ def test_sample_a_gan_is_one_generator_pass(home, tmp_path, capsys):
     line = one_line(capsys.readouterr().out)
     assert line.startswith("sampled 6 images from test-gan-images with one generator pass (seed 5) in ")
     assert trained == ["test-gan-images"], "not cached, so trained first"
-    with np.load(out) as npz:
-        assert sorted(npz.files) == ["images"]
-        images = npz["images"]
-    assert images.dtype == np.float32 and images.shape == (6, 1, 8, 8)
-    assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0
+    images = read_npz(out, "images", (6, 1, 8, 8))
+    assert images.std() > 0
     loaded = zoo.load("test-gan-images", progress=False)
     expected = gan.sample(loaded.model, 6, generator=torch.Generator().manual_seed(5))
     assert np.allclose(images, ((expected + 1) / 2).numpy(), atol=1e-6), "G(z), z from the seeded generator"
@@ -326,10 +328,7 @@ def test_sample_gan_points_in_batches(home, tmp_path, capsys):
     assert one_line(capsys.readouterr().out).startswith(
         "sampled 7 points from test-gan-points with one generator"
     )
-    with np.load(out) as npz:
-        assert sorted(npz.files) == ["points"]
-        points = npz["points"]
-    assert points.dtype == np.float32 and points.shape == (7, 2) and np.isfinite(points).all()
+    read_npz(out, "points", (7, 2))
     with Image.open(grid) as picture:
         assert picture.format == "PNG" and picture.size == (400, 400)
 
@@ -500,10 +499,6 @@ def test_sample_the_zoo_gans_end_to_end(name, key, shape, home, tmp_path, monkey
         f"sampled 5 {key} from {name} with one generator pass"
     )
     assert trained == [name]
-    with np.load(out) as npz:
-        values = npz[key]
-    assert values.dtype == np.float32 and values.shape == shape and np.isfinite(values).all()
-    if key == "images":
-        assert values.min() >= 0.0 and values.max() <= 1.0
+    read_npz(out, key, shape)
     record = json.loads(next((home[0]).glob(f"{name}-*.json")).read_text())
     assert record["config"]["extra"]["gan"] == real.extra["gan"] and record["config"]["data"] == real.data

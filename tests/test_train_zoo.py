@@ -270,13 +270,12 @@ TINY = zoo.ZooEntry(
 )
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    """TINY registered, with a cache in tmp_path, its data stubbed and its trainings counted."""
+def registered(entry, tmp_path, monkeypatch):
+    """Register `entry` with a cache in tmp_path, its data stubbed; yield the trainings done."""
     monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
     real_data, real_train, trained = zoo._training_data, zoo._train, []
     monkeypatch.setattr(
-        zoo, "_training_data", lambda e: [POINTS * 0.5] if e.name == TINY.name else real_data(e)
+        zoo, "_training_data", lambda e: [POINTS * 0.5] if e.name == entry.name else real_data(e)
     )
 
     def counted(zoo_entry, progress):
@@ -284,9 +283,15 @@ def tiny(tmp_path, monkeypatch):
         return real_train(zoo_entry, progress)
 
     monkeypatch.setattr(zoo, "_train", counted)
-    zoo.register(TINY)
+    zoo.register(entry)
     yield trained
-    zoo._REGISTRY.pop(TINY.name, None)
+    zoo._REGISTRY.pop(entry.name, None)
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """TINY registered, with a cache in tmp_path, its data stubbed and its trainings counted."""
+    yield from registered(TINY, tmp_path, monkeypatch)
 
 
 def cache_files(tmp_path):
@@ -447,20 +452,7 @@ TINY_GAN = zoo.ZooEntry(
 @pytest.fixture
 def tiny_gan(tmp_path, monkeypatch):
     """TINY_GAN registered, with a cache in tmp_path, its data stubbed and its trainings counted."""
-    monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
-    real_data, real_train, trained = zoo._training_data, zoo._train, []
-    monkeypatch.setattr(
-        zoo, "_training_data", lambda e: [POINTS * 0.5] if e.name == TINY_GAN.name else real_data(e)
-    )
-
-    def counted(zoo_entry, progress):
-        trained.append(zoo_entry)
-        return real_train(zoo_entry, progress)
-
-    monkeypatch.setattr(zoo, "_train", counted)
-    zoo.register(TINY_GAN)
-    yield trained
-    zoo._REGISTRY.pop(TINY_GAN.name, None)
+    yield from registered(TINY_GAN, tmp_path, monkeypatch)
 
 
 def test_zoo_gan_caches_the_generators_ema(tiny_gan, tmp_path):
