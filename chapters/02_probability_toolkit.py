@@ -85,11 +85,19 @@ import torch
 from torch import distributions as dist
 
 from diffusion_lib import GaussianDiffusion, check, check_le, get_beta_schedule
-from diffusion_lib.diffusion import discretized_gaussian_log_likelihood, normal_kl, standard_normal_cdf
+from diffusion_lib.diffusion import (
+    discretized_gaussian_log_likelihood,
+    normal_kl,
+    standard_normal_cdf,
+)
 
-torch.set_default_dtype(torch.float64)  # every tensor below is float64 unless it says otherwise
+torch.set_default_dtype(
+    torch.float64
+)  # every tensor below is float64 unless it says otherwise
 torch.manual_seed(0)  # for the few draws that use the global generator
-g = torch.Generator().manual_seed(0)  # one generator, so every random number is reproducible
+g = torch.Generator().manual_seed(
+    0
+)  # one generator, so every random number is reproducible
 
 
 def randn(*shape):
@@ -99,7 +107,9 @@ def randn(*shape):
 
 def zscores(estimate, exact, standard_error):
     """How many standard errors a Monte Carlo estimate is away from the exact value."""
-    return (torch.as_tensor(estimate) - torch.as_tensor(exact)) / torch.as_tensor(standard_error)
+    return (torch.as_tensor(estimate) - torch.as_tensor(exact)) / torch.as_tensor(
+        standard_error
+    )
 
 
 # %% [markdown]
@@ -164,7 +174,9 @@ for mu, var in params_1d:
     p = log_normal(x, mu, var).exp()
     mass = torch.trapezoid(p, x)
     mean = torch.trapezoid(x * p, x)
-    moments.append([mass.item(), mean.item(), torch.trapezoid((x - mean) ** 2 * p, x).item()])
+    moments.append(
+        [mass.item(), mean.item(), torch.trapezoid((x - mean) ** 2 * p, x).item()]
+    )
 check(
     "eq. (prob-gauss-1d) integrates to 1, with mean μ and variance σ² (quadrature)",
     torch.tensor(moments),
@@ -190,7 +202,9 @@ def log_normal_nd(x, mean, cov):
     """Eq. (prob-gauss-nd) for rows x of shape (N, D), via the Cholesky factor cov = L Lᵀ."""
     D = mean.shape[-1]
     L = torch.linalg.cholesky(cov)
-    u = torch.linalg.solve_triangular(L, (x - mean).T, upper=False).T  # u = L⁻¹(x − μ), (N, D)
+    u = torch.linalg.solve_triangular(
+        L, (x - mean).T, upper=False
+    ).T  # u = L⁻¹(x − μ), (N, D)
     log_det = 2 * torch.log(torch.diagonal(L)).sum()
     return -0.5 * (D * math.log(2 * math.pi) + log_det + (u**2).sum(-1))
 
@@ -219,10 +233,17 @@ check(
     atol=1e-12,
 )
 
-mu2, Sigma2 = torch.tensor([0.5, -0.3]), torch.tensor([[1.0, 0.8], [0.8, 1.0]])  # correlation 0.8
+mu2, Sigma2 = (
+    torch.tensor([0.5, -0.3]),
+    torch.tensor([[1.0, 0.8], [0.8, 1.0]]),
+)  # correlation 0.8
 grid = torch.linspace(-8, 8, 801)
 g1, g2 = torch.meshgrid(grid, grid, indexing="ij")
-density2 = log_normal_nd(torch.stack([g1.flatten(), g2.flatten()], -1), mu2, Sigma2).exp().reshape(g1.shape)
+density2 = (
+    log_normal_nd(torch.stack([g1.flatten(), g2.flatten()], -1), mu2, Sigma2)
+    .exp()
+    .reshape(g1.shape)
+)
 _ = check(
     "a correlated 2-D Gaussian integrates to 1 over the plane (quadrature)",
     torch.trapezoid(torch.trapezoid(density2, grid, dim=1), grid),
@@ -242,11 +263,19 @@ _ = check(
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 xs = torch.linspace(-6, 4, 1001)
 for mu, var in params_1d:
-    axes[0].plot(xs, log_normal(xs, mu, var).exp(), label=rf"$\mu = {mu}$, $\sigma^2 = {var}$")
-axes[0].set(xlabel="$x$", ylabel=r"$\mathcal{N}(x; \mu, \sigma^2)$", title="Univariate Gaussian densities")
+    axes[0].plot(
+        xs, log_normal(xs, mu, var).exp(), label=rf"$\mu = {mu}$, $\sigma^2 = {var}$"
+    )
+axes[0].set(
+    xlabel="$x$",
+    ylabel=r"$\mathcal{N}(x; \mu, \sigma^2)$",
+    title="Univariate Gaussian densities",
+)
 axes[0].legend()
 axes[0].grid(alpha=0.3)
-samples2 = mu2 + randn(2000, 2) @ torch.linalg.cholesky(Sigma2).T  # x = μ + L ε, one row per sample
+samples2 = (
+    mu2 + randn(2000, 2) @ torch.linalg.cholesky(Sigma2).T
+)  # x = μ + L ε, one row per sample
 axes[1].contour(g1, g2, density2, levels=8, cmap="viridis")
 axes[1].scatter(samples2[:, 0], samples2[:, 1], s=2, color="k", alpha=0.3)
 axes[1].set(
@@ -309,7 +338,9 @@ x_samples = mu3 + randn(N, D) @ torch.linalg.cholesky(Sigma3).T  # x ~ N(μ, Σ)
 y_samples = x_samples @ A_lin.T + b_lin  # y = A x + b, K = 2
 mean_y, cov_y = A_lin @ mu3 + b_lin, A_lin @ Sigma3 @ A_lin.T  # eq. (prob-gauss-linear)
 se_mean = (torch.diagonal(cov_y) / N).sqrt()
-se_cov = ((torch.diagonal(cov_y)[:, None] * torch.diagonal(cov_y)[None, :] + cov_y**2) / N).sqrt()
+se_cov = (
+    (torch.diagonal(cov_y)[:, None] * torch.diagonal(cov_y)[None, :] + cov_y**2) / N
+).sqrt()
 check(
     "mean of A x + b is A μ + b (Monte Carlo, within 5 standard errors)",
     zscores(y_samples.mean(0), mean_y, se_mean),
@@ -441,12 +472,19 @@ evidence = log_normal(
 ).exp()  # eq. (prob-lin-gauss-evidence)
 
 z = torch.linspace(mu0 - 20, mu0 + 20, 400_001)
-joint = (log_normal(torch.tensor(x_obs), w_ * z, var_x) + log_normal(z, mu0, var0)).exp()  # p(x | z) p(z)
+joint = (
+    log_normal(torch.tensor(x_obs), w_ * z, var_x) + log_normal(z, mu0, var0)
+).exp()  # p(x | z) p(z)
 evidence_grid = torch.trapezoid(joint, z)
 posterior_grid = joint / evidence_grid  # Bayes' rule
 mean_grid = torch.trapezoid(z * posterior_grid, z)
 var_grid = torch.trapezoid((z - mean_grid) ** 2 * posterior_grid, z)
-check("evidence p(x) by quadrature equals eq. (prob-lin-gauss-evidence)", evidence_grid, evidence, atol=1e-12)
+check(
+    "evidence p(x) by quadrature equals eq. (prob-lin-gauss-evidence)",
+    evidence_grid,
+    evidence,
+    atol=1e-12,
+)
 _ = check(
     "posterior mean and variance by Bayes' rule on a grid equal eq. (prob-lin-gauss-posterior)",
     torch.stack([mean_grid, var_grid]),
@@ -498,7 +536,9 @@ def gauss_condition(mu1, mu2, S11, S12, S22, x2):
     return mu1 + K * (x2 - mu2), S11 - K * S12
 
 
-cond_mean, cond_var = gauss_condition(mu0, w_ * mu0, var0, w_ * var0, w_**2 * var0 + var_x, x_obs)
+cond_mean, cond_var = gauss_condition(
+    mu0, w_ * mu0, var0, w_ * var0, w_**2 * var0 + var_x, x_obs
+)
 check(
     "the joint-Gaussian conditional equals the Bayes posterior of the linear-Gaussian model",
     [float(cond_mean), float(cond_var)],
@@ -508,10 +548,22 @@ check(
 
 diff = GaussianDiffusion(get_beta_schedule("linear", 1000))
 t_idx = torch.arange(1, 1000)  # library indices 1..T−1, i.e. paper steps t = 2..T
-ab, ab_prev, al = diff.alphas_cumprod[t_idx], diff.alphas_cumprod_prev[t_idx], diff.alphas[t_idx]
-x0_, xt_ = 0.6 * torch.ones(len(t_idx)), randn(len(t_idx))  # a data value and a noisy value for each t
+ab, ab_prev, al = (
+    diff.alphas_cumprod[t_idx],
+    diff.alphas_cumprod_prev[t_idx],
+    diff.alphas[t_idx],
+)
+x0_, xt_ = (
+    0.6 * torch.ones(len(t_idx)),
+    randn(len(t_idx)),
+)  # a data value and a noisy value for each t
 mean_q, var_q = gauss_condition(
-    ab_prev.sqrt() * x0_, ab.sqrt() * x0_, 1 - ab_prev, al.sqrt() * (1 - ab_prev), 1 - ab, xt_
+    ab_prev.sqrt() * x0_,
+    ab.sqrt() * x0_,
+    1 - ab_prev,
+    al.sqrt() * (1 - ab_prev),
+    1 - ab,
+    xt_,
 )
 post = diff.q_posterior_mean_variance(x0_[:, None], xt_[:, None], t_idx)
 _ = check(
@@ -618,7 +670,9 @@ check(
     dist.MultivariateNormal(mu3, Sigma3).entropy(),
     atol=1e-12,
 )
-neg_log_p = -log_normal_nd(x_samples, mu3, Sigma3)  # the 200,000 samples of N(μ, Σ) drawn above
+neg_log_p = -log_normal_nd(
+    x_samples, mu3, Sigma3
+)  # the 200,000 samples of N(μ, Σ) drawn above
 check(
     "entropy = E[−log p(x)] (Monte Carlo, within 5 standard errors)",
     zscores(neg_log_p.mean(), entropy_hand, neg_log_p.std() / math.sqrt(N)),
@@ -628,7 +682,12 @@ check(
 
 # Univariate pairs (μ1, σ1², μ2, σ2²), among them the pair of equal distributions.
 pairs = torch.tensor(
-    [[0.0, 1.0, 0.0, 1.0], [0.3, 0.5, -0.2, 2.0], [1.0, 0.01, 0.9, 0.02], [-2.0, 3.0, 1.0, 0.5]]
+    [
+        [0.0, 1.0, 0.0, 1.0],
+        [0.3, 0.5, -0.2, 2.0],
+        [1.0, 0.01, 0.9, 0.02],
+        [-2.0, 3.0, 1.0, 0.5],
+    ]
 )
 m1, v1, m2, v2 = pairs.T
 kl_1d = kl_gauss(m1, v1, m2, v2)
@@ -657,11 +716,15 @@ check("KL(p ‖ p) = 0", kl_1d[0], 0.0, atol=0.0)
 # Full covariances in D = 3.
 mu_b, Sigma_b = randn(D), random_cov(D)
 kl_full = kl_gauss_nd(mu3, Sigma3, mu_b, Sigma_b)
-lr_full = log_normal_nd(x_samples, mu3, Sigma3) - log_normal_nd(x_samples, mu_b, Sigma_b)
+lr_full = log_normal_nd(x_samples, mu3, Sigma3) - log_normal_nd(
+    x_samples, mu_b, Sigma_b
+)
 check(
     "eq. (prob-kl-gauss-nd) equals kl_divergence(MultivariateNormal, MultivariateNormal)",
     kl_full,
-    dist.kl_divergence(dist.MultivariateNormal(mu3, Sigma3), dist.MultivariateNormal(mu_b, Sigma_b)),
+    dist.kl_divergence(
+        dist.MultivariateNormal(mu3, Sigma3), dist.MultivariateNormal(mu_b, Sigma_b)
+    ),
     atol=1e-12,
 )
 check(
@@ -680,7 +743,10 @@ mu_p, mu_q, var_p, var_q = (
 )
 _ = check(
     "diagonal covariances: eq. (prob-kl-gauss-nd) = Σ_d eq. (prob-kl-gauss-1d) = normal_kl(...).sum()",
-    [kl_gauss_nd(mu_q, torch.diag(var_q), mu_p, torch.diag(var_p)), kl_gauss(mu_q, var_q, mu_p, var_p).sum()],
+    [
+        kl_gauss_nd(mu_q, torch.diag(var_q), mu_p, torch.diag(var_p)),
+        kl_gauss(mu_q, var_q, mu_p, var_p).sum(),
+    ],
     normal_kl(mu_q, var_q.log(), mu_p, var_p.log()).sum(),
     atol=1e-11,
 )
@@ -703,9 +769,15 @@ check(
     ((mu_q - mu_p) ** 2).sum() / (2 * sigma2),
     atol=1e-11,
 )
-kl_qp = kl_gauss(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(1.0), torch.tensor(4.0))
-kl_pq = kl_gauss(torch.tensor(1.0), torch.tensor(4.0), torch.tensor(0.0), torch.tensor(1.0))
-print(f"KL(N(0, 1) ‖ N(1, 4)) = {kl_qp:.4f} nats,  KL(N(1, 4) ‖ N(0, 1)) = {kl_pq:.4f} nats")
+kl_qp = kl_gauss(
+    torch.tensor(0.0), torch.tensor(1.0), torch.tensor(1.0), torch.tensor(4.0)
+)
+kl_pq = kl_gauss(
+    torch.tensor(1.0), torch.tensor(4.0), torch.tensor(0.0), torch.tensor(1.0)
+)
+print(
+    f"KL(N(0, 1) ‖ N(1, 4)) = {kl_qp:.4f} nats,  KL(N(1, 4) ‖ N(0, 1)) = {kl_pq:.4f} nats"
+)
 _ = check_le(
     "the KL divergence is not symmetric (the two directions differ by more than 0.5 nats)",
     0.5,
@@ -748,7 +820,9 @@ _ = check_le(
 mu_x, var_x = 0.3, 0.64
 Y = (mu_x + math.sqrt(var_x) * randn(400_000)).exp()
 log_mean_Y, mean_log_Y = Y.mean().log(), Y.log().mean()
-se_log_mean = Y.std() / (Y.mean() * math.sqrt(len(Y)))  # delta method: se(log Ȳ) ≈ se(Ȳ)/Ȳ
+se_log_mean = Y.std() / (
+    Y.mean() * math.sqrt(len(Y))
+)  # delta method: se(log Ȳ) ≈ se(Ȳ)/Ȳ
 check(
     "log E[Y] = μ + σ²/2 for log-normal Y (Monte Carlo, within 5 standard errors)",
     zscores(log_mean_Y, mu_x + var_x / 2, se_log_mean),
@@ -766,8 +840,14 @@ check_le("Jensen, eq. (prob-jensen): E[log Y] ≤ log E[Y]", mean_log_Y, log_mea
 q_disc = torch.distributions.Dirichlet(torch.ones(5)).sample((100_000,))
 p_disc = torch.distributions.Dirichlet(torch.full((5,), 0.3)).sample((100_000,))
 kl_disc = (q_disc * (q_disc.log() - p_disc.log())).sum(-1)
-print(f"smallest KL among 100,000 random pairs: {kl_disc.min():.2e} nats; largest: {kl_disc.max():.1f} nats")
-_ = check_le("Gibbs' inequality, eq. (prob-gibbs): KL(q ‖ p) ≥ 0 for every pair", 0.0, kl_disc.min())
+print(
+    f"smallest KL among 100,000 random pairs: {kl_disc.min():.2e} nats; largest: {kl_disc.max():.1f} nats"
+)
+_ = check_le(
+    "Gibbs' inequality, eq. (prob-gibbs): KL(q ‖ p) ≥ 0 for every pair",
+    0.0,
+    kl_disc.min(),
+)
 
 # %% [markdown]
 # ## Latent-variable models and the evidence lower bound
@@ -835,30 +915,43 @@ _ = check_le("Gibbs' inequality, eq. (prob-gibbs): KL(q ‖ p) ≥ 0 for every p
 
 # %%
 w, b, var_x, x_obs = 2.0, 0.5, 0.5, 3.0
-log_px = log_normal(torch.tensor(x_obs), b, w**2 + var_x)  # log p(x), eq. (prob-lin-gauss-evidence)
+log_px = log_normal(
+    torch.tensor(x_obs), b, w**2 + var_x
+)  # log p(x), eq. (prob-lin-gauss-evidence)
 var_post = 1 / (1 + w**2 / var_x)  # eq. (prob-lin-gauss-posterior), μ_0 = 0, σ_0² = 1
 mean_post = var_post * w * (x_obs - b) / var_x
 
 
 def elbo_closed(mq, vq):
     """Eq. (prob-elbo-recon-kl) for the linear-Gaussian model and q = N(mq, vq), in closed form."""
-    recon = -0.5 * math.log(2 * math.pi * var_x) - ((x_obs - w * mq - b) ** 2 + w**2 * vq) / (2 * var_x)
+    recon = -0.5 * math.log(2 * math.pi * var_x) - (
+        (x_obs - w * mq - b) ** 2 + w**2 * vq
+    ) / (2 * var_x)
     return recon - kl_gauss(mq, vq, torch.tensor(0.0), torch.tensor(1.0))
 
 
-mq, vq = torch.tensor(0.4), torch.tensor(0.3)  # some variational distribution, not the posterior
+mq, vq = (
+    torch.tensor(0.4),
+    torch.tensor(0.3),
+)  # some variational distribution, not the posterior
 zq = mq + vq.sqrt() * randn(400_000)
 integrand = (
-    log_normal(torch.tensor(x_obs), w * zq + b, var_x) + log_normal(zq, 0.0, 1.0) - log_normal(zq, mq, vq)
+    log_normal(torch.tensor(x_obs), w * zq + b, var_x)
+    + log_normal(zq, 0.0, 1.0)
+    - log_normal(zq, mq, vq)
 )
 check(
     "the ELBO by Monte Carlo, eq. (prob-elbo), equals its closed form (within 5 standard errors)",
-    zscores(integrand.mean(), elbo_closed(mq, vq), integrand.std() / math.sqrt(len(zq))),
+    zscores(
+        integrand.mean(), elbo_closed(mq, vq), integrand.std() / math.sqrt(len(zq))
+    ),
     0.0,
     atol=5,
 )
 
-mq_grid, vq_grid = torch.meshgrid(torch.linspace(-1, 2, 61), torch.logspace(-2, 0.5, 51), indexing="ij")
+mq_grid, vq_grid = torch.meshgrid(
+    torch.linspace(-1, 2, 61), torch.logspace(-2, 0.5, 51), indexing="ij"
+)
 elbo_grid = elbo_closed(mq_grid, vq_grid)
 gap = kl_gauss(mq_grid, vq_grid, torch.tensor(mean_post), torch.tensor(var_post))
 check(
@@ -964,7 +1057,10 @@ eps = randn(n_grad)
 z_r = mu_r + sigma_r * eps
 score_mu = z_r**2 * (z_r - mu_r) / sigma_r**2  # eq. (prob-score-function)
 score_sigma = z_r**2 * ((z_r - mu_r) ** 2 - sigma_r**2) / sigma_r**3
-reparam_mu, reparam_sigma = 2 * z_r, 2 * z_r * eps  # eq. (prob-reparam-grad) with f'(z) = 2z
+reparam_mu, reparam_sigma = (
+    2 * z_r,
+    2 * z_r * eps,
+)  # eq. (prob-reparam-grad) with f'(z) = 2z
 exact = torch.tensor([2 * mu_r, 2 * sigma_r])
 for name, gm, gs in (
     ("score-function", score_mu, score_sigma),
@@ -986,7 +1082,9 @@ def var_and_se(g_):
     return sq.mean(), sq.std() / math.sqrt(len(g_))
 
 
-var_score_formula = mu_r**4 / sigma_r**2 + 14 * mu_r**2 + 15 * sigma_r**2  # eq. (prob-grad-variances)
+var_score_formula = (
+    mu_r**4 / sigma_r**2 + 14 * mu_r**2 + 15 * sigma_r**2
+)  # eq. (prob-grad-variances)
 for name, g_, formula in (
     ("score-function", score_mu, var_score_formula),
     ("reparameterisation", reparam_mu, 4 * sigma_r**2),
@@ -1013,14 +1111,20 @@ _ = check(
 # %%
 mus = torch.linspace(-3, 3, 121)
 fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(mus, mus**4 / sigma_r**2 + 14 * mus**2 + 15 * sigma_r**2, label="score function (formula)")
+ax.plot(
+    mus,
+    mus**4 / sigma_r**2 + 14 * mus**2 + 15 * sigma_r**2,
+    label="score function (formula)",
+)
 ax.plot(mus, torch.full_like(mus, 4 * sigma_r**2), label="reparameterisation (formula)")
 mc_mus, mc_vars = [-2.0, -1.0, 0.0, 1.0, 2.0], []
 for m0 in mc_mus:
     z0 = m0 + sigma_r * eps[:100_000]
     mc_vars.append([(z0**2 * (z0 - m0) / sigma_r**2).var(), (2 * z0).var()])
 mc_vars = torch.tensor(mc_vars)
-ax.scatter(mc_mus, mc_vars[:, 0], color="C0", zorder=3, label="Monte Carlo (100,000 samples)")
+ax.scatter(
+    mc_mus, mc_vars[:, 0], color="C0", zorder=3, label="Monte Carlo (100,000 samples)"
+)
 ax.scatter(mc_mus, mc_vars[:, 1], color="C1", zorder=3)
 ax.set(
     yscale="log",
@@ -1085,7 +1189,9 @@ _ = check_le(
 # (1) The log-normal distribution.
 mu_ln, sd_ln = 0.2, 0.6
 y = torch.logspace(-4, 2, 20_001)
-log_p_y = log_normal(y.log(), mu_ln, sd_ln**2) - y.log()  # eq. (prob-change-of-variables), g = exp
+log_p_y = (
+    log_normal(y.log(), mu_ln, sd_ln**2) - y.log()
+)  # eq. (prob-change-of-variables), g = exp
 check(
     "y = exp(x): change of variables gives torch's LogNormal.log_prob",
     log_p_y,
@@ -1093,14 +1199,18 @@ check(
     atol=1e-12,
 )
 check(
-    "the transformed density integrates to 1 (quadrature)", torch.trapezoid(log_p_y.exp(), y), 1.0, atol=1e-6
+    "the transformed density integrates to 1 (quadrature)",
+    torch.trapezoid(log_p_y.exp(), y),
+    1.0,
+    atol=1e-6,
 )
 
 # (2) An invertible affine map in D = 3.
 A_sq, b_sq = randn(D, D) + 2 * torch.eye(D), randn(D)
 y3 = x3 @ A_sq.T + b_sq
 log_p_affine = (
-    log_normal_nd(torch.linalg.solve(A_sq, (y3 - b_sq).T).T, mu3, Sigma3) - torch.linalg.slogdet(A_sq)[1]
+    log_normal_nd(torch.linalg.solve(A_sq, (y3 - b_sq).T).T, mu3, Sigma3)
+    - torch.linalg.slogdet(A_sq)[1]
 )
 check(
     "y = A x + b: change of variables gives N(A μ + b, A Σ Aᵀ), eq. (prob-gauss-linear)",
@@ -1120,11 +1230,15 @@ def nu(u):
 
 
 def coupling(x):
-    return torch.stack([x[..., 0], x[..., 1] * kappa(x[..., 0]).exp() + nu(x[..., 0])], -1)
+    return torch.stack(
+        [x[..., 0], x[..., 1] * kappa(x[..., 0]).exp() + nu(x[..., 0])], -1
+    )
 
 
 def coupling_inverse(y_):
-    return torch.stack([y_[..., 0], (y_[..., 1] - nu(y_[..., 0])) * (-kappa(y_[..., 0])).exp()], -1)
+    return torch.stack(
+        [y_[..., 0], (y_[..., 1] - nu(y_[..., 0])) * (-kappa(y_[..., 0])).exp()], -1
+    )
 
 
 def coupling_log_density(y_):
@@ -1135,7 +1249,10 @@ def coupling_log_density(y_):
 
 pts = randn(5, 2)
 logdet_autograd = torch.stack(
-    [torch.linalg.slogdet(torch.autograd.functional.jacobian(coupling, p))[1] for p in pts]
+    [
+        torch.linalg.slogdet(torch.autograd.functional.jacobian(coupling, p))[1]
+        for p in pts
+    ]
 )
 check(
     "the coupling layer's log|det J| is κ(x_1) (autograd Jacobian at five points)",
@@ -1143,14 +1260,21 @@ check(
     kappa(pts[:, 0]),
     atol=1e-12,
 )
-check("the inverse undoes the coupling layer", coupling_inverse(coupling(pts)), pts, atol=1e-12)
+check(
+    "the inverse undoes the coupling layer",
+    coupling_inverse(coupling(pts)),
+    pts,
+    atol=1e-12,
+)
 y1g, y2g = torch.linspace(-8, 8, 801), torch.linspace(-16, 80, 3841)
 Y1, Y2 = torch.meshgrid(y1g, y2g, indexing="ij")
 dens_y = coupling_log_density(torch.stack([Y1, Y2], -1)).exp()
 mass_y = torch.trapezoid(torch.trapezoid(dens_y, y2g, dim=1), y1g)
 mean_y2 = torch.trapezoid(torch.trapezoid(dens_y * Y2, y2g, dim=1), y1g)
 y_mc = coupling(randn(400_000, 2))
-check("the coupling layer's density integrates to 1 (quadrature)", mass_y, 1.0, atol=1e-7)
+check(
+    "the coupling layer's density integrates to 1 (quadrature)", mass_y, 1.0, atol=1e-7
+)
 check("E[y_2] = 0 by quadrature of the transformed density", mean_y2, 0.0, atol=1e-7)
 _ = check(
     "E[y_2] = 0 by Monte Carlo through the layer (within 5 standard errors)",
@@ -1170,7 +1294,11 @@ axes[0].hist(
     label="histogram of $e^x$, 100,000 samples",
 )
 axes[0].plot(y[y < 6], log_p_y[y < 6].exp(), color="k", label="change of variables")
-axes[0].set(xlabel="$y$", ylabel="density $p_Y(y)$", title=r"$y = e^x$, $x \sim \mathcal{N}(0.2, 0.36)$")
+axes[0].set(
+    xlabel="$y$",
+    ylabel="density $p_Y(y)$",
+    title=r"$y = e^x$, $x \sim \mathcal{N}(0.2, 0.36)$",
+)
 axes[0].legend()
 axes[1].contourf(Y1, Y2, dens_y, levels=12, cmap="viridis")
 axes[1].scatter(y_mc[:1500, 0], y_mc[:1500, 1], s=1, color="w", alpha=0.5)
@@ -1260,7 +1388,14 @@ check(
     atol=1e-15,
 )
 
-cases = [(0.0, 0.05), (0.5, 0.01), (0.97, 0.03), (-1.0, 0.003), (0.3, 1.0), (2.0, 0.5)]  # (μ, σ)
+cases = [
+    (0.0, 0.05),
+    (0.5, 0.01),
+    (0.97, 0.03),
+    (-1.0, 0.003),
+    (0.3, 1.0),
+    (2.0, 0.5),
+]  # (μ, σ)
 totals, totals_no_edges, max_err = [], [], 0.0
 for mu, sd in cases:
     lp_hand = disc_gauss_log_prob(levels, mu, sd)
@@ -1278,15 +1413,22 @@ check(
     atol=1e-12,
 )
 check(
-    "with the edge bins the 256 probabilities sum to 1 for every (μ, σ)", torch.stack(totals), 1.0, atol=1e-12
+    "with the edge bins the 256 probabilities sum to 1 for every (μ, σ)",
+    torch.stack(totals),
+    1.0,
+    atol=1e-12,
 )
 print("sums without the edge bins:", ", ".join(f"{s:.4f}" for s in totals_no_edges))
 check_le(
-    "without the edge bins mass is lost (μ = 0.97, σ = 0.03 keeps less than 90%)", totals_no_edges[2], 0.9
+    "without the edge bins mass is lost (μ = 0.97, σ = 0.03 keeps less than 90%)",
+    totals_no_edges[2],
+    0.9,
 )
 
 sd_wide = 0.3
-inner = levels[1:-1]  # the approximation is for interior bins; the edge bins hold the tails
+inner = levels[
+    1:-1
+]  # the approximation is for interior bins; the edge bins hold the tails
 approx = log_normal(inner, 0.1, sd_wide**2) + math.log(2 * delta)
 check(
     "σ ≫ bin width: log P ≈ log N(x; μ, σ²) + log(2/255) for interior bins (relative error of P below 1e-3)",
@@ -1331,7 +1473,9 @@ ax.legend()
 ax.grid(alpha=0.3)
 fig.tight_layout()
 plt.show()
-print(f"P(x = 1) = {lp_edge[-1].exp():.3f}: the edge bin collects all the mass above 1 − 1/255")
+print(
+    f"P(x = 1) = {lp_edge[-1].exp():.3f}: the edge bin collects all the mass above 1 − 1/255"
+)
 
 # %% [markdown]
 # *Figure: the probabilities of the pixel values above 0.8 under a discretised Gaussian with mean

@@ -186,7 +186,9 @@ check(
 # $D$ (here $D^*$ with its logit perturbed in five random ways) has a smaller $V$.
 
 # %%
-xg = torch.linspace(-12, 12, 48_001, dtype=torch.float64)  # the quadrature grid, spacing 5e-4
+xg = torch.linspace(
+    -12, 12, 48_001, dtype=torch.float64
+)  # the quadrature grid, spacing 5e-4
 
 
 def log_normal(x, mean, std):
@@ -215,7 +217,12 @@ def value_V(log_pd, log_pg, logit):
 
 
 lpd, lpg = log_p_data(xg), log_p_gen(xg)
-check("both densities integrate to 1", [integrate(lpd.exp()), integrate(lpg.exp())], 1.0, atol=1e-10)
+check(
+    "both densities integrate to 1",
+    [integrate(lpd.exp()), integrate(lpg.exp())],
+    1.0,
+    atol=1e-10,
+)
 logit_star = lpd - lpg  # eq. (optimal-discriminator), second form
 D_star = torch.sigmoid(logit_star)
 check(
@@ -227,8 +234,12 @@ check(
 V_star = value_V(lpd, lpg, logit_star)
 V_others = []
 for k in range(5):
-    bump = torch.randn(8, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
-    perturbation = sum(c * torch.cos((j + 1) * xg / 2) for j, c in enumerate(bump)) * 0.3
+    bump = torch.randn(
+        8, generator=torch.Generator().manual_seed(k), dtype=torch.float64
+    )
+    perturbation = (
+        sum(c * torch.cos((j + 1) * xg / 2) for j, c in enumerate(bump)) * 0.3
+    )
     V_others.append(value_V(lpd, lpg, logit_star + perturbation))
 check_le("V(D, G) ≤ V(D*, G) for five perturbed discriminators", V_others, V_star)
 print(f"V(D*, G) = {V_star:.5f};  perturbed: {', '.join(f'{v:.5f}' for v in V_others)}")
@@ -256,9 +267,16 @@ for _step in range(800):
 x_test = torch.linspace(-2, 2, 81)
 with torch.no_grad():
     D_learned = torch.sigmoid(D_net(x_test[:, None])).double()
-D_exact = gan.optimal_discriminator(log_p_data(x_test.double()).exp(), log_p_gen(x_test.double()).exp())
+D_exact = gan.optimal_discriminator(
+    log_p_data(x_test.double()).exp(), log_p_gen(x_test.double()).exp()
+)
 gap = (D_learned - D_exact).abs()
-check("a trained discriminator approximates D* on |x| ≤ 2 (to 0.08)", D_learned, D_exact, atol=0.08)
+check(
+    "a trained discriminator approximates D* on |x| ≤ 2 (to 0.08)",
+    D_learned,
+    D_exact,
+    atol=0.08,
+)
 print(f"|D_trained − D*| on |x| ≤ 2: mean {gap.mean():.3f}, max {gap.max():.3f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -269,7 +287,13 @@ axes[0].legend()
 axes[1].plot(xg, D_star, "k", label="$D^*$ (eq. optimal-discriminator)")
 axes[1].plot(x_test, D_learned, "r--", label="trained MLP discriminator")
 axes[1].axhline(0.5, color="grey", lw=0.5)
-axes[1].set(xlim=(-4, 4), ylim=(0, 1), xlabel="x", ylabel="D(x)", title="the optimal discriminator")
+axes[1].set(
+    xlim=(-4, 4),
+    ylim=(0, 1),
+    xlabel="x",
+    ylabel="D(x)",
+    title="the optimal discriminator",
+)
 axes[1].legend()
 plt.tight_layout()
 plt.show()
@@ -332,7 +356,10 @@ check(
     atol=1e-10,
 )
 check(
-    "with p_g = p_data, C(G) = −log 4 (and D* = 1/2)", value_V(lpd, lpd, lpd - lpd), -math.log(4), atol=1e-10
+    "with p_g = p_data, C(G) = −log 4 (and D* = 1/2)",
+    value_V(lpd, lpd, lpd - lpd),
+    -math.log(4),
+    atol=1e-10,
 )
 print(f"JSD = {jsd:.5f} nats;  C(G) = {V_star:.5f};  −log 4 = {-math.log(4):.5f}")
 
@@ -353,11 +380,20 @@ for mu in shifts:
     F_gen = torch.cumulative_trapezoid(lpg_mu.exp(), xg, dim=0)
     W1_curve.append(torch.trapezoid((F_data - F_gen).abs(), xg[1:]).item())
 C_curve, W1_curve = np.array(C_curve), np.array(W1_curve)
-check_le("C(G) ≥ −log 4 for every shift (JSD ≥ 0)", -math.log(4), C_curve.min(), atol=1e-12)
+check_le(
+    "C(G) ≥ −log 4 for every shift (JSD ≥ 0)", -math.log(4), C_curve.min(), atol=1e-12
+)
 check_le("C(G) ≤ 0 for every shift (JSD ≤ log 2)", C_curve.max(), 0.0, atol=1e-12)
-check("C(G) = −log 4 at shift 0, its minimum", C_curve[np.abs(shifts).argmin()], -math.log(4), atol=1e-10)
+check(
+    "C(G) = −log 4 at shift 0, its minimum",
+    C_curve[np.abs(shifts).argmin()],
+    -math.log(4),
+    atol=1e-10,
+)
 far = np.abs(shifts) >= 6
-print(f"C(G) for |μ| ≥ 6 lies in [{C_curve[far].min():.2e}, {C_curve[far].max():.2e}]: flat, no gradient")
+print(
+    f"C(G) for |μ| ≥ 6 lies in [{C_curve[far].min():.2e}, {C_curve[far].max():.2e}]: flat, no gradient"
+)
 
 # %% [markdown]
 # The flat tails are a real problem. If the generator's samples and the data do not overlap (and
@@ -370,16 +406,27 @@ print(f"C(G) for |μ| ≥ 6 lies in [{C_curve[far].min():.2e}, {C_curve[far].max
 # computed alongside by quadrature:
 
 # %%
-check("W1(p_data, p_data shifted by μ) = |μ| (area between the CDFs)", W1_curve, np.abs(shifts), atol=1e-5)
+check(
+    "W1(p_data, p_data shifted by μ) = |μ| (area between the CDFs)",
+    W1_curve,
+    np.abs(shifts),
+    atol=1e-5,
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 axes[0].plot(shifts, C_curve, "k")
 axes[0].axhline(-math.log(4), color="C0", ls="--", label="−log 4 (the minimum)")
 axes[0].axhline(0.0, color="C3", ls=":", label="0 (JSD = log 2)")
-axes[0].set(xlabel="shift μ of the generator", ylabel="C(G) = max_D V(D, G)", title="eq. (gan-jsd)")
+axes[0].set(
+    xlabel="shift μ of the generator",
+    ylabel="C(G) = max_D V(D, G)",
+    title="eq. (gan-jsd)",
+)
 axes[0].legend()
 axes[1].plot(shifts, W1_curve, "k")
-axes[1].set(xlabel="shift μ of the generator", ylabel="$W_1$", title="Wasserstein-1 distance")
+axes[1].set(
+    xlabel="shift μ of the generator", ylabel="$W_1$", title="Wasserstein-1 distance"
+)
 plt.tight_layout()
 plt.show()
 
@@ -441,15 +488,30 @@ check(
     -torch.log(torch.sigmoid(ell)).mean(),
     atol=1e-12,
 )
-check("d/dℓ of the minimax loss = −σ(ℓ) (autograd)", grad_minimax, -torch.sigmoid(ell), atol=1e-14)
-check("d/dℓ of the non-saturating loss = −σ(−ℓ) (autograd)", grad_ns, -torch.sigmoid(-ell), atol=1e-14)
-check("their ratio is e^ℓ = D/(1 − D)", grad_minimax / grad_ns, torch.exp(ell), rtol=1e-12)
+check(
+    "d/dℓ of the minimax loss = −σ(ℓ) (autograd)",
+    grad_minimax,
+    -torch.sigmoid(ell),
+    atol=1e-14,
+)
+check(
+    "d/dℓ of the non-saturating loss = −σ(−ℓ) (autograd)",
+    grad_ns,
+    -torch.sigmoid(-ell),
+    atol=1e-14,
+)
+check(
+    "their ratio is e^ℓ = D/(1 − D)", grad_minimax / grad_ns, torch.exp(ell), rtol=1e-12
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
 D_axis = torch.sigmoid(ell)
 ax.loglog(D_axis, grad_minimax.abs(), label="minimax: |−σ(ℓ)| = D")
 ax.loglog(D_axis, grad_ns.abs(), label="non-saturating: |−σ(−ℓ)| = 1 − D")
-ax.set(xlabel="D(G(z))  (how real the discriminator thinks a fake is)", ylabel="|∂ loss / ∂ℓ|")
+ax.set(
+    xlabel="D(G(z))  (how real the discriminator thinks a fake is)",
+    ylabel="|∂ loss / ∂ℓ|",
+)
 ax.legend()
 plt.show()
 
@@ -501,7 +563,10 @@ check(
 )
 check_le("... ≥ log 2 for every shift", math.log(2), ns_value.min(), atol=1e-12)
 check(
-    "... = log 2 at μ = 0 (p_g = p_data), the same minimiser as C(G)", ns_value[40], math.log(2), atol=1e-10
+    "... = log 2 at μ = 0 (p_g = p_data), the same minimiser as C(G)",
+    ns_value[40],
+    math.log(2),
+    atol=1e-10,
 )
 
 # %% [markdown]
@@ -533,12 +598,20 @@ def measure_saturation(loss, steps=250):
         record["D_fake"].append(torch.sigmoid(logits).mean().item())
         for name in ("minimax", "non-saturating"):
             grads = torch.autograd.grad(
-                gan.generator_loss(logits, name), list(generator_net.parameters()), retain_graph=True
+                gan.generator_loss(logits, name),
+                list(generator_net.parameters()),
+                retain_graph=True,
             )
             record[name].append(math.sqrt(sum(gr.pow(2).sum().item() for gr in grads)))
 
     config = TrainConfig(
-        steps=steps, batch_size=128, lr=1e-4, warmup_steps=50, ema_decay=0.99, grad_clip=10.0, seed=0
+        steps=steps,
+        batch_size=128,
+        lr=1e-4,
+        warmup_steps=50,
+        ema_decay=0.99,
+        grad_clip=10.0,
+        seed=0,
     )
     gan.train_gan(
         G_net,
@@ -561,25 +634,43 @@ print(
     f"minimax gradient norm is {mm['minimax'][worst]:.1e}, the non-saturating one {mm['non-saturating'][worst]:.1e}"
 )
 for loss, rec in saturation.items():
-    print(f"{loss:>15} run: mean D(G(z)) below 0.01 for {int((rec['D_fake'] < 0.01).sum() * 5)} of 250 steps")
+    print(
+        f"{loss:>15} run: mean D(G(z)) below 0.01 for {int((rec['D_fake'] < 0.01).sum() * 5)} of 250 steps"
+    )
 check_le(
     "the discriminator wins early: mean D(G(z)) drops below 0.01 in the minimax run",
     mm["D_fake"][worst],
     0.01,
 )
-check_le("... and there the minimax gradient is < 1/20 of the non-saturating one", ratio, 0.05)
+check_le(
+    "... and there the minimax gradient is < 1/20 of the non-saturating one",
+    ratio,
+    0.05,
+)
 below = {loss: int((rec["D_fake"] < 0.01).sum()) for loss, rec in saturation.items()}
 check_le(
-    "the non-saturating run spends fewer steps with D(G(z)) < 0.01", below["non-saturating"], below["minimax"]
+    "the non-saturating run spends fewer steps with D(G(z)) < 0.01",
+    below["non-saturating"],
+    below["minimax"],
 )
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for loss, rec in saturation.items():
     axes[0].semilogy(rec["step"], rec["D_fake"], label=f"trained with {loss}")
     axes[1].semilogy(rec["step"], rec[loss], label=f"{loss} run, its own loss")
-axes[1].semilogy(mm["step"], mm["non-saturating"], "k:", lw=1, label="minimax run, non-saturating loss")
-axes[0].set(xlabel="training step", ylabel="mean D(G(z))", title="how real the fakes look to D")
-axes[1].set(xlabel="training step", ylabel="‖∇_θ L_G‖", title="gradient reaching the generator")
+axes[1].semilogy(
+    mm["step"],
+    mm["non-saturating"],
+    "k:",
+    lw=1,
+    label="minimax run, non-saturating loss",
+)
+axes[0].set(
+    xlabel="training step", ylabel="mean D(G(z))", title="how real the fakes look to D"
+)
+axes[1].set(
+    xlabel="training step", ylabel="‖∇_θ L_G‖", title="gradient reaching the generator"
+)
 axes[0].legend()
 axes[1].legend(fontsize=8)
 plt.tight_layout()
@@ -640,7 +731,11 @@ check(
     gan.discriminator_loss(real_l, fake_l, "hinge"),
     2.0,
 )
-check("hinge loss of G = −mean fake logit = 1/6", gan.generator_loss(fake_l, "hinge"), 0.5 / 3)
+check(
+    "hinge loss of G = −mean fake logit = 1/6",
+    gan.generator_loss(fake_l, "hinge"),
+    0.5 / 3,
+)
 check(
     "WGAN critic loss = mean f(fake) − mean f(real) = −2/3, eq. (wgan-gp)",
     gan.discriminator_loss(real_l, fake_l, "wgan-gp"),
@@ -662,11 +757,21 @@ for norm in (1.0, 3.0):
         atol=1e-5,
     )
 penalty = gan.gradient_penalty(
-    lambda x: 0.5 * x.pow(2).sum(1), x_real, x_fake, generator=torch.Generator().manual_seed(3)
+    lambda x: 0.5 * x.pow(2).sum(1),
+    x_real,
+    x_fake,
+    generator=torch.Generator().manual_seed(3),
 )
-eps_u = torch.rand(64, generator=torch.Generator().manual_seed(3))[:, None]  # the same ε's
+eps_u = torch.rand(64, generator=torch.Generator().manual_seed(3))[
+    :, None
+]  # the same ε's
 x_hat = eps_u * x_real + (1 - eps_u) * x_fake
-check("penalty of f = ½‖x‖² is mean (‖x̂‖ − 1)²", penalty, (x_hat.norm(dim=1) - 1).pow(2).mean(), atol=1e-5)
+check(
+    "penalty of f = ½‖x‖² is mean (‖x̂‖ − 1)²",
+    penalty,
+    (x_hat.norm(dim=1) - 1).pow(2).mean(),
+    atol=1e-5,
+)
 
 # %% [markdown]
 # For the hinge loss the optimal discriminator's logit is $\operatorname{sign}(p_{\text{data}} - p_g)$
@@ -708,14 +813,24 @@ def train_ring(seed, g_lr, d_lr, pack=1, steps=1000, every=100, n_samples=1000):
     torch.manual_seed(seed)
     G_net = gan.MLPGenerator(z_dim=8, sample_shape=(2,), hidden=128, num_layers=3)
     D_net = gan.MLPDiscriminator(sample_shape=(2,), hidden=128, num_layers=3, pack=pack)
-    history = {"step": [], "samples": [], "modes_hit": [], "effective": [], "quality": []}
+    history = {
+        "step": [],
+        "samples": [],
+        "modes_hit": [],
+        "effective": [],
+        "quality": [],
+    }
 
     def callback(step, generator_net, ema):
         if step % every:
             return
         with torch.no_grad():
-            samples = gan.sample(generator_net, n_samples, generator=torch.Generator().manual_seed(7))
-        coverage = metrics.mode_coverage(samples, ring_centres, std=0.05, min_fraction=0.02)
+            samples = gan.sample(
+                generator_net, n_samples, generator=torch.Generator().manual_seed(7)
+            )
+        coverage = metrics.mode_coverage(
+            samples, ring_centres, std=0.05, min_fraction=0.02
+        )
         history["step"].append(step)
         history["samples"].append(samples)
         history["modes_hit"].append(coverage["modes_hit"])
@@ -723,7 +838,13 @@ def train_ring(seed, g_lr, d_lr, pack=1, steps=1000, every=100, n_samples=1000):
         history["quality"].append(coverage["high_quality_fraction"])
 
     config = TrainConfig(
-        steps=steps, batch_size=128, lr=g_lr, warmup_steps=50, ema_decay=0.99, grad_clip=10.0, seed=seed
+        steps=steps,
+        batch_size=128,
+        lr=g_lr,
+        warmup_steps=50,
+        ema_decay=0.99,
+        grad_clip=10.0,
+        seed=seed,
     )
     result = gan.train_gan(
         G_net,
@@ -740,7 +861,9 @@ def train_ring(seed, g_lr, d_lr, pack=1, steps=1000, every=100, n_samples=1000):
 def ring_axes(ax, samples, title):
     ax.scatter(ring_data[:2000, 0], ring_data[:2000, 1], s=2, c="0.75")
     ax.scatter(samples[:, 0], samples[:, 1], s=2, c="C3")
-    ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal", xticks=[], yticks=[], title=title)
+    ax.set(
+        xlim=(-3, 3), ylim=(-3, 3), aspect="equal", xticks=[], yticks=[], title=title
+    )
 
 
 t0 = time.perf_counter()
@@ -748,8 +871,12 @@ balanced_result, balanced_0 = train_ring(seed=0, g_lr=1e-3, d_lr=1e-3)
 print(f"1,000 steps in {time.perf_counter() - t0:.1f} s")
 ring_gan = zoo.load("ring-gan")
 with torch.no_grad():
-    zoo_samples = gan.sample(ring_gan.model, 2000, generator=torch.Generator().manual_seed(0))
-zoo_coverage = metrics.mode_coverage(zoo_samples, ring_centres, std=0.05, min_fraction=0.02)
+    zoo_samples = gan.sample(
+        ring_gan.model, 2000, generator=torch.Generator().manual_seed(0)
+    )
+zoo_coverage = metrics.mode_coverage(
+    zoo_samples, ring_centres, std=0.05, min_fraction=0.02
+)
 zoo_hit = zoo_coverage["modes_hit"]  # the same 2% rule
 check(
     "effective number of modes by hand = metrics.mode_coverage",
@@ -758,12 +885,21 @@ check(
     rtol=1e-12,
 )
 
-shown = [0, 1, 2, 4, 6, 9]  # indices of the recorded steps 100, 200, 300, 500, 700, 1000
+shown = [
+    0,
+    1,
+    2,
+    4,
+    6,
+    9,
+]  # indices of the recorded steps 100, 200, 300, 500, 700, 1000
 fig, axes = plt.subplots(1, 7, figsize=(15, 2.9))
 for ax, i in zip(axes, shown):
     h = balanced_0
     ring_axes(
-        ax, h["samples"][i], f"step {h['step'][i]}\n{h['modes_hit'][i]} modes hit, {h['quality'][i]:.0%} HQ"
+        ax,
+        h["samples"][i],
+        f"step {h['step'][i]}\n{h['modes_hit'][i]} modes hit, {h['quality'][i]:.0%} HQ",
     )
 ring_axes(
     axes[6],
@@ -810,11 +946,15 @@ check_le(
 # %%
 digits_gan = zoo.load("digits-gan")
 with torch.no_grad():
-    digit_samples = gan.sample(digits_gan.model, 2000, generator=torch.Generator().manual_seed(0))
+    digit_samples = gan.sample(
+        digits_gan.model, 2000, generator=torch.Generator().manual_seed(0)
+    )
 test_digits = data.digits("test").images
 fake_scores = metrics.classifier_scores(digit_samples)
 real_scores = metrics.classifier_scores(test_digits)
-print(f"digits-gan: trained in {digits_gan.record['train_seconds']:.0f} s (once, then cached)")
+print(
+    f"digits-gan: trained in {digits_gan.record['train_seconds']:.0f} s (once, then cached)"
+)
 print(
     f"mean top-class probability: GAN {fake_scores['mean_top_prob']:.3f}, test digits {real_scores['mean_top_prob']:.3f}"
 )
@@ -945,15 +1085,29 @@ for seed in seeds:
         final["(a) balanced: lr 1e-3 for G and D", seed],
     )
 wander = [
-    len({int(torch.cdist(s, ring_centres).argmin(1).mode().values) for s in runs[name, seed]["samples"]})
+    len(
+        {
+            int(torch.cdist(s, ring_centres).argmin(1).mode().values)
+            for s in runs[name, seed]["samples"]
+        }
+    )
     for name, seed in runs
     if name.startswith("(b)")
 ]
-print("distinct modes occupied by the bulk of the samples over the 10 snapshots, run (b):", wander)
-check_le("in every collapsed run the occupied mode moves (≥ 2 distinct modes)", 2, min(wander))
+print(
+    "distinct modes occupied by the bulk of the samples over the 10 snapshots, run (b):",
+    wander,
+)
+check_le(
+    "in every collapsed run the occupied mode moves (≥ 2 distinct modes)",
+    2,
+    min(wander),
+)
 quality_c = [runs["(c) as (b), PacGAN with pack 4", s]["quality"][-1] for s in seeds]
 quality_a = [runs["(a) balanced: lr 1e-3 for G and D", s]["quality"][-1] for s in seeds]
-print(f"final high-quality fraction: PacGAN {np.round(quality_c, 2)}, balanced {np.round(quality_a, 2)}")
+print(
+    f"final high-quality fraction: PacGAN {np.round(quality_c, 2)}, balanced {np.round(quality_a, 2)}"
+)
 check_le(
     "PacGAN's final high-quality fraction is below the balanced runs' (every seed)",
     max(quality_c),

@@ -52,8 +52,17 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("diffusion_lib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/aigc-book/aigc-principles-and-code"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/aigc-book/aigc-principles-and-code",
+        ],
+        check=True,
+    )
 
 # %%
 import math
@@ -70,8 +79,10 @@ from diffusion_lib.schedules import alphas_cumprod_from_betas, log_snr
 torch.manual_seed(0)
 train = digits("train")
 test = digits("test")
-print(f"{len(train.images)} training digits of shape {tuple(train.images.shape[1:])}, "
-      f"pixel range [{train.images.min():.0f}, {train.images.max():.0f}]")
+print(
+    f"{len(train.images)} training digits of shape {tuple(train.images.shape[1:])}, "
+    f"pixel range [{train.images.min():.0f}, {train.images.max():.0f}]"
+)
 
 # %% [markdown]
 # ## The forward Markov chain
@@ -145,11 +156,15 @@ print(f"{len(train.images)} training digits of shape {tuple(train.images.shape[1
 # %%
 T = 1000
 scale = 1000 / T
-betas = torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64)  # betas[i] = β_{i+1}
-alphas = 1 - betas                                                           # α_t = 1 − β_t
-abar = torch.cumprod(alphas, dim=0)                                          # ᾱ_t, eq. (fwd-alpha-bar)
-print(f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.3f}, ᾱ_1 = {abar[0]:.6f}, "
-      f"ᾱ_500 = {abar[499]:.4f}, ᾱ_T = {abar[-1]:.5e}")
+betas = torch.linspace(
+    scale * 1e-4, scale * 0.02, T, dtype=torch.float64
+)  # betas[i] = β_{i+1}
+alphas = 1 - betas  # α_t = 1 − β_t
+abar = torch.cumprod(alphas, dim=0)  # ᾱ_t, eq. (fwd-alpha-bar)
+print(
+    f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.3f}, ᾱ_1 = {abar[0]:.6f}, "
+    f"ᾱ_500 = {abar[499]:.4f}, ᾱ_T = {abar[-1]:.5e}"
+)
 
 # %% [markdown]
 # The library's `get_beta_schedule("linear", T)` must give the same $\beta$'s, and its
@@ -158,11 +173,21 @@ print(f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.3f}, ᾱ_1 = {abar[0]:.6f}, "
 # allow half a unit in the last place, $5 \times 10^{-10}$).
 
 # %%
-check("hand-built linear β equal get_beta_schedule('linear', 1000)",
-      betas, get_beta_schedule("linear", T), atol=1e-15)
-check("cumprod(1 − β) equals alphas_cumprod_from_betas", abar,
-      alphas_cumprod_from_betas(betas), atol=1e-15)
-_ = check("linear schedule, T = 1000: ᾱ_T ≈ 4.0358e-05", abar[-1], 4.0358e-05, atol=5e-10)
+check(
+    "hand-built linear β equal get_beta_schedule('linear', 1000)",
+    betas,
+    get_beta_schedule("linear", T),
+    atol=1e-15,
+)
+check(
+    "cumprod(1 − β) equals alphas_cumprod_from_betas",
+    abar,
+    alphas_cumprod_from_betas(betas),
+    atol=1e-15,
+)
+_ = check(
+    "linear schedule, T = 1000: ᾱ_T ≈ 4.0358e-05", abar[-1], 4.0358e-05, atol=5e-10
+)
 
 # %% [markdown]
 # ## Why the signal is shrunk by $\sqrt{1-\beta_t}$: variance preservation
@@ -202,21 +227,34 @@ _ = check("linear schedule, T = 1000: ᾱ_T ≈ 4.0358e-05", abar[-1], 4.0358e-0
 # recursion for several starting variances and compares with {eq}`fwd-var-closed`.
 
 # %%
-v0 = torch.tensor([0.0, 0.25, 1.0, 4.0], dtype=torch.float64)  # Var[x_0] for four data sets
+v0 = torch.tensor(
+    [0.0, 0.25, 1.0, 4.0], dtype=torch.float64
+)  # Var[x_0] for four data sets
 v = v0.clone()
 v_iterated = []
-for beta in betas:                      # v_t = α_t v_{t-1} + β_t, eq. (fwd-var-step)
+for beta in betas:  # v_t = α_t v_{t-1} + β_t, eq. (fwd-var-step)
     v = (1 - beta) * v + beta
     v_iterated.append(v)
-v_iterated = torch.stack(v_iterated)    # (T, 4): row i is step t = i + 1
+v_iterated = torch.stack(v_iterated)  # (T, 4): row i is step t = i + 1
 v_closed = abar[:, None] * v0 + (1 - abar[:, None])
-check("iterated variance recursion equals ᾱ_t Var[x_0] + 1 − ᾱ_t for all t",
-      v_iterated, v_closed, atol=1e-12)
-check("unit-variance data keep unit variance at every step", v_iterated[:, 2], 1.0, atol=1e-12)
+check(
+    "iterated variance recursion equals ᾱ_t Var[x_0] + 1 − ᾱ_t for all t",
+    v_iterated,
+    v_closed,
+    atol=1e-12,
+)
+check(
+    "unit-variance data keep unit variance at every step",
+    v_iterated[:, 2],
+    1.0,
+    atol=1e-12,
+)
 pixel_var = train.images.flatten(1).var(dim=0).mean().item()
-print(f"the digits have average per-pixel variance {pixel_var:.3f}; "
-      f"at t = 500 the forward process has moved it to "
-      f"{abar[499] * pixel_var + 1 - abar[499]:.3f}")
+print(
+    f"the digits have average per-pixel variance {pixel_var:.3f}; "
+    f"at t = 500 the forward process has moved it to "
+    f"{abar[499] * pixel_var + 1 - abar[499]:.3f}"
+)
 
 # %% [markdown]
 # ## The marginal $q(\mathbf{x}_t \mid \mathbf{x}_0)$ in closed form
@@ -341,8 +379,15 @@ print(f"the digits have average per-pixel variance {pixel_var:.3f}; "
 # $\beta_s/\bar\alpha_s$) and compares.
 
 # %%
-noise_var_sum = abar * torch.cumsum(betas / abar, dim=0)   # Σ_{s≤t} (ᾱ_t/ᾱ_s) β_s, for every t
-_ = check("Σ_{s≤t} (ᾱ_t/ᾱ_s) β_s = 1 − ᾱ_t (telescoping), all t", noise_var_sum, 1 - abar, atol=1e-12)
+noise_var_sum = abar * torch.cumsum(
+    betas / abar, dim=0
+)  # Σ_{s≤t} (ᾱ_t/ᾱ_s) β_s, for every t
+_ = check(
+    "Σ_{s≤t} (ᾱ_t/ᾱ_s) β_s = 1 − ᾱ_t (telescoping), all t",
+    noise_var_sum,
+    1 - abar,
+    atol=1e-12,
+)
 
 # %% [markdown]
 # ### Checking the closed form against the chain by Monte Carlo
@@ -370,6 +415,7 @@ _ = check("Σ_{s≤t} (ᾱ_t/ᾱ_s) β_s = 1 − ᾱ_t (telescoping), all t", no
 # check fails by bad luck with probability below $5 \times 10^{-4}$, for any seed. A wrong formula,
 # on the other hand, misses by many standard errors, as the last line of the cell shows.
 
+
 # %%
 def forward_chain(x0, betas, record_at, generator):
     """Run the chain x_t = √(1−β_t) x_{t−1} + √β_t ε_t from x0; return {t: x_t} for t in record_at.
@@ -379,35 +425,42 @@ def forward_chain(x0, betas, record_at, generator):
     x = x0.clone()
     recorded = {0: x0.clone()} if 0 in record_at else {}
     for t, beta in enumerate(betas.tolist(), start=1):
-        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * torch.randn(
+            x.shape, generator=generator, dtype=x.dtype
+        )
         if t in record_at:
             recorded[t] = x.clone()
     return recorded
 
 
 N = 1000
-t_checked = [1, 10, 100, 250, 500, 1000]            # paper steps
-x0_digit = train.images[0].flatten().double()        # one digit, D = 64 pixels
+t_checked = [1, 10, 100, 250, 500, 1000]  # paper steps
+x0_digit = train.images[0].flatten().double()  # one digit, D = 64 pixels
 copies = x0_digit.expand(N, -1).clone()
 gen = torch.Generator().manual_seed(1)
 chain = forward_chain(copies, betas, set(t_checked), gen)
 
 z_mean, z_var, z_wrong = [], [], []
 for t in t_checked:
-    xt = chain[t]                                    # (N, 64)
-    ab = abar[t - 1]                                 # ᾱ_t lives at index t − 1
+    xt = chain[t]  # (N, 64)
+    ab = abar[t - 1]  # ᾱ_t lives at index t − 1
     z_mean.append((xt.mean(0) - ab.sqrt() * x0_digit) / ((1 - ab) / N).sqrt())
     z_var.append((xt.var(0) - (1 - ab)) / ((1 - ab) * math.sqrt(2 / (N - 1))))
     # the classic slip: one-step α_t in place of ᾱ_t in the mean
-    z_wrong.append((xt.mean(0) - alphas[t - 1].sqrt() * x0_digit) / ((1 - ab) / N).sqrt())
+    z_wrong.append(
+        (xt.mean(0) - alphas[t - 1].sqrt() * x0_digit) / ((1 - ab) / N).sqrt()
+    )
 z_mean, z_var, z_wrong = torch.stack(z_mean), torch.stack(z_var), torch.stack(z_wrong)
 print("largest |z| per recorded t (mean, variance):")
 for t, zm, zv in zip(t_checked, z_mean.abs().amax(1), z_var.abs().amax(1)):
     print(f"  t = {t:4d}:  {zm:.2f}  {zv:.2f}")
 check("chain sample means match √ᾱ_t x_0 (z-scores)", z_mean, 0.0, atol=5.0)
 check("chain sample variances match 1 − ᾱ_t (z-scores)", z_var, 0.0, atol=5.0)
-_ = check_le("the wrong formula √α_t x_0 would be rejected (its max |z| exceeds 5)",
-             5.0, z_wrong.abs().max())
+_ = check_le(
+    "the wrong formula √α_t x_0 would be rejected (its max |z| exceeds 5)",
+    5.0,
+    z_wrong.abs().max(),
+)
 
 # %% [markdown]
 # All $z$-scores are of order one, as they should be if {eq}`fwd-marginal` holds (the largest of
@@ -435,24 +488,43 @@ _ = check_le("the wrong formula √α_t x_0 would be rejected (its max |z| excee
 
 # %%
 diff = GaussianDiffusion(get_beta_schedule("linear", T))
-x0 = train.images[:5].double()                            # (5, 1, 8, 8), one per step below
+x0 = train.images[:5].double()  # (5, 1, 8, 8), one per step below
 t_paper = torch.tensor([1, 10, 100, 500, 1000])
-t_index = t_paper - 1                                     # the library's index convention
-eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+t_index = t_paper - 1  # the library's index convention
+eps = torch.randn(
+    x0.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+)
 
-ab = abar[t_paper - 1].view(-1, 1, 1, 1)                  # ᾱ_t, shaped to broadcast over pixels
-xt_hand = ab.sqrt() * x0 + (1 - ab).sqrt() * eps          # eq. (fwd-reparam)
-check("diff.q_sample(x0, t − 1, ε) equals √ᾱ_t x_0 + √(1−ᾱ_t) ε",
-      diff.q_sample(x0, t_index, noise=eps), xt_hand, atol=1e-12)
+ab = abar[t_paper - 1].view(-1, 1, 1, 1)  # ᾱ_t, shaped to broadcast over pixels
+xt_hand = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # eq. (fwd-reparam)
+check(
+    "diff.q_sample(x0, t − 1, ε) equals √ᾱ_t x_0 + √(1−ᾱ_t) ε",
+    diff.q_sample(x0, t_index, noise=eps),
+    xt_hand,
+    atol=1e-12,
+)
 
 mean, var, log_var = diff.q_mean_variance(x0, t_index)
 check("q_mean_variance mean equals √ᾱ_t x_0", mean, ab.sqrt() * x0, atol=1e-12)
 check("q_mean_variance variance equals 1 − ᾱ_t", var, 1 - ab, atol=1e-12)
-check("q_mean_variance log-variance equals log(1 − ᾱ_t)", log_var, torch.log1p(-ab), atol=1e-12)
-check("alphas_cumprod_prev[0] = ᾱ_0 = 1 and alphas_cumprod_prev[i] = ᾱ_i",
-      diff.alphas_cumprod_prev, torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]]), atol=1e-15)
-_ = check("index 0 is already one noisy step: q_sample(x0, 0, ε) = √(1−β_1) x_0 + √β_1 ε",
-          diff.q_sample(x0, 0, noise=eps), (1 - betas[0]).sqrt() * x0 + betas[0].sqrt() * eps, atol=1e-12)
+check(
+    "q_mean_variance log-variance equals log(1 − ᾱ_t)",
+    log_var,
+    torch.log1p(-ab),
+    atol=1e-12,
+)
+check(
+    "alphas_cumprod_prev[0] = ᾱ_0 = 1 and alphas_cumprod_prev[i] = ᾱ_i",
+    diff.alphas_cumprod_prev,
+    torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]]),
+    atol=1e-15,
+)
+_ = check(
+    "index 0 is already one noisy step: q_sample(x0, 0, ε) = √(1−β_1) x_0 + √β_1 ε",
+    diff.q_sample(x0, 0, noise=eps),
+    (1 - betas[0]).sqrt() * x0 + betas[0].sqrt() * eps,
+    atol=1e-12,
+)
 
 # %% [markdown]
 # ## Noise schedules and the signal-to-noise ratio
@@ -484,7 +556,7 @@ _ = check("index 0 is already one noisy step: q_sample(x0, 0, ε) = √(1−β_1
 # precision when $\bar\alpha_t$ is tiny. Our hand-written version uses the same formula.
 
 # %%
-lam_hand = torch.log(abar) - torch.log1p(-abar)                     # eq. (fwd-snr)
+lam_hand = torch.log(abar) - torch.log1p(-abar)  # eq. (fwd-snr)
 check("library log_snr equals log ᾱ − log(1 − ᾱ)", log_snr(abar), lam_hand, atol=1e-12)
 check("ᾱ_t = sigmoid(λ_t)", torch.sigmoid(lam_hand), abar, atol=1e-15)
 _ = check_le("log-SNR decreases: λ_{t+1} ≤ λ_t for all t", lam_hand[1:], lam_hand[:-1])
@@ -528,27 +600,54 @@ _ = check_le("log-SNR decreases: λ_{t+1} ≤ λ_t for all t", lam_hand[1:], lam
 # makes the reverse process divide by $\sqrt{\alpha_T} = 0$ (see the common mistakes below). With
 # the clip, $\bar\alpha_T = 0.001\,\bar\alpha_{T-1}$ instead. Here is the schedule by hand:
 
+
 # %%
 def cosine_betas(T, s=0.008, max_beta=0.999):
     """β_t from ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2), clipped at max_beta."""
-    t = torch.arange(T + 1, dtype=torch.float64)                  # paper steps 0, 1, ..., T
+    t = torch.arange(T + 1, dtype=torch.float64)  # paper steps 0, 1, ..., T
     f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
-    abar_cos = f / f[0]                                           # eq. (fwd-cosine), ᾱ_0 = 1
-    return (1 - abar_cos[1:] / abar_cos[:-1]).clamp(max=max_beta)  # eq. (fwd-beta-from-abar)
+    abar_cos = f / f[0]  # eq. (fwd-cosine), ᾱ_0 = 1
+    return (1 - abar_cos[1:] / abar_cos[:-1]).clamp(
+        max=max_beta
+    )  # eq. (fwd-beta-from-abar)
 
 
 betas_cos = cosine_betas(T)
 abar_cos = alphas_cumprod_from_betas(betas_cos)
-check("hand-built cosine β equal get_beta_schedule('cosine', 1000)",
-      betas_cos, get_beta_schedule("cosine", T), atol=1e-12)
-t_grid = torch.arange(1, T + 1, dtype=torch.float64)            # paper steps 1, ..., T
-f = torch.cos((torch.cat([torch.zeros(1, dtype=torch.float64), t_grid]) / T + 0.008) / 1.008 * math.pi / 2) ** 2
-check("cumprod of the clipped β reproduces f(t)/f(0) for t < T",
-      abar_cos[:-1], f[1:-1] / f[0], atol=0.0, rtol=1e-10)
-check("the clip acts only at the last step: β_T = 0.999, so ᾱ_T = 0.001 ᾱ_{T−1}",
-      abar_cos[-1], 0.001 * abar_cos[-2], atol=0.0, rtol=1e-12)
-print(f"cosine: β_1 = {betas_cos[0]:.3e}, β_T−1 = {betas_cos[-2]:.3f}, β_T = {betas_cos[-1]:.3f}, "
-      f"ᾱ_T = {abar_cos[-1]:.2e}; steps clipped: {(betas_cos >= 0.999).sum().item()}")
+check(
+    "hand-built cosine β equal get_beta_schedule('cosine', 1000)",
+    betas_cos,
+    get_beta_schedule("cosine", T),
+    atol=1e-12,
+)
+t_grid = torch.arange(1, T + 1, dtype=torch.float64)  # paper steps 1, ..., T
+f = (
+    torch.cos(
+        (torch.cat([torch.zeros(1, dtype=torch.float64), t_grid]) / T + 0.008)
+        / 1.008
+        * math.pi
+        / 2
+    )
+    ** 2
+)
+check(
+    "cumprod of the clipped β reproduces f(t)/f(0) for t < T",
+    abar_cos[:-1],
+    f[1:-1] / f[0],
+    atol=0.0,
+    rtol=1e-10,
+)
+check(
+    "the clip acts only at the last step: β_T = 0.999, so ᾱ_T = 0.001 ᾱ_{T−1}",
+    abar_cos[-1],
+    0.001 * abar_cos[-2],
+    atol=0.0,
+    rtol=1e-12,
+)
+print(
+    f"cosine: β_1 = {betas_cos[0]:.3e}, β_T−1 = {betas_cos[-2]:.3f}, β_T = {betas_cos[-1]:.3f}, "
+    f"ᾱ_T = {abar_cos[-1]:.2e}; steps clipped: {(betas_cos >= 0.999).sum().item()}"
+)
 
 # %% [markdown]
 # ### Comparing the schedules
@@ -558,7 +657,10 @@ print(f"cosine: β_1 = {betas_cos[0]:.3e}, β_T−1 = {betas_cos[-2]:.3f}, β_T 
 # $t/T$.
 
 # %%
-schedules = {name: get_beta_schedule(name, T) for name in ("linear", "cosine", "quadratic", "sigmoid")}
+schedules = {
+    name: get_beta_schedule(name, T)
+    for name in ("linear", "cosine", "quadratic", "sigmoid")
+}
 frac = t_grid / T
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 for name, b in schedules.items():
@@ -566,9 +668,20 @@ for name, b in schedules.items():
     axes[0].plot(frac, b, label=name)
     axes[1].plot(frac, a, label=name)
     axes[2].plot(frac, log_snr(a), label=name)
-axes[0].set(yscale="log", xlabel="t / T", ylabel=r"$\beta_t$ (log scale)", title=r"per-step noise variance $\beta_t$")
-axes[1].set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title=r"signal kept, $\bar\alpha_t$")
-axes[2].set(xlabel="t / T", ylabel=r"$\lambda_t = \log\,\mathrm{SNR}(t)$", title="log signal-to-noise ratio")
+axes[0].set(
+    yscale="log",
+    xlabel="t / T",
+    ylabel=r"$\beta_t$ (log scale)",
+    title=r"per-step noise variance $\beta_t$",
+)
+axes[1].set(
+    xlabel="t / T", ylabel=r"$\bar\alpha_t$", title=r"signal kept, $\bar\alpha_t$"
+)
+axes[2].set(
+    xlabel="t / T",
+    ylabel=r"$\lambda_t = \log\,\mathrm{SNR}(t)$",
+    title="log signal-to-noise ratio",
+)
 axes[2].axhline(0, color="grey", lw=0.8, ls=":")
 for ax in axes:
     ax.grid(alpha=0.3)
@@ -591,8 +704,10 @@ plt.show()
 # %%
 for name, b in schedules.items():
     lam = log_snr(alphas_cumprod_from_betas(b))
-    print(f"{name:>9}: λ_1 = {lam[0]:6.2f}, λ_T = {lam[-1]:7.2f}, "
-          f"fraction of steps with SNR < 0.01 (λ < {math.log(0.01):.1f}): {(lam < math.log(0.01)).double().mean():.2f}")
+    print(
+        f"{name:>9}: λ_1 = {lam[0]:6.2f}, λ_T = {lam[-1]:7.2f}, "
+        f"fraction of steps with SNR < 0.01 (λ < {math.log(0.01):.1f}): {(lam < math.log(0.01)).double().mean():.2f}"
+    )
 
 # %% [markdown]
 # With the linear schedule, about a third of the steps have an SNR below $0.01$, where the
@@ -631,23 +746,37 @@ for name, b in schedules.items():
 # the unit of `diff.prior_bpd`. We write {eq}`fwd-prior-kl` by hand and compare it with the
 # library's elementwise `normal_kl` and with `diff.prior_bpd`, on the whole test set.
 
+
 # %%
 def prior_kl_nats(x0, abar_T):
     """Eq. (fwd-prior-kl) per pixel: KL(N(√ᾱ_T x0, 1 − ᾱ_T) ‖ N(0, 1)) in nats."""
     return 0.5 * (abar_T * x0**2 - abar_T - torch.log1p(-abar_T))
 
 
-x0_test = test.images.double()                         # (N_test, 1, 8, 8)
+x0_test = test.images.double()  # (N_test, 1, 8, 8)
 D = x0_test[0].numel()
-kl_hand = prior_kl_nats(x0_test, abar[-1])             # per pixel, nats
-m, _, lv = diff.q_mean_variance(x0_test, T - 1)        # index T − 1 is step T
-check("eq. (fwd-prior-kl) equals normal_kl(√ᾱ_T x0, log(1−ᾱ_T), 0, 0) per pixel",
-      kl_hand, normal_kl(m, lv, 0.0, 0.0), atol=1e-15)
-bpd_hand = kl_hand.flatten(1).sum(1) / (D * math.log(2))   # bits per dimension, per digit
-check("summed KL / (D ln 2) equals diff.prior_bpd", bpd_hand, diff.prior_bpd(x0_test), atol=1e-15)
+kl_hand = prior_kl_nats(x0_test, abar[-1])  # per pixel, nats
+m, _, lv = diff.q_mean_variance(x0_test, T - 1)  # index T − 1 is step T
+check(
+    "eq. (fwd-prior-kl) equals normal_kl(√ᾱ_T x0, log(1−ᾱ_T), 0, 0) per pixel",
+    kl_hand,
+    normal_kl(m, lv, 0.0, 0.0),
+    atol=1e-15,
+)
+bpd_hand = kl_hand.flatten(1).sum(1) / (
+    D * math.log(2)
+)  # bits per dimension, per digit
+check(
+    "summed KL / (D ln 2) equals diff.prior_bpd",
+    bpd_hand,
+    diff.prior_bpd(x0_test),
+    atol=1e-15,
+)
 check_le("the prior KL is non-negative", 0.0, kl_hand.min())
-print(f"linear, T = 1000: L_T = {bpd_hand.mean():.2e} bits/dim on average, "
-      f"{bpd_hand.mean() * D:.2e} bits per digit")
+print(
+    f"linear, T = 1000: L_T = {bpd_hand.mean():.2e} bits/dim on average, "
+    f"{bpd_hand.mean() * D:.2e} bits per digit"
+)
 
 # %% [markdown]
 # About a thousandth of a bit for a whole digit. To see how this depends on the schedule and on $T$, the
@@ -660,7 +789,9 @@ rows = []
 for T_ in (50, 100, 250, 1000, 4000):
     for name in ("linear", "cosine"):
         rows.append((name, T_, get_beta_schedule(name, T_)))
-rows.append(("linear, unscaled", 100, torch.linspace(1e-4, 0.02, 100, dtype=torch.float64)))
+rows.append(
+    ("linear, unscaled", 100, torch.linspace(1e-4, 0.02, 100, dtype=torch.float64))
+)
 
 print(f"{'schedule':>17} {'T':>5} {'ᾱ_T':>10} {'bits/dim':>10} {'bits/digit':>11}")
 bpd_by_hand, bpd_library = [], []
@@ -669,9 +800,15 @@ for name, T_, b in rows:
     bpd = prior_kl_nats(x0_test, abar_T).flatten(1).sum(1) / (D * math.log(2))
     bpd_by_hand.append(bpd)
     bpd_library.append(GaussianDiffusion(b).prior_bpd(x0_test))
-    print(f"{name:>17} {T_:5d} {abar_T:10.2e} {bpd.mean():10.2e} {bpd.mean() * D:11.2e}")
-_ = check("eq. (fwd-prior-kl) equals diff.prior_bpd for every row of the table",
-          torch.stack(bpd_by_hand), torch.stack(bpd_library), atol=1e-15)
+    print(
+        f"{name:>17} {T_:5d} {abar_T:10.2e} {bpd.mean():10.2e} {bpd.mean() * D:11.2e}"
+    )
+_ = check(
+    "eq. (fwd-prior-kl) equals diff.prior_bpd for every row of the table",
+    torch.stack(bpd_by_hand),
+    torch.stack(bpd_library),
+    atol=1e-15,
+)
 
 # %% [markdown]
 # The table shows three things.
@@ -696,17 +833,22 @@ _ = check("eq. (fwd-prior-kl) equals diff.prior_bpd for every row of the table",
 # %%
 kl_t = {}
 for name in ("linear", "cosine"):
-    a = alphas_cumprod_from_betas(schedules[name])[:, None]            # (T, 1)
-    sq_norm = (x0_test.flatten(1) ** 2).mean(0)                        # E over digits of x_{0,d}^2, (D,)
-    kl_t[name] = (0.5 * (a * sq_norm - a - torch.log1p(-a))).sum(1) / math.log(2)  # bits per digit
+    a = alphas_cumprod_from_betas(schedules[name])[:, None]  # (T, 1)
+    sq_norm = (x0_test.flatten(1) ** 2).mean(0)  # E over digits of x_{0,d}^2, (D,)
+    kl_t[name] = (0.5 * (a * sq_norm - a - torch.log1p(-a))).sum(1) / math.log(
+        2
+    )  # bits per digit
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for name, k in kl_t.items():
     ax.plot(frac, k, label=name)
 ax.axhline(1.0, color="grey", ls=":", lw=0.8)
 ax.text(0.02, 1.3, "1 bit", color="grey")
-ax.set(yscale="log", xlabel="t / T",
-       ylabel=r"$D_{\mathrm{KL}}(q(\mathbf{x}_t|\mathbf{x}_0)\,\Vert\,\mathcal{N}(\mathbf{0},\mathbf{I}))$ (bits per digit)",
-       title="How far x_t is from pure noise (T = 1000, average over test digits)")
+ax.set(
+    yscale="log",
+    xlabel="t / T",
+    ylabel=r"$D_{\mathrm{KL}}(q(\mathbf{x}_t|\mathbf{x}_0)\,\Vert\,\mathcal{N}(\mathbf{0},\mathbf{I}))$ (bits per digit)",
+    title="How far x_t is from pure noise (T = 1000, average over test digits)",
+)
 ax.grid(alpha=0.3)
 ax.legend()
 fig.tight_layout()
@@ -730,23 +872,31 @@ plt.show()
 
 # %%
 first_of_class = torch.stack([torch.nonzero(test.labels == c)[0, 0] for c in range(10)])
-x0_show = test.images[first_of_class].double()                     # (10, 1, 8, 8), digits 0..9
-t_frames = list(range(0, T + 1, 50))                               # t = 0, 50, ..., 1000
-traj = {name: forward_chain(x0_show, schedules[name], set(t_frames), torch.Generator().manual_seed(3))
-        for name in ("linear", "cosine")}
+x0_show = test.images[first_of_class].double()  # (10, 1, 8, 8), digits 0..9
+t_frames = list(range(0, T + 1, 50))  # t = 0, 50, ..., 1000
+traj = {
+    name: forward_chain(
+        x0_show, schedules[name], set(t_frames), torch.Generator().manual_seed(3)
+    )
+    for name in ("linear", "cosine")
+}
 
 t_cols = [0, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
 digit = 3
 fig, axes = plt.subplots(2, len(t_cols), figsize=(1.1 * len(t_cols), 2.9))
 for r, name in enumerate(("linear", "cosine")):
     for c, t in enumerate(t_cols):
-        axes[r, c].imshow(traj[name][t][digit, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
+        axes[r, c].imshow(
+            traj[name][t][digit, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1
+        )
         axes[r, c].set_xticks([])
         axes[r, c].set_yticks([])
         if r == 0:
             axes[r, c].set_title(f"t = {t}", fontsize=9)
     axes[r, 0].set_ylabel(name, fontsize=10)
-fig.suptitle("One digit under the forward process (columns: step t; rows: schedule)", fontsize=11)
+fig.suptitle(
+    "One digit under the forward process (columns: step t; rows: schedule)", fontsize=11
+)
 fig.tight_layout()
 plt.show()
 
@@ -760,7 +910,10 @@ plt.show()
 # digits, same noise).
 
 # %%
-frames = [torch.cat([traj["linear"][t], traj["cosine"][t]]).clamp(-1, 1).float() for t in t_frames]
+frames = [
+    torch.cat([traj["linear"][t], traj["cosine"][t]]).clamp(-1, 1).float()
+    for t in t_frames
+]
 display(viz.animation_html(frames, titles=[f"t = {t}" for t in t_frames], fps=4))
 
 # %% [markdown]

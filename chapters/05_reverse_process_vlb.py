@@ -56,8 +56,17 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("diffusion_lib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/aigc-book/aigc-principles-and-code"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/aigc-book/aigc-principles-and-code",
+        ],
+        check=True,
+    )
 
 # %%
 import math
@@ -80,9 +89,15 @@ chapter_start = time.perf_counter()
 # The schedule used for most of the chapter: Ho et al.'s linear schedule with T = 1000.
 T = 1000
 diff = GaussianDiffusion(get_beta_schedule("linear", T), model_var_type="fixed_small")
-betas, alphas, abar = diff.betas, diff.alphas, diff.alphas_cumprod   # float64, index i = t - 1
-abar_prev = diff.alphas_cumprod_prev                                 # ᾱ_{t-1}; ᾱ_0 = 1
-b_np, a_np, ab_np, abp_np = (v.numpy() for v in (betas, alphas, abar, abar_prev))  # NumPy views
+betas, alphas, abar = (
+    diff.betas,
+    diff.alphas,
+    diff.alphas_cumprod,
+)  # float64, index i = t - 1
+abar_prev = diff.alphas_cumprod_prev  # ᾱ_{t-1}; ᾱ_0 = 1
+b_np, a_np, ab_np, abp_np = (
+    v.numpy() for v in (betas, alphas, abar, abar_prev)
+)  # NumPy views
 print(diff, f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.2f}, ᾱ_T = {abar[-1]:.2e}")
 
 
@@ -194,9 +209,11 @@ print(diff, f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.2f}, ᾱ_T = {abar[-1]:.
 toy = GaussianDiffusion(get_beta_schedule("cosine", 20), model_var_type="fixed_large")
 Tt = toy.num_timesteps
 tb, ta, tab = toy.betas.numpy(), toy.alphas.numpy(), toy.alphas_cumprod.numpy()
-tsig2 = torch.exp(toy.model_log_variance).numpy()   # σ_t², index t - 1 (see the note below)
+tsig2 = torch.exp(
+    toy.model_log_variance
+).numpy()  # σ_t², index t - 1 (see the note below)
 s2_toy, x0_toy = 0.25, 0.8
-k_toy = (1 - tb / (tab * s2_toy + 1 - tab)) / np.sqrt(ta)   # μ_θ(x, t) = k_t x
+k_toy = (1 - tb / (tab * s2_toy + 1 - tab)) / np.sqrt(ta)  # μ_θ(x, t) = k_t x
 
 
 def log_normal(x, mean, var):
@@ -215,14 +232,27 @@ n_paths = 200_000
 x = np.empty((n_paths, Tt + 1))
 x[:, 0] = x0_toy
 for t in range(1, Tt + 1):
-    x[:, t] = np.sqrt(ta[t - 1]) * x[:, t - 1] + np.sqrt(tb[t - 1]) * rng.standard_normal(n_paths)
+    x[:, t] = np.sqrt(ta[t - 1]) * x[:, t - 1] + np.sqrt(
+        tb[t - 1]
+    ) * rng.standard_normal(n_paths)
 log_p_path = log_normal(x[:, Tt], 0.0, 1.0) + sum(
-    log_normal(x[:, t - 1], k_toy[t - 1] * x[:, t], tsig2[t - 1]) for t in range(1, Tt + 1))
-log_q_path = sum(log_normal(x[:, t], np.sqrt(ta[t - 1]) * x[:, t - 1], tb[t - 1]) for t in range(1, Tt + 1))
-integrand = -(log_p_path - log_q_path)              # the quantity averaged in eq. (rev-elbo)
+    log_normal(x[:, t - 1], k_toy[t - 1] * x[:, t], tsig2[t - 1])
+    for t in range(1, Tt + 1)
+)
+log_q_path = sum(
+    log_normal(x[:, t], np.sqrt(ta[t - 1]) * x[:, t - 1], tb[t - 1])
+    for t in range(1, Tt + 1)
+)
+integrand = -(log_p_path - log_q_path)  # the quantity averaged in eq. (rev-elbo)
 vlb_mc, vlb_se = integrand.mean(), integrand.std() / np.sqrt(n_paths)
-print(f"toy: exact -log p(x0) = {nll_toy:.4f} nats, VLB (Monte Carlo) = {vlb_mc:.4f} ± {vlb_se:.4f}")
-_ = check_le("toy: the negative log-likelihood is below the bound, eq. (rev-elbo)", nll_toy, vlb_mc - 5 * vlb_se)
+print(
+    f"toy: exact -log p(x0) = {nll_toy:.4f} nats, VLB (Monte Carlo) = {vlb_mc:.4f} ± {vlb_se:.4f}"
+)
+_ = check_le(
+    "toy: the negative log-likelihood is below the bound, eq. (rev-elbo)",
+    nll_toy,
+    vlb_mc - 5 * vlb_se,
+)
 
 # %% [markdown]
 # The bound holds with a gap of about 0.06 nats, some 70 standard errors.
@@ -305,6 +335,7 @@ _ = check_le("toy: the negative log-likelihood is below the bound, eq. (rev-elbo
 # densities only, so that the check tests the bookkeeping and not a closed form we have yet to
 # derive.
 
+
 # %%
 def log_q_marg(x, i):
     """log q(x_t | x0_toy) for the toy, index i = t - 1 (chapter 4's marginal)."""
@@ -316,13 +347,25 @@ def log_q_step(x_t, x_prev, i):
     return log_normal(x_t, np.sqrt(ta[i]) * x_prev, tb[i])
 
 
-rewritten = -(log_normal(x[:, Tt], 0.0, 1.0) - log_q_marg(x[:, Tt], Tt - 1))            # prior term
+rewritten = -(
+    log_normal(x[:, Tt], 0.0, 1.0) - log_q_marg(x[:, Tt], Tt - 1)
+)  # prior term
 for t in range(2, Tt + 1):
-    log_post = log_q_step(x[:, t], x[:, t - 1], t - 1) + log_q_marg(x[:, t - 1], t - 2) \
-        - log_q_marg(x[:, t], t - 1)                                                # Bayes' rule, line (e)
-    rewritten -= log_normal(x[:, t - 1], k_toy[t - 1] * x[:, t], tsig2[t - 1]) - log_post
-rewritten -= log_normal(x[:, 0], k_toy[0] * x[:, 1], tsig2[0])                       # decoder term
-_ = check("eq. (rev-vlb-split) lines (a)-(h) hold on every forward path", rewritten, integrand, atol=1e-9)
+    log_post = (
+        log_q_step(x[:, t], x[:, t - 1], t - 1)
+        + log_q_marg(x[:, t - 1], t - 2)
+        - log_q_marg(x[:, t], t - 1)
+    )  # Bayes' rule, line (e)
+    rewritten -= (
+        log_normal(x[:, t - 1], k_toy[t - 1] * x[:, t], tsig2[t - 1]) - log_post
+    )
+rewritten -= log_normal(x[:, 0], k_toy[0] * x[:, 1], tsig2[0])  # decoder term
+_ = check(
+    "eq. (rev-vlb-split) lines (a)-(h) hold on every forward path",
+    rewritten,
+    integrand,
+    atol=1e-9,
+)
 
 # %% [markdown]
 # ## The forward posterior, by completing the square
@@ -392,6 +435,7 @@ _ = check("eq. (rev-vlb-split) lines (a)-(h) hold on every forward path", rewrit
 # numerically, and compare the resulting density, its mean and its variance with
 # {eq}`rev-posterior-mean` and {eq}`rev-posterior-var`.
 
+
 # %%
 def posterior_by_hand(x0, x_t, i):
     """Eqs. (rev-posterior-mean) and (rev-posterior-var) for index i = t - 1 (float64 numpy)."""
@@ -401,7 +445,7 @@ def posterior_by_hand(x0, x_t, i):
     return mean, var
 
 
-grid = np.linspace(-3, 3, 600_001)          # x_{t-1} values; spacing 1e-5
+grid = np.linspace(-3, 3, 600_001)  # x_{t-1} values; spacing 1e-5
 dg = grid[1] - grid[0]
 x0_1d = 0.3
 errors = {"mean": [], "var": [], "density": []}
@@ -409,8 +453,9 @@ for t in (2, 3, 10, 100, 500, 1000):
     i = t - 1
     x_t = np.sqrt(ab_np[i]) * x0_1d + np.sqrt(1 - ab_np[i]) * rng.standard_normal()
     # line (b): q(x_t | x_{t-1}) q(x_{t-1} | x0) as a function of x_{t-1}, normalised on the grid
-    log_unnorm = log_normal(x_t, np.sqrt(a_np[i]) * grid, b_np[i]) \
-        + log_normal(grid, np.sqrt(abp_np[i]) * x0_1d, 1 - abp_np[i])
+    log_unnorm = log_normal(x_t, np.sqrt(a_np[i]) * grid, b_np[i]) + log_normal(
+        grid, np.sqrt(abp_np[i]) * x0_1d, 1 - abp_np[i]
+    )
     dens = np.exp(log_unnorm - log_unnorm.max())
     dens /= dens.sum() * dg
     grid_mean = (grid * dens).sum() * dg
@@ -418,12 +463,29 @@ for t in (2, 3, 10, 100, 500, 1000):
     mean, var = posterior_by_hand(x0_1d, x_t, i)
     errors["mean"].append(grid_mean - mean)
     errors["var"].append(grid_var / var - 1)
-    errors["density"].append(np.max(np.abs(dens - np.exp(log_normal(grid, mean, var)))) / dens.max())
+    errors["density"].append(
+        np.max(np.abs(dens - np.exp(log_normal(grid, mean, var)))) / dens.max()
+    )
     if t == 3:
         example = (t, grid.copy(), dens, mean, var, log_unnorm, x_t)
-check("posterior mean (rev-posterior-mean) equals the mean of Bayes' rule on a grid", errors["mean"], 0.0, atol=1e-9)
-check("posterior variance (rev-posterior-var) equals the variance of Bayes' rule (relative)", errors["var"], 0.0, atol=1e-7)
-_ = check("closed-form posterior density equals Bayes' rule on the grid (relative to the peak)", errors["density"], 0.0, atol=1e-7)
+check(
+    "posterior mean (rev-posterior-mean) equals the mean of Bayes' rule on a grid",
+    errors["mean"],
+    0.0,
+    atol=1e-9,
+)
+check(
+    "posterior variance (rev-posterior-var) equals the variance of Bayes' rule (relative)",
+    errors["var"],
+    0.0,
+    atol=1e-7,
+)
+_ = check(
+    "closed-form posterior density equals Bayes' rule on the grid (relative to the peak)",
+    errors["density"],
+    0.0,
+    atol=1e-7,
+)
 
 # %%
 t_ex, g_ex, dens_ex, mean_ex, var_ex, _, xt_ex = example
@@ -433,14 +495,39 @@ sel = np.abs(g_ex - mean_ex) < 12 * sd
 fig, ax = plt.subplots(figsize=(7, 3.8))
 lik = np.exp(log_normal(xt_ex, np.sqrt(a_np[i]) * g_ex[sel], b_np[i]))
 prior = np.exp(log_normal(g_ex[sel], np.sqrt(abp_np[i]) * x0_1d, 1 - abp_np[i]))
-ax.plot(g_ex[sel], lik / (lik.sum() * dg), color="C0", ls="--",
-        label=r"$q(x_t \mid x_{t-1})$ as a function of $x_{t-1}$ (normalised)")
-ax.plot(g_ex[sel], prior / (prior.sum() * dg), color="C1", ls="--", label=r"$q(x_{t-1} \mid x_0)$")
-ax.plot(g_ex[sel], dens_ex[sel], color="k", lw=4, alpha=0.3, label="product, normalised on the grid")
-ax.plot(g_ex[sel], np.exp(log_normal(g_ex[sel], mean_ex, var_ex)), color="C3",
-        label=r"closed form $\mathcal{N}(\tilde\mu_t, \tilde\beta_t)$")
-ax.set(xlabel=r"$x_{t-1}$", ylabel="density",
-       title=f"Forward posterior at t = {t_ex} (linear schedule, T = 1000, x0 = {x0_1d})")
+ax.plot(
+    g_ex[sel],
+    lik / (lik.sum() * dg),
+    color="C0",
+    ls="--",
+    label=r"$q(x_t \mid x_{t-1})$ as a function of $x_{t-1}$ (normalised)",
+)
+ax.plot(
+    g_ex[sel],
+    prior / (prior.sum() * dg),
+    color="C1",
+    ls="--",
+    label=r"$q(x_{t-1} \mid x_0)$",
+)
+ax.plot(
+    g_ex[sel],
+    dens_ex[sel],
+    color="k",
+    lw=4,
+    alpha=0.3,
+    label="product, normalised on the grid",
+)
+ax.plot(
+    g_ex[sel],
+    np.exp(log_normal(g_ex[sel], mean_ex, var_ex)),
+    color="C3",
+    label=r"closed form $\mathcal{N}(\tilde\mu_t, \tilde\beta_t)$",
+)
+ax.set(
+    xlabel=r"$x_{t-1}$",
+    ylabel="density",
+    title=f"Forward posterior at t = {t_ex} (linear schedule, T = 1000, x0 = {x0_1d})",
+)
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -459,19 +546,30 @@ plt.show()
 # step and for images.
 
 # %%
-x0_img = digits("test").images[:8].double()                      # (8, 1, 8, 8) in [-1, 1]
-t_all = torch.arange(T)                                          # every index 0..T-1
-x0_rep = x0_img[torch.arange(T) % 8]                             # one digit per step
+x0_img = digits("test").images[:8].double()  # (8, 1, 8, 8) in [-1, 1]
+t_all = torch.arange(T)  # every index 0..T-1
+x0_rep = x0_img[torch.arange(T) % 8]  # one digit per step
 noise = torch.randn(x0_rep.shape, dtype=torch.float64)
 x_t_rep = diff.q_sample(x0_rep, t_all, noise)
 mean_lib, var_lib, logvar_lib = diff.q_posterior_mean_variance(x0_rep, x_t_rep, t_all)
 c1 = (torch.sqrt(abar_prev) * betas / (1 - abar)).view(-1, 1, 1, 1)
 c2 = (torch.sqrt(alphas) * (1 - abar_prev) / (1 - abar)).view(-1, 1, 1, 1)
-check("q_posterior_mean_variance mean equals eq. (rev-posterior-mean)", mean_lib, c1 * x0_rep + c2 * x_t_rep, atol=1e-12)
-check("q_posterior_mean_variance variance equals eq. (rev-posterior-var)", var_lib.flatten(),
-      (1 - abar_prev) / (1 - abar) * betas, atol=1e-15)
-print(f"β̃_1 = {diff.posterior_variance[0]:.1f} (x_0 is known), the library's clipped log-variance at t = 1 "
-      f"is log β̃_2 = {diff.posterior_log_variance_clipped[0]:.3f}")
+check(
+    "q_posterior_mean_variance mean equals eq. (rev-posterior-mean)",
+    mean_lib,
+    c1 * x0_rep + c2 * x_t_rep,
+    atol=1e-12,
+)
+check(
+    "q_posterior_mean_variance variance equals eq. (rev-posterior-var)",
+    var_lib.flatten(),
+    (1 - abar_prev) / (1 - abar) * betas,
+    atol=1e-15,
+)
+print(
+    f"β̃_1 = {diff.posterior_variance[0]:.1f} (x_0 is known), the library's clipped log-variance at t = 1 "
+    f"is log β̃_2 = {diff.posterior_log_variance_clipped[0]:.3f}"
+)
 
 # %% [markdown]
 # ## The KL divergence between two Gaussians
@@ -501,22 +599,44 @@ print(f"β̃_1 = {diff.posterior_variance[0]:.1f} (x_0 is known), the library's 
 # We check {eq}`rev-kl-gauss` against a direct numerical integration of (a), then against the
 # library's `normal_kl` (which takes log-variances).
 
+
 # %%
 def kl_gauss(m1, v1, m2, v2):
     """Eq. (rev-kl-gauss): KL(N(m1, v1) || N(m2, v2)) in nats, elementwise."""
     return 0.5 * np.log(v2 / v1) - 0.5 + (v1 + (m1 - m2) ** 2) / (2 * v2)
 
 
-pairs = [(0.0, 1.0, 0.0, 1.0), (0.3, 0.5, -0.2, 2.0), (1.0, 0.01, 0.9, 0.02), (-2.0, 3.0, 1.0, 0.5)]
+pairs = [
+    (0.0, 1.0, 0.0, 1.0),
+    (0.3, 0.5, -0.2, 2.0),
+    (1.0, 0.01, 0.9, 0.02),
+    (-2.0, 3.0, 1.0, 0.5),
+]
 by_quadrature = []
 for m1, v1, m2, v2 in pairs:
     xs = np.linspace(m1 - 14 * np.sqrt(v1), m1 + 14 * np.sqrt(v1), 200_001)
     p1 = np.exp(log_normal(xs, m1, v1))
-    by_quadrature.append(np.sum(p1 * (log_normal(xs, m1, v1) - log_normal(xs, m2, v2))) * (xs[1] - xs[0]))
+    by_quadrature.append(
+        np.sum(p1 * (log_normal(xs, m1, v1) - log_normal(xs, m2, v2))) * (xs[1] - xs[0])
+    )
 m1, v1, m2, v2 = (np.array(c) for c in zip(*pairs))
-check("eq. (rev-kl-gauss) equals numerical integration of the KL", kl_gauss(m1, v1, m2, v2), by_quadrature, atol=1e-9)
-_ = check("eq. (rev-kl-gauss) equals diffusion_lib's normal_kl", kl_gauss(m1, v1, m2, v2),
-          normal_kl(torch.tensor(m1), torch.tensor(np.log(v1)), torch.tensor(m2), torch.tensor(np.log(v2))), atol=1e-14)
+check(
+    "eq. (rev-kl-gauss) equals numerical integration of the KL",
+    kl_gauss(m1, v1, m2, v2),
+    by_quadrature,
+    atol=1e-9,
+)
+_ = check(
+    "eq. (rev-kl-gauss) equals diffusion_lib's normal_kl",
+    kl_gauss(m1, v1, m2, v2),
+    normal_kl(
+        torch.tensor(m1),
+        torch.tensor(np.log(v1)),
+        torch.tensor(m2),
+        torch.tensor(np.log(v2)),
+    ),
+    atol=1e-14,
+)
 
 # %% [markdown]
 # ### Equal variances turn the KL into a squared error
@@ -557,15 +677,21 @@ _ = check("eq. (rev-kl-gauss) equals diffusion_lib's normal_kl", kl_gauss(m1, v1
 D = 64
 t = 300
 i = t - 1
-mu_post = torch.randn(200, D, dtype=torch.float64)          # stand-ins for μ̃_t
+mu_post = torch.randn(200, D, dtype=torch.float64)  # stand-ins for μ̃_t
 mu_model = mu_post + 0.3 * torch.randn(200, D, dtype=torch.float64)
 for var_type in ("fixed_small", "fixed_large"):
     sig2 = (diff.posterior_variance if var_type == "fixed_small" else betas)[i]
-    kl = normal_kl(mu_post, torch.log(diff.posterior_variance[i]), mu_model, torch.log(sig2)).sum(1)
+    kl = normal_kl(
+        mu_post, torch.log(diff.posterior_variance[i]), mu_model, torch.log(sig2)
+    ).sum(1)
     r = diff.posterior_variance[i] / sig2
     C_t = D / 2 * (r - 1 - torch.log(r))
-    check(f"{var_type}: KL = ‖μ̃ − μ_θ‖²/(2σ_t²) + C_t, eq. (rev-kl-equal-var), C_t = {C_t:.2e}",
-          kl, ((mu_post - mu_model) ** 2).sum(1) / (2 * sig2) + C_t, atol=1e-10)
+    check(
+        f"{var_type}: KL = ‖μ̃ − μ_θ‖²/(2σ_t²) + C_t, eq. (rev-kl-equal-var), C_t = {C_t:.2e}",
+        kl,
+        ((mu_post - mu_model) ** 2).sum(1) / (2 * sig2) + C_t,
+        atol=1e-10,
+    )
 
 # %% [markdown]
 # With the posterior and the Gaussian KL in closed form, the toy's bound can be computed without
@@ -575,26 +701,37 @@ for var_type in ("fixed_small", "fixed_large"):
 # and $L_T$ is {eq}`rev-kl-gauss` with the prior. The sum must agree with the Monte Carlo estimate
 # of the original bound {eq}`rev-elbo` within its standard error.
 
+
 # %%
 def toy_vlb_closed_form():
     """L_T + Σ_{t≥2} L_{t-1} + L_0 of eq. (rev-vlb-split) for the toy, each term in closed form."""
     abp = np.append(1.0, tab[:-1])
     c1_, c2_ = np.sqrt(abp) * tb / (1 - tab), np.sqrt(ta) * (1 - abp) / (1 - tab)
     bt_ = (1 - abp) / (1 - tab) * tb
-    mean_xt, var_xt = np.sqrt(tab) * x0_toy, 1 - tab              # q(x_t | x0)
-    a_, b_ = c2_ - k_toy, c1_ * x0_toy                            # μ̃ − μ_θ = a x_t + b
-    msq = (a_ * mean_xt + b_) ** 2 + a_ ** 2 * var_xt            # E[(μ̃ − μ_θ)²]
-    L_mid = np.sum(0.5 * np.log(tsig2[1:] / bt_[1:]) - 0.5 + (bt_[1:] + msq[1:]) / (2 * tsig2[1:]))
+    mean_xt, var_xt = np.sqrt(tab) * x0_toy, 1 - tab  # q(x_t | x0)
+    a_, b_ = c2_ - k_toy, c1_ * x0_toy  # μ̃ − μ_θ = a x_t + b
+    msq = (a_ * mean_xt + b_) ** 2 + a_**2 * var_xt  # E[(μ̃ − μ_θ)²]
+    L_mid = np.sum(
+        0.5 * np.log(tsig2[1:] / bt_[1:]) - 0.5 + (bt_[1:] + msq[1:]) / (2 * tsig2[1:])
+    )
     L_T = kl_gauss(mean_xt[-1], var_xt[-1], 0.0, 1.0)
-    e_sq = (x0_toy - k_toy[0] * mean_xt[0]) ** 2 + k_toy[0] ** 2 * var_xt[0]   # E[(x0 − k_1 x_1)²]
+    e_sq = (x0_toy - k_toy[0] * mean_xt[0]) ** 2 + k_toy[0] ** 2 * var_xt[
+        0
+    ]  # E[(x0 − k_1 x_1)²]
     L_0 = 0.5 * np.log(2 * np.pi * tsig2[0]) + e_sq / (2 * tsig2[0])
     return L_T + L_mid + L_0, (L_T, L_mid, L_0)
 
 
 vlb_toy, (LT_toy, Lmid_toy, L0_toy) = toy_vlb_closed_form()
-print(f"toy: L_T = {LT_toy:.5f}, Σ L_(t-1) = {Lmid_toy:.4f}, L_0 = {L0_toy:.4f}; total {vlb_toy:.4f} nats")
-check("toy: closed-form terms of eq. (rev-vlb-split) equal the Monte Carlo bound (4 standard errors)",
-      vlb_toy, vlb_mc, atol=4 * vlb_se)
+print(
+    f"toy: L_T = {LT_toy:.5f}, Σ L_(t-1) = {Lmid_toy:.4f}, L_0 = {L0_toy:.4f}; total {vlb_toy:.4f} nats"
+)
+check(
+    "toy: closed-form terms of eq. (rev-vlb-split) equal the Monte Carlo bound (4 standard errors)",
+    vlb_toy,
+    vlb_mc,
+    atol=4 * vlb_se,
+)
 _ = check_le("toy: exact -log p(x0) ≤ closed-form VLB", nll_toy, vlb_toy)
 
 # %% [markdown]
@@ -648,6 +785,7 @@ _ = check_le("toy: exact -log p(x0) ≤ closed-form VLB", nll_toy, vlb_toy)
 # because it allows clipping $\hat{\mathbf{x}}_0$ to $[-1, 1]$. Without clipping the two are equal,
 # which is what we check, first for the posterior itself, then for a model.
 
+
 # %%
 def mu_from_eps(x_t, t_index, eps):
     """Eq. (rev-mu-eps) / (rev-mu-tilde-eps) by hand; t_index is the library index (B,)."""
@@ -656,26 +794,46 @@ def mu_from_eps(x_t, t_index, eps):
     return (x_t - (1 - a) / torch.sqrt(1 - ab) * eps) / torch.sqrt(a)
 
 
-check("μ̃ written through ε, eq. (rev-mu-tilde-eps), equals the posterior mean", mu_from_eps(x_t_rep, t_all, noise),
-      mean_lib, atol=1e-11)
+check(
+    "μ̃ written through ε, eq. (rev-mu-tilde-eps), equals the posterior mean",
+    mu_from_eps(x_t_rep, t_all, noise),
+    mean_lib,
+    atol=1e-11,
+)
 
 
 def toy_net(x_t, t):
     """An arbitrary ε-predictor (not trained): any function of (x_t, t) will do for the identities."""
     shape = (-1,) + (1,) * (x_t.ndim - 1)
-    return torch.tanh(2 * x_t) * (t.view(shape) + 1) / T + 0.1 * torch.roll(x_t, 1, dims=-1)
+    return torch.tanh(2 * x_t) * (t.view(shape) + 1) / T + 0.1 * torch.roll(
+        x_t, 1, dims=-1
+    )
 
 
 out = diff.p_mean_variance(toy_net, x_t_rep, t_all, clip_denoised=False)
-check("p_mean_variance mean equals eq. (rev-mu-eps)", out["mean"], mu_from_eps(x_t_rep, t_all, toy_net(x_t_rep, t_all)),
-      atol=1e-11)
-sigma2 = {"fixed_small": torch.cat([diff.posterior_variance[1:2], diff.posterior_variance[1:]]),
-          "fixed_large": torch.cat([diff.posterior_variance[1:2], betas[1:]])}     # σ_t², eq. (rev-sigma-choices)
+check(
+    "p_mean_variance mean equals eq. (rev-mu-eps)",
+    out["mean"],
+    mu_from_eps(x_t_rep, t_all, toy_net(x_t_rep, t_all)),
+    atol=1e-11,
+)
+sigma2 = {
+    "fixed_small": torch.cat(
+        [diff.posterior_variance[1:2], diff.posterior_variance[1:]]
+    ),
+    "fixed_large": torch.cat([diff.posterior_variance[1:2], betas[1:]]),
+}  # σ_t², eq. (rev-sigma-choices)
 diff_large = GaussianDiffusion(betas, model_var_type="fixed_large")
 for var_type, d_ in (("fixed_small", diff), ("fixed_large", diff_large)):
-    v_ = d_.p_mean_variance(toy_net, x_t_rep, t_all, clip_denoised=False)["variance"].flatten()
-    check(f"p_mean_variance variance is σ_t² of eq. (rev-sigma-choices), {var_type} (β̃_2 at t = 1)",
-          v_, sigma2[var_type], atol=1e-15)
+    v_ = d_.p_mean_variance(toy_net, x_t_rep, t_all, clip_denoised=False)[
+        "variance"
+    ].flatten()
+    check(
+        f"p_mean_variance variance is σ_t² of eq. (rev-sigma-choices), {var_type} (β̃_2 at t = 1)",
+        v_,
+        sigma2[var_type],
+        atol=1e-15,
+    )
 
 # %% [markdown]
 # ### A first closed-form predictor: Gaussian data
@@ -698,6 +856,7 @@ for var_type, d_ in (("fixed_small", diff), ("fixed_large", diff_large)):
 # the linear mean $k_t x_t$ of the toy model. The library computes the same mean from the
 # $\boldsymbol{\epsilon}$-predictor:
 
+
 # %%
 def eps_gauss_1d(x_t, t):
     """Eq. (rev-eps-gauss) in 1-D with m = 0, Σ = s2_toy, for the toy's schedule."""
@@ -705,13 +864,25 @@ def eps_gauss_1d(x_t, t):
     return torch.sqrt(1 - ab) * x_t / (ab * s2_toy + 1 - ab)
 
 
-xs_toy = torch.linspace(-2, 2, 5, dtype=torch.float64).repeat(Tt).view(-1, 1)        # 5 points per step
+xs_toy = (
+    torch.linspace(-2, 2, 5, dtype=torch.float64).repeat(Tt).view(-1, 1)
+)  # 5 points per step
 ts_toy = torch.arange(Tt).repeat_interleave(5)
-mean_toy = toy.p_mean_variance(eps_gauss_1d, xs_toy, ts_toy, clip_denoised=False)["mean"]
-check("the toy's linear mean k_t x equals p_mean_variance of the Gaussian ε*", mean_toy,
-      torch.from_numpy(k_toy)[ts_toy].view(-1, 1) * xs_toy, atol=1e-13)
-_ = check("the toy's σ_t² (model_log_variance) equals p_mean_variance's variance",
-          toy.p_mean_variance(eps_gauss_1d, xs_toy, ts_toy)["variance"].flatten(), torch.from_numpy(tsig2)[ts_toy], atol=1e-15)
+mean_toy = toy.p_mean_variance(eps_gauss_1d, xs_toy, ts_toy, clip_denoised=False)[
+    "mean"
+]
+check(
+    "the toy's linear mean k_t x equals p_mean_variance of the Gaussian ε*",
+    mean_toy,
+    torch.from_numpy(k_toy)[ts_toy].view(-1, 1) * xs_toy,
+    atol=1e-13,
+)
+_ = check(
+    "the toy's σ_t² (model_log_variance) equals p_mean_variance's variance",
+    toy.p_mean_variance(eps_gauss_1d, xs_toy, ts_toy)["variance"].flatten(),
+    torch.from_numpy(tsig2)[ts_toy],
+    atol=1e-15,
+)
 
 # %% [markdown]
 # ### The weights $\lambda_t$
@@ -763,20 +934,42 @@ _ = check("the toy's σ_t² (model_log_variance) equals p_mean_variance's varian
 # %%
 D_img = x0_rep[0].numel()
 eps_net = toy_net(x_t_rep, t_all)
-sq_err = ((noise - eps_net) ** 2).flatten(1).sum(1)                       # ‖ε − ε_θ‖², one per step
+sq_err = ((noise - eps_net) ** 2).flatten(1).sum(1)  # ‖ε − ε_θ‖², one per step
 lam = {}
 for var_type, d_ in (("fixed_small", diff), ("fixed_large", diff_large)):
     out = d_.p_mean_variance(toy_net, x_t_rep, t_all, clip_denoised=False)
-    kl_direct = normal_kl(mean_lib, logvar_lib, out["mean"], out["log_variance"]).flatten(1).sum(1)
-    lam[var_type] = betas**2 / (2 * sigma2[var_type] * alphas * (1 - abar))    # eq. (rev-lambda)
+    kl_direct = (
+        normal_kl(mean_lib, logvar_lib, out["mean"], out["log_variance"])
+        .flatten(1)
+        .sum(1)
+    )
+    lam[var_type] = betas**2 / (
+        2 * sigma2[var_type] * alphas * (1 - abar)
+    )  # eq. (rev-lambda)
     r = diff.posterior_variance / sigma2[var_type]
     C_t = D_img / 2 * (r - 1 - torch.log(r))
-    check(f"{var_type}: KL = λ_t ‖ε − ε_θ‖² + C_t for every t ≥ 2, eq. (rev-lambda)",
-          kl_direct[1:], lam[var_type][1:] * sq_err[1:] + C_t[1:], rtol=1e-9, atol=1e-12)
-    check(f"{var_type}: λ_t equals diff.vlb_weights", d_.vlb_weights, lam[var_type], atol=0.0, rtol=1e-12)
+    check(
+        f"{var_type}: KL = λ_t ‖ε − ε_θ‖² + C_t for every t ≥ 2, eq. (rev-lambda)",
+        kl_direct[1:],
+        lam[var_type][1:] * sq_err[1:] + C_t[1:],
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    check(
+        f"{var_type}: λ_t equals diff.vlb_weights",
+        d_.vlb_weights,
+        lam[var_type],
+        atol=0.0,
+        rtol=1e-12,
+    )
 s_ = snr(abar)
-_ = check("fixed_small: λ_t = ½(SNR(t−1)/SNR(t) − 1) for t ≥ 2, eq. (rev-lambda-snr)", lam["fixed_small"][1:],
-          0.5 * (s_[:-1] / s_[1:] - 1), atol=0.0, rtol=1e-10)
+_ = check(
+    "fixed_small: λ_t = ½(SNR(t−1)/SNR(t) − 1) for t ≥ 2, eq. (rev-lambda-snr)",
+    lam["fixed_small"][1:],
+    0.5 * (s_[:-1] / s_[1:] - 1),
+    atol=0.0,
+    rtol=1e-10,
+)
 
 # %% [markdown]
 # ### Sampling: one reverse step
@@ -796,12 +989,20 @@ _ = check("fixed_small: λ_t = ½(SNR(t−1)/SNR(t) − 1) for t ≥ 2, eq. (rev
 z = torch.randn(x_t_rep.shape, dtype=torch.float64)
 step = diff.p_sample(toy_net, x_t_rep, t_all, noise=z, clip_denoised=False)["sample"]
 no_noise_at_t1 = (t_all > 0).double().view(-1, 1, 1, 1)
-by_hand = mu_from_eps(x_t_rep, t_all, toy_net(x_t_rep, t_all)) + no_noise_at_t1 * torch.sqrt(sigma2["fixed_small"]).view(-1, 1, 1, 1) * z
-check("p_sample equals eq. (rev-ancestral-step)", step, by_hand, atol=1e-11)
-wrong = x_t_rep / torch.sqrt(alphas).view(-1, 1, 1, 1) - ((1 - alphas) / torch.sqrt(1 - abar)).view(-1, 1, 1, 1) * eps_net \
+by_hand = (
+    mu_from_eps(x_t_rep, t_all, toy_net(x_t_rep, t_all))
     + no_noise_at_t1 * torch.sqrt(sigma2["fixed_small"]).view(-1, 1, 1, 1) * z
-print(f"with 1/√α_t applied to x_t only, one step is off by up to {(wrong - step).abs().max():.1e} "
-      "(see the box of common mistakes below)")
+)
+check("p_sample equals eq. (rev-ancestral-step)", step, by_hand, atol=1e-11)
+wrong = (
+    x_t_rep / torch.sqrt(alphas).view(-1, 1, 1, 1)
+    - ((1 - alphas) / torch.sqrt(1 - abar)).view(-1, 1, 1, 1) * eps_net
+    + no_noise_at_t1 * torch.sqrt(sigma2["fixed_small"]).view(-1, 1, 1, 1) * z
+)
+print(
+    f"with 1/√α_t applied to x_t only, one step is off by up to {(wrong - step).abs().max():.1e} "
+    "(see the box of common mistakes below)"
+)
 
 # %% [markdown]
 # ## Dropping the weights: $L_{\text{simple}}$
@@ -835,13 +1036,24 @@ print(f"with 1/√α_t applied to x_t only, one step is off by up to {(wrong - s
 # only rescales the loss.)
 
 # %%
-x0_b = x0_img.repeat(4, 1, 1, 1)                                        # 32 digits
+x0_b = x0_img.repeat(4, 1, 1, 1)  # 32 digits
 t_b = torch.randint(0, T, (32,), generator=torch.Generator().manual_seed(1))
-eps_b = torch.randn(x0_b.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-x_t_b = torch.sqrt(abar[t_b]).view(-1, 1, 1, 1) * x0_b + torch.sqrt(1 - abar[t_b]).view(-1, 1, 1, 1) * eps_b
-l_simple_hand = ((eps_b - toy_net(x_t_b, t_b)) ** 2).flatten(1).mean(1)   # eq. (rev-l-simple), per example
-_ = check("training_losses equals eq. (rev-l-simple) (mean over pixels)",
-          diff.training_losses(toy_net, x0_b, t_b, eps_b)["loss"], l_simple_hand, atol=1e-14)
+eps_b = torch.randn(
+    x0_b.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+)
+x_t_b = (
+    torch.sqrt(abar[t_b]).view(-1, 1, 1, 1) * x0_b
+    + torch.sqrt(1 - abar[t_b]).view(-1, 1, 1, 1) * eps_b
+)
+l_simple_hand = (
+    ((eps_b - toy_net(x_t_b, t_b)) ** 2).flatten(1).mean(1)
+)  # eq. (rev-l-simple), per example
+_ = check(
+    "training_losses equals eq. (rev-l-simple) (mean over pixels)",
+    diff.training_losses(toy_net, x0_b, t_b, eps_b)["loss"],
+    l_simple_hand,
+    atol=1e-14,
+)
 
 # %%
 t_axis = np.arange(2, T + 1)
@@ -850,20 +1062,41 @@ for var_type, style in (("fixed_small", "-"), ("fixed_large", "--")):
     w = lam[var_type][1:].numpy()
     name = r"\tilde\beta_t" if var_type == "fixed_small" else r"\beta_t"
     axes[0].plot(t_axis, w, style, label=rf"$\sigma_t^2 = {name}$ ({var_type})")
-    axes[1].plot(t_axis / T, np.cumsum(w) / w.sum(), style, label=rf"VLB weights $\lambda_t$, {var_type}")
-axes[1].plot(t_axis / T, (t_axis - 1) / (T - 1), ":", color="k", label=r"$L_{\mathrm{simple}}$ (uniform)")
-axes[0].set(yscale="log", xscale="log", xlabel="step t", ylabel=r"$\lambda_t$ (nats per unit squared error)",
-            title="VLB weights, linear schedule, T = 1000")
-axes[1].set(xlabel="t / T", ylabel="cumulative share of the total weight",
-            title="Where the VLB puts its weight")
+    axes[1].plot(
+        t_axis / T,
+        np.cumsum(w) / w.sum(),
+        style,
+        label=rf"VLB weights $\lambda_t$, {var_type}",
+    )
+axes[1].plot(
+    t_axis / T,
+    (t_axis - 1) / (T - 1),
+    ":",
+    color="k",
+    label=r"$L_{\mathrm{simple}}$ (uniform)",
+)
+axes[0].set(
+    yscale="log",
+    xscale="log",
+    xlabel="step t",
+    ylabel=r"$\lambda_t$ (nats per unit squared error)",
+    title="VLB weights, linear schedule, T = 1000",
+)
+axes[1].set(
+    xlabel="t / T",
+    ylabel="cumulative share of the total weight",
+    title="Where the VLB puts its weight",
+)
 for ax in axes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 share = {k: float(v[1:101].sum() / v[1:].sum()) for k, v in lam.items()}
-print(f"share of the weight on the first 10% of steps: VLB {share['fixed_small']:.0%} (fixed_small), "
-      f"{share['fixed_large']:.0%} (fixed_large); L_simple 10%")
+print(
+    f"share of the weight on the first 10% of steps: VLB {share['fixed_small']:.0%} (fixed_small), "
+    f"{share['fixed_large']:.0%} (fixed_large); L_simple 10%"
+)
 
 # %% [markdown]
 # *Figure: left, the weights $\lambda_t$ of {eq}`rev-lambda` against $t$ (log-log) for the two
@@ -909,9 +1142,16 @@ print(f"share of the weight on the first 10% of steps: VLB {share['fixed_small']
 
 # %%
 score_model = -toy_net(x_t_b, t_b) / torch.sqrt(1 - abar[t_b]).view(-1, 1, 1, 1)
-score_q = -(x_t_b - torch.sqrt(abar[t_b]).view(-1, 1, 1, 1) * x0_b) / (1 - abar[t_b]).view(-1, 1, 1, 1)
+score_q = -(x_t_b - torch.sqrt(abar[t_b]).view(-1, 1, 1, 1) * x0_b) / (
+    1 - abar[t_b]
+).view(-1, 1, 1, 1)
 dsm = (1 - abar[t_b]) * ((score_model - score_q) ** 2).flatten(1).mean(1)
-_ = check("ε-prediction error = (1 − ᾱ_t) × denoising-score-matching error, eq. (rev-dsm)", l_simple_hand, dsm, atol=1e-12)
+_ = check(
+    "ε-prediction error = (1 − ᾱ_t) × denoising-score-matching error, eq. (rev-dsm)",
+    l_simple_hand,
+    dsm,
+    atol=1e-12,
+)
 
 # %% [markdown]
 # ```{admonition} Common mistakes
@@ -982,28 +1222,45 @@ _ = check("ε-prediction error = (1 − ᾱ_t) × denoising-score-matching error
 # `log_scales` is $\log\sigma$, half the log-variance), and sum over the bins.
 
 # %%
-levels = -1 + 2 * torch.arange(256, dtype=torch.float64) / 255                  # the 256 pixel values
+levels = -1 + 2 * torch.arange(256, dtype=torch.float64) / 255  # the 256 pixel values
 
 
 def decoder_log_prob(x, mean, sigma):
     """Eq. (rev-decoder) for one coordinate, by hand, with Φ from the error function."""
     Phi = lambda u: 0.5 * (1 + torch.erf(u / math.sqrt(2)))  # noqa: E731
-    upper = torch.where(x > 1 - 1e-6, torch.tensor(float("inf"), dtype=x.dtype), x + 1 / 255)
-    lower = torch.where(x < -1 + 1e-6, torch.tensor(float("-inf"), dtype=x.dtype), x - 1 / 255)
+    upper = torch.where(
+        x > 1 - 1e-6, torch.tensor(float("inf"), dtype=x.dtype), x + 1 / 255
+    )
+    lower = torch.where(
+        x < -1 + 1e-6, torch.tensor(float("-inf"), dtype=x.dtype), x - 1 / 255
+    )
     return torch.log(Phi((upper - mean) / sigma) - Phi((lower - mean) / sigma))
 
 
-cases = [(0.0, 0.05), (0.5, 0.01), (0.98, 0.02), (-1.0, 0.003), (0.3, 1.0)]        # (μ, σ)
+cases = [(0.0, 0.05), (0.5, 0.01), (0.98, 0.02), (-1.0, 0.003), (0.3, 1.0)]  # (μ, σ)
 totals, max_err = [], 0.0
 for mu_, sd_ in cases:
-    lib = discretized_gaussian_log_likelihood(levels, means=torch.tensor(mu_, dtype=torch.float64),
-                                              log_scales=torch.tensor(math.log(sd_), dtype=torch.float64))
+    lib = discretized_gaussian_log_likelihood(
+        levels,
+        means=torch.tensor(mu_, dtype=torch.float64),
+        log_scales=torch.tensor(math.log(sd_), dtype=torch.float64),
+    )
     p_hand = torch.exp(decoder_log_prob(levels, mu_, sd_))
-    ok = p_hand > 1e-12               # the library floors probabilities at 1e-12 to keep log finite
+    ok = p_hand > 1e-12  # the library floors probabilities at 1e-12 to keep log finite
     max_err = max(max_err, float((torch.exp(lib[ok]) - p_hand[ok]).abs().max()))
     totals.append(float(torch.exp(lib).sum()))
-check("discretized_gaussian_log_likelihood equals eq. (rev-decoder) by hand (bin probabilities)", max_err, 0.0, atol=1e-12)
-_ = check("the 256 bin probabilities sum to 1 for every (μ, σ) (up to the 1e-12 floor per bin)", totals, 1.0, atol=256e-12)
+check(
+    "discretized_gaussian_log_likelihood equals eq. (rev-decoder) by hand (bin probabilities)",
+    max_err,
+    0.0,
+    atol=1e-12,
+)
+_ = check(
+    "the 256 bin probabilities sum to 1 for every (μ, σ) (up to the 1e-12 floor per bin)",
+    totals,
+    1.0,
+    atol=256e-12,
+)
 
 # %% [markdown]
 # The digits of scikit-learn have 17 grey levels (0 to 16), which scaled to $[-1, 1]$ are
@@ -1014,6 +1271,7 @@ _ = check("the 256 bin probabilities sum to 1 for every (μ, σ) (up to the 1e-1
 # The prior term is {eq}`rev-kl-gauss` with $q(\mathbf{x}_T \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_T}\,\mathbf{x}_0, (1-\bar\alpha_T)\mathbf{I})$
 # and $p(\mathbf{x}_T) = \mathcal{N}(\mathbf{0}, \mathbf{I})$, summed over pixels and converted to
 # bits/dim; `diff.prior_bpd` computes the same.
+
 
 # %%
 def quantise_by_hand(x):
@@ -1029,8 +1287,15 @@ check_le("rounding moves a digit's pixel by at most half a bin, 1/255",
 train_q = quantise(digits("train").images.double())
 test_q = quantise(digits("test").images.double())
 D = test_q[0].numel()
-prior_hand = kl_gauss(np.sqrt(ab_np[-1]) * test_q.numpy(), 1 - ab_np[-1], 0.0, 1.0).reshape(len(test_q), -1).sum(1) / (D * math.log(2))
-check("L_T in bits/dim by hand (rev-kl-gauss) equals diff.prior_bpd", prior_hand, diff.prior_bpd(test_q), atol=1e-15)
+prior_hand = kl_gauss(
+    np.sqrt(ab_np[-1]) * test_q.numpy(), 1 - ab_np[-1], 0.0, 1.0
+).reshape(len(test_q), -1).sum(1) / (D * math.log(2))
+check(
+    "L_T in bits/dim by hand (rev-kl-gauss) equals diff.prior_bpd",
+    prior_hand,
+    diff.prior_bpd(test_q),
+    atol=1e-15,
+)
 print(f"L_T = {prior_hand.mean():.1e} bits/dim on average over the test digits")
 
 # %% [markdown]
@@ -1056,7 +1321,7 @@ print(f"L_T = {prior_hand.mean():.1e} bits/dim on average over the test digits")
 # unbiased estimate of the bound), returning the prior, the $T$ terms and the total.
 
 # %%
-x_star = test_q[:1]                                                       # one digit
+x_star = test_q[:1]  # one digit
 
 
 def eps_point_mass(x_t, t):
@@ -1066,14 +1331,28 @@ def eps_point_mass(x_t, t):
 
 gen = torch.Generator().manual_seed(0)
 bpd_point = diff.bits_per_dim(eps_point_mass, x_star, generator=gen)
-check("point mass: every KL term L_(t-1), t ≥ 2, is zero", bpd_point["terms"][:, 1:], 0.0, atol=1e-9)
+check(
+    "point mass: every KL term L_(t-1), t ≥ 2, is zero",
+    bpd_point["terms"][:, 1:],
+    0.0,
+    atol=1e-9,
+)
 sigma_1 = math.sqrt(diff.posterior_variance[1])
 Phi = lambda u: 0.5 * (1 + math.erf(u / math.sqrt(2)))  # noqa: E731
 n_edge = int((x_star.abs() > 0.999).sum())
-decoder_bits = (n_edge * -math.log2(Phi(1 / (255 * sigma_1))) + (D - n_edge) * -math.log2(2 * Phi(1 / (255 * sigma_1)) - 1)) / D
-check("point mass: total bits/dim = L_T + decoder bits computed by hand", bpd_point["total"],
-      float(diff.prior_bpd(x_star)) + decoder_bits, atol=1e-9)
-print(f"point mass: {bpd_point['total'].item():.3f} bits/dim ({n_edge} of {D} pixels in edge bins, σ_1 = {sigma_1:.4f})")
+decoder_bits = (
+    n_edge * -math.log2(Phi(1 / (255 * sigma_1)))
+    + (D - n_edge) * -math.log2(2 * Phi(1 / (255 * sigma_1)) - 1)
+) / D
+check(
+    "point mass: total bits/dim = L_T + decoder bits computed by hand",
+    bpd_point["total"],
+    float(diff.prior_bpd(x_star)) + decoder_bits,
+    atol=1e-9,
+)
+print(
+    f"point mass: {bpd_point['total'].item():.3f} bits/dim ({n_edge} of {D} pixels in edge bins, σ_1 = {sigma_1:.4f})"
+)
 
 # %%
 flat = train_q.flatten(1)
@@ -1086,29 +1365,52 @@ def eps_gauss(x_t, t):
     """Eq. (rev-eps-gauss) for the Gaussian fitted to the training digits."""
     ab = abar[t].view(-1, 1)
     centred = x_t.flatten(1) - torch.sqrt(ab) * m_fit
-    coeff = torch.sqrt(1 - ab) / (ab * evals + 1 - ab)                 # (B, D) in the eigenbasis
+    coeff = torch.sqrt(1 - ab) / (ab * evals + 1 - ab)  # (B, D) in the eigenbasis
     return (((centred @ U) * coeff) @ U.T).view_as(x_t)
 
 
 x_eval = test_q[:64]
-bpd_gauss = diff.bits_per_dim(eps_gauss, x_eval, generator=torch.Generator().manual_seed(0))
-check("bits_per_dim: total = prior + Σ_t terms", bpd_gauss["total"], bpd_gauss["prior"] + bpd_gauss["terms"].sum(1), atol=1e-12)
-check("bits_per_dim: each KL term is λ_t × (mean squared ε error) / ln 2, eq. (rev-lambda)",
-      bpd_gauss["terms"][:, 1:], diff.vlb_weights[1:] * bpd_gauss["mse"][:, 1:] / math.log(2), rtol=1e-9, atol=1e-12)
+bpd_gauss = diff.bits_per_dim(
+    eps_gauss, x_eval, generator=torch.Generator().manual_seed(0)
+)
+check(
+    "bits_per_dim: total = prior + Σ_t terms",
+    bpd_gauss["total"],
+    bpd_gauss["prior"] + bpd_gauss["terms"].sum(1),
+    atol=1e-12,
+)
+check(
+    "bits_per_dim: each KL term is λ_t × (mean squared ε error) / ln 2, eq. (rev-lambda)",
+    bpd_gauss["terms"][:, 1:],
+    diff.vlb_weights[1:] * bpd_gauss["mse"][:, 1:] / math.log(2),
+    rtol=1e-9,
+    atol=1e-12,
+)
 terms_mean = bpd_gauss["terms"].mean(0).numpy()
-print(f"Gaussian predictor on {len(x_eval)} test digits: {bpd_gauss['total'].mean():.2f} bits/dim "
-      f"(decoder L_0 {terms_mean[0]:.2f}, KL terms {terms_mean[1:].sum():.2f}, prior {bpd_gauss['prior'].mean():.1e}); "
-      f"raw 8-bit storage: 8 bits/dim")
+print(
+    f"Gaussian predictor on {len(x_eval)} test digits: {bpd_gauss['total'].mean():.2f} bits/dim "
+    f"(decoder L_0 {terms_mean[0]:.2f}, KL terms {terms_mean[1:].sum():.2f}, prior {bpd_gauss['prior'].mean():.1e}); "
+    f"raw 8-bit storage: 8 bits/dim"
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 axes[0].plot(np.arange(2, T + 1), terms_mean[1:], lw=1)
-axes[0].set(xscale="log", yscale="log", xlabel="step t", ylabel=r"$L_{t-1}$ (bits/dim)",
-            title="VLB terms of the Gaussian predictor (64 test digits)")
+axes[0].set(
+    xscale="log",
+    yscale="log",
+    xlabel="step t",
+    ylabel=r"$L_{t-1}$ (bits/dim)",
+    title="VLB terms of the Gaussian predictor (64 test digits)",
+)
 cum = np.cumsum(terms_mean[1:]) / terms_mean[1:].sum()
 print(f"share of Σ KL terms in the first 10% of the steps: {cum[T // 10 - 2]:.0%}")
 axes[1].plot(np.arange(2, T + 1) / T, cum)
-axes[1].set(xlabel="t / T", ylabel="cumulative share of Σ KL terms", title="Where the bits are spent")
+axes[1].set(
+    xlabel="t / T",
+    ylabel="cumulative share of Σ KL terms",
+    title="Where the bits are spent",
+)
 for ax in axes:
     ax.grid(alpha=0.3)
 fig.tight_layout()
@@ -1173,9 +1475,9 @@ plt.show()
 # finite-difference derivative of $\log q(x_t)$.
 
 # %%
-PI = np.array([0.3, 0.5, 0.2])        # mixture weights π_k
-M = np.array([-0.6, 0.05, 0.65])      # means m_k
-S = np.array([0.10, 0.15, 0.06])      # standard deviations s_k
+PI = np.array([0.3, 0.5, 0.2])  # mixture weights π_k
+M = np.array([-0.6, 0.05, 0.65])  # means m_k
+S = np.array([0.10, 0.15, 0.06])  # standard deviations s_k
 DATA = (PI, M, S)
 
 
@@ -1184,7 +1486,9 @@ def mix_log_density(x, ab, mix=DATA):
     pi, m, s = mix
     ab = np.asarray(ab)[..., None]
     v = ab * s**2 + 1 - ab
-    return logsumexp(np.log(pi) + log_normal(np.asarray(x)[..., None], np.sqrt(ab) * m, v), axis=-1)
+    return logsumexp(
+        np.log(pi) + log_normal(np.asarray(x)[..., None], np.sqrt(ab) * m, v), axis=-1
+    )
 
 
 def eps_star(x, ab, mix=DATA):
@@ -1198,19 +1502,31 @@ def eps_star(x, ab, mix=DATA):
     return np.sqrt(1 - ab[..., 0]) * np.sum(resp * (x - np.sqrt(ab) * m) / v, axis=-1)
 
 
-ab_test = 0.7                                         # an intermediate noise level
+ab_test = 0.7  # an intermediate noise level
 xt_pts = np.linspace(-2, 2, 9)
 x0_grid = np.linspace(-2.5, 2.5, 200_001)
-log_w = mix_log_density(x0_grid, 1.0)[None, :] + log_normal(xt_pts[:, None], np.sqrt(ab_test) * x0_grid, 1 - ab_test)
+log_w = mix_log_density(x0_grid, 1.0)[None, :] + log_normal(
+    xt_pts[:, None], np.sqrt(ab_test) * x0_grid, 1 - ab_test
+)
 w_post = np.exp(log_w - log_w.max(1, keepdims=True))
-w_post /= w_post.sum(1, keepdims=True)                # q(x0 | x_t) on the grid, one row per x_t
+w_post /= w_post.sum(1, keepdims=True)  # q(x0 | x_t) on the grid, one row per x_t
 eps_of_x0 = (xt_pts[:, None] - np.sqrt(ab_test) * x0_grid) / np.sqrt(1 - ab_test)
-check("ε* of eq. (rev-eps-star-mix) equals E[ε | x_t] integrated over x0 on a grid", eps_star(xt_pts, ab_test),
-      (w_post * eps_of_x0).sum(1), atol=1e-9)
+check(
+    "ε* of eq. (rev-eps-star-mix) equals E[ε | x_t] integrated over x0 on a grid",
+    eps_star(xt_pts, ab_test),
+    (w_post * eps_of_x0).sum(1),
+    atol=1e-9,
+)
 h = 1e-5
-fd_score = (mix_log_density(xt_pts + h, ab_test) - mix_log_density(xt_pts - h, ab_test)) / (2 * h)
-_ = check("ε* = −√(1−ᾱ_t) ∇log q(x_t), eq. (rev-eps-star), with a finite-difference score", eps_star(xt_pts, ab_test),
-          -np.sqrt(1 - ab_test) * fd_score, atol=1e-8)
+fd_score = (
+    mix_log_density(xt_pts + h, ab_test) - mix_log_density(xt_pts - h, ab_test)
+) / (2 * h)
+_ = check(
+    "ε* = −√(1−ᾱ_t) ∇log q(x_t), eq. (rev-eps-star), with a finite-difference score",
+    eps_star(xt_pts, ab_test),
+    -np.sqrt(1 - ab_test) * fd_score,
+    atol=1e-8,
+)
 
 # %% [markdown]
 # ### The bound with the optimal predictor
@@ -1251,17 +1567,35 @@ _ = check("ε* = −√(1−ᾱ_t) ∇log q(x_t), eq. (rev-eps-star), with a fin
 # model step over $x_0$ and $x_t$ on a two-dimensional grid, and compare with
 # $\lambda_t\,\mathrm{mmse}_t + C_t$.
 
+
 # %%
 def schedule_1d(T_, choice):
     """NumPy float64 schedule arrays (index i = t − 1) and σ_t² for `choice` in {"beta", "beta_tilde"}."""
-    d_ = GaussianDiffusion(get_beta_schedule("cosine", T_), model_var_type="fixed_small")
-    b, a, ab, abp, bt = (v.numpy() for v in (d_.betas, d_.alphas, d_.alphas_cumprod, d_.alphas_cumprod_prev,
-                                             d_.posterior_variance))
+    d_ = GaussianDiffusion(
+        get_beta_schedule("cosine", T_), model_var_type="fixed_small"
+    )
+    b, a, ab, abp, bt = (
+        v.numpy()
+        for v in (
+            d_.betas,
+            d_.alphas,
+            d_.alphas_cumprod,
+            d_.alphas_cumprod_prev,
+            d_.posterior_variance,
+        )
+    )
     if choice == "beta":
-        sig2 = b.copy()                                           # σ_t² = β_t, also at t = 1
+        sig2 = b.copy()  # σ_t² = β_t, also at t = 1
     else:
-        sig2 = d_.p_mean_variance(lambda x_, t_: x_, torch.zeros(T_, 1, dtype=torch.float64),
-                                  torch.arange(T_))["variance"].flatten().numpy()   # β̃_t, β̃_2 at t = 1
+        sig2 = (
+            d_.p_mean_variance(
+                lambda x_, t_: x_,
+                torch.zeros(T_, 1, dtype=torch.float64),
+                torch.arange(T_),
+            )["variance"]
+            .flatten()
+            .numpy()
+        )  # β̃_t, β̃_2 at t = 1
     return b, a, ab, abp, bt, sig2
 
 
@@ -1271,9 +1605,19 @@ def vlb_optimal(T_, choice, mix=DATA, n=801):
     b, a, ab, abp, bt, sig2 = schedule_1d(T_, choice)
     sd = np.sqrt(ab * s.max() ** 2 + 1 - ab)
     lo, hi = np.sqrt(ab) * m.min() - 10 * sd, np.sqrt(ab) * m.max() + 10 * sd
-    xg = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, n)        # one x_t grid per step
+    xg = lo[:, None] + (hi - lo)[:, None] * np.linspace(
+        0, 1, n
+    )  # one x_t grid per step
     dx = (hi - lo) / (n - 1)
-    mmse = 1 - np.sum(np.exp(mix_log_density(xg, ab[:, None], mix)) * eps_star(xg, ab[:, None], mix) ** 2, axis=1) * dx
+    mmse = (
+        1
+        - np.sum(
+            np.exp(mix_log_density(xg, ab[:, None], mix))
+            * eps_star(xg, ab[:, None], mix) ** 2,
+            axis=1,
+        )
+        * dx
+    )
     lam_ = b**2 / (2 * sig2 * a * (1 - ab))
     ratio = bt[1:] / sig2[1:]
     C = 0.5 * (ratio - 1 - np.log(ratio))
@@ -1290,14 +1634,27 @@ for choice in ("beta", "beta_tilde"):
     _, mmse_chk = vlb_optimal(T_chk, choice)
     x0_g = np.linspace(-1.6, 1.6, 1601)[:, None]
     xt_g = np.linspace(-1.9, 1.9, 1901)[None, :]
-    weight = np.exp(mix_log_density(x0_g, 1.0) + log_normal(xt_g, np.sqrt(ab[i]) * x0_g, 1 - ab[i]))
-    mu_post_g = np.sqrt(abp[i]) * b[i] / (1 - ab[i]) * x0_g + np.sqrt(a[i]) * (1 - abp[i]) / (1 - ab[i]) * xt_g
-    mu_star_g = (xt_g - b[i] / np.sqrt(1 - ab[i]) * eps_star(xt_g, ab[i])) / np.sqrt(a[i])
-    kl_2d = np.sum(weight * kl_gauss(mu_post_g, bt[i], mu_star_g, sig2[i])) * 0.002 * 0.002
+    weight = np.exp(
+        mix_log_density(x0_g, 1.0) + log_normal(xt_g, np.sqrt(ab[i]) * x0_g, 1 - ab[i])
+    )
+    mu_post_g = (
+        np.sqrt(abp[i]) * b[i] / (1 - ab[i]) * x0_g
+        + np.sqrt(a[i]) * (1 - abp[i]) / (1 - ab[i]) * xt_g
+    )
+    mu_star_g = (xt_g - b[i] / np.sqrt(1 - ab[i]) * eps_star(xt_g, ab[i])) / np.sqrt(
+        a[i]
+    )
+    kl_2d = (
+        np.sum(weight * kl_gauss(mu_post_g, bt[i], mu_star_g, sig2[i])) * 0.002 * 0.002
+    )
     lam_i = b[i] ** 2 / (2 * sig2[i] * a[i] * (1 - ab[i]))
     C_i = 0.5 * (bt[i] / sig2[i] - 1 - np.log(bt[i] / sig2[i]))
-    check(f"σ² = {choice}: L_(t-1) at t = {t_chk} by 2-D quadrature equals λ_t mmse_t + C_t, eq. (rev-mmse)",
-          kl_2d, lam_i * mmse_chk[i] + C_i, atol=1e-7)
+    check(
+        f"σ² = {choice}: L_(t-1) at t = {t_chk} by 2-D quadrature equals λ_t mmse_t + C_t, eq. (rev-mmse)",
+        kl_2d,
+        lam_i * mmse_chk[i] + C_i,
+        atol=1e-7,
+    )
 
 # %% [markdown]
 # And a check of the whole of {eq}`rev-vlb-mmse` against its definition {eq}`rev-elbo`: for
@@ -1311,15 +1668,25 @@ comp = rng.choice(3, size=n_paths, p=PI)
 xp = np.empty((n_paths, T_mc + 1))
 xp[:, 0] = M[comp] + S[comp] * rng.standard_normal(n_paths)
 for t in range(1, T_mc + 1):
-    xp[:, t] = np.sqrt(a[t - 1]) * xp[:, t - 1] + np.sqrt(b[t - 1]) * rng.standard_normal(n_paths)
+    xp[:, t] = np.sqrt(a[t - 1]) * xp[:, t - 1] + np.sqrt(
+        b[t - 1]
+    ) * rng.standard_normal(n_paths)
 log_ratio = log_normal(xp[:, T_mc], 0.0, 1.0)
 for t in range(1, T_mc + 1):
     i = t - 1
-    mu_star = (xp[:, t] - b[i] / np.sqrt(1 - ab[i]) * eps_star(xp[:, t], ab[i])) / np.sqrt(a[i])
-    log_ratio += log_normal(xp[:, t - 1], mu_star, sig2[i]) - log_normal(xp[:, t], np.sqrt(a[i]) * xp[:, t - 1], b[i])
+    mu_star = (
+        xp[:, t] - b[i] / np.sqrt(1 - ab[i]) * eps_star(xp[:, t], ab[i])
+    ) / np.sqrt(a[i])
+    log_ratio += log_normal(xp[:, t - 1], mu_star, sig2[i]) - log_normal(
+        xp[:, t], np.sqrt(a[i]) * xp[:, t - 1], b[i]
+    )
 vlb_mc_mix, vlb_se_mix = -log_ratio.mean(), log_ratio.std() / np.sqrt(n_paths)
-_ = check(f"T = {T_mc}: eq. (rev-vlb-mmse) equals the Monte Carlo bound over whole trajectories (4 s.e.)",
-          vlb_optimal(T_mc, "beta")[0], vlb_mc_mix, atol=4 * vlb_se_mix)
+_ = check(
+    f"T = {T_mc}: eq. (rev-vlb-mmse) equals the Monte Carlo bound over whole trajectories (4 s.e.)",
+    vlb_optimal(T_mc, "beta")[0],
+    vlb_mc_mix,
+    atol=4 * vlb_se_mix,
+)
 
 # %% [markdown]
 # ### The model's exact likelihood, by propagating densities on a grid
@@ -1349,6 +1716,7 @@ _ = check(f"T = {T_mc}: eq. (rev-vlb-mmse) equals the Monte Carlo bound over who
 # $p_\theta(x_t) = \mathcal{N}(a_t, w_t)$ is Gaussian, and
 # $a_{t-1} = c_t a_t + d_t$, $w_{t-1} = c_t^2 w_t + \sigma_t^2$.
 
+
 # %%
 def gauss_kernel_matvec(y, x, mu, p, sigma):
     """p_out(y_i) = Σ_j N(y_i; mu_j, σ²) p_j Δx on uniform grids x (source) and y (target).
@@ -1358,14 +1726,16 @@ def gauss_kernel_matvec(y, x, mu, p, sigma):
     dx, dy = x[1] - x[0], y[1] - y[0]
     width = int(np.ceil(18 * sigma / dy)) + 2
     first = np.floor((mu - 9 * sigma - y[0]) / dy).astype(np.int64)
-    target = first[:, None] + np.arange(width)                     # (n_source, width)
+    target = first[:, None] + np.arange(width)  # (n_source, width)
     inside = (target >= 0) & (target < len(y))
     target = np.clip(target, 0, len(y) - 1)
     contrib = np.exp(log_normal(y[target], mu[:, None], sigma**2)) * (p * dx)[:, None]
     return np.bincount(target[inside], weights=contrib[inside], minlength=len(y))
 
 
-X0_GRID = np.linspace(-1.6, 1.6, 3201)          # data values where p_θ(x0) and q(x0) are evaluated
+X0_GRID = np.linspace(
+    -1.6, 1.6, 3201
+)  # data values where p_θ(x0) and q(x0) are evaluated
 DX0 = X0_GRID[1] - X0_GRID[0]
 
 
@@ -1374,15 +1744,22 @@ def model_density_x0(T_, choice, mix=DATA, points_per_sigma=3.0, reach=10.0):
     pi, m, s = mix
     b, a, ab, abp, bt, sig2 = schedule_1d(T_, choice)
 
-    def grid_for(i, sigma):                       # grid for x_t (index i), spacing σ / points_per_sigma
+    def grid_for(i, sigma):  # grid for x_t (index i), spacing σ / points_per_sigma
         sd = np.sqrt(ab[i] * s.max() ** 2 + 1 - ab[i])
-        lo, hi = np.sqrt(ab[i]) * m.min() - reach * sd, np.sqrt(ab[i]) * m.max() + reach * sd
-        return np.linspace(lo, hi, int(np.ceil((hi - lo) * points_per_sigma / sigma)) + 1)
+        lo, hi = (
+            np.sqrt(ab[i]) * m.min() - reach * sd,
+            np.sqrt(ab[i]) * m.max() + reach * sd,
+        )
+        return np.linspace(
+            lo, hi, int(np.ceil((hi - lo) * points_per_sigma / sigma)) + 1
+        )
 
     x_ = grid_for(T_ - 1, np.sqrt(sig2[T_ - 1]))
-    p = np.exp(log_normal(x_, 0.0, 1.0))          # p(x_T) = N(0, 1)
-    for i in reversed(range(T_)):                 # step t = i + 1: x_t -> x_{t-1}
-        mu_star = (x_ - b[i] / np.sqrt(1 - ab[i]) * eps_star(x_, ab[i], mix)) / np.sqrt(a[i])
+    p = np.exp(log_normal(x_, 0.0, 1.0))  # p(x_T) = N(0, 1)
+    for i in reversed(range(T_)):  # step t = i + 1: x_t -> x_{t-1}
+        mu_star = (x_ - b[i] / np.sqrt(1 - ab[i]) * eps_star(x_, ab[i], mix)) / np.sqrt(
+            a[i]
+        )
         y_ = grid_for(i - 1, np.sqrt(sig2[i - 1])) if i > 0 else X0_GRID
         p = gauss_kernel_matvec(y_, x_, mu_star, p, np.sqrt(sig2[i]))
         x_ = y_
@@ -1400,8 +1777,12 @@ for choice in ("beta", "beta_tilde"):
         d_ = b[i] * np.sqrt(ab[i]) * 0.2 / (v_ * np.sqrt(a[i]))
         mean_, var_ = c_ * mean_ + d_, c_**2 * var_ + sig2[i]
     p0 = model_density_x0(T_val, choice, gauss_data)
-    check(f"σ² = {choice}: grid recursion equals the closed-form Gaussian p_θ(x0) (T = {T_val})",
-          p0, np.exp(log_normal(X0_GRID, mean_, var_)), atol=1e-10)
+    check(
+        f"σ² = {choice}: grid recursion equals the closed-form Gaussian p_θ(x0) (T = {T_val})",
+        p0,
+        np.exp(log_normal(X0_GRID, mean_, var_)),
+        atol=1e-10,
+    )
 
 # %% [markdown]
 # The grid method reproduces the closed form to better than $10^{-10}$. Now the mixture, for
@@ -1410,7 +1791,7 @@ for choice in ("beta", "beta_tilde"):
 # %%
 log_q0 = mix_log_density(X0_GRID, 1.0)
 q0 = np.exp(log_q0)
-entropy = -np.sum(q0 * log_q0) * DX0                     # H(q(x0)), differential entropy in nats
+entropy = -np.sum(q0 * log_q0) * DX0  # H(q(x0)), differential entropy in nats
 Ts = [10, 20, 50, 100, 200, 500, 1000]
 results = {c: {"vlb": [], "nll": [], "mass": []} for c in ("beta", "beta_tilde")}
 densities = {}
@@ -1425,35 +1806,79 @@ for choice in results:
 print(f"(sweep took {time.perf_counter() - t_sweep:.1f} s)")
 print(f"H(q(x0)) = {entropy:.5f} nats\n")
 print("      |     σ_t² = β_t  (σ_1² = β_1)     |    σ_t² = β̃_t  (σ_1² = β̃_2)")
-print(f"{'T':>5} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10}")
+print(
+    f"{'T':>5} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10}"
+)
 for k, T_ in enumerate(Ts):
     rb, rt = (results[c] for c in ("beta", "beta_tilde"))
-    print(f"{T_:5d} | {rb['vlb'][k]:9.5f} {rb['nll'][k]:9.5f} {rb['nll'][k] - entropy:10.2e} | "
-          f"{rt['vlb'][k]:9.5f} {rt['nll'][k]:9.5f} {rt['nll'][k] - entropy:10.2e}")
+    print(
+        f"{T_:5d} | {rb['vlb'][k]:9.5f} {rb['nll'][k]:9.5f} {rb['nll'][k] - entropy:10.2e} | "
+        f"{rt['vlb'][k]:9.5f} {rt['nll'][k]:9.5f} {rt['nll'][k] - entropy:10.2e}"
+    )
 res = {c: {k: np.array(v) for k, v in r.items()} for c, r in results.items()}
 
 # %%
 for choice, label in (("beta", "σ² = β"), ("beta_tilde", "σ² = β̃")):
-    check(f"{label}: every p_θ(x0) integrates to 1 on the grid", res[choice]["mass"], 1.0, atol=1e-6)
-    check_le(f"{label}: NLL ≤ VLB for every T, eq. (rev-bound-chain)", res[choice]["nll"], res[choice]["vlb"])
-    check_le(f"{label}: H(q) ≤ NLL for every T, eq. (rev-bound-chain)", entropy, res[choice]["nll"])
+    check(
+        f"{label}: every p_θ(x0) integrates to 1 on the grid",
+        res[choice]["mass"],
+        1.0,
+        atol=1e-6,
+    )
+    check_le(
+        f"{label}: NLL ≤ VLB for every T, eq. (rev-bound-chain)",
+        res[choice]["nll"],
+        res[choice]["vlb"],
+    )
+    check_le(
+        f"{label}: H(q) ≤ NLL for every T, eq. (rev-bound-chain)",
+        entropy,
+        res[choice]["nll"],
+    )
     check_le(f"{label}: NLL − H shrinks as T grows", np.diff(res[choice]["nll"]), 0.0)
-_ = check_le("σ² = β: VLB − NLL shrinks as T grows from 20 on", np.diff(res["beta"]["vlb"] - res["beta"]["nll"])[1:], 0.0)
+_ = check_le(
+    "σ² = β: VLB − NLL shrinks as T grows from 20 on",
+    np.diff(res["beta"]["vlb"] - res["beta"]["nll"])[1:],
+    0.0,
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
 axes[0].plot(X0_GRID, q0, color="k", lw=3, alpha=0.35, label="data q(x0)")
 for T_, style in ((10, "--"), (50, "-."), (1000, "-")):
-    axes[0].plot(X0_GRID, densities["beta", T_], style, lw=1.2, label=f"model p_θ(x0), T = {T_}")
-axes[0].set(xlabel=r"$x_0$", ylabel="density", title=r"Data and optimal-mean model ($\sigma_t^2 = \beta_t$)",
-            ylim=(0, 1.75))
+    axes[0].plot(
+        X0_GRID, densities["beta", T_], style, lw=1.2, label=f"model p_θ(x0), T = {T_}"
+    )
+axes[0].set(
+    xlabel=r"$x_0$",
+    ylabel="density",
+    title=r"Data and optimal-mean model ($\sigma_t^2 = \beta_t$)",
+    ylim=(0, 1.75),
+)
 axes[0].legend(fontsize=8, loc="upper left")
 for choice, color in (("beta", "C0"), ("beta_tilde", "C3")):
     name = r"\beta_t" if choice == "beta" else r"\tilde\beta_t"
-    axes[1].plot(Ts, res[choice]["vlb"] - entropy, "o-", color=color, label=rf"VLB $-$ H, $\sigma_t^2 = {name}$")
-    axes[1].plot(Ts, res[choice]["nll"] - entropy, "s--", color=color, label=rf"NLL $-$ H, $\sigma_t^2 = {name}$")
-axes[1].set(xscale="log", yscale="log", xlabel="number of steps T", ylabel="nats above the data entropy",
-            title="Gaps of the bound chain (cosine schedule)")
+    axes[1].plot(
+        Ts,
+        res[choice]["vlb"] - entropy,
+        "o-",
+        color=color,
+        label=rf"VLB $-$ H, $\sigma_t^2 = {name}$",
+    )
+    axes[1].plot(
+        Ts,
+        res[choice]["nll"] - entropy,
+        "s--",
+        color=color,
+        label=rf"NLL $-$ H, $\sigma_t^2 = {name}$",
+    )
+axes[1].set(
+    xscale="log",
+    yscale="log",
+    xlabel="number of steps T",
+    ylabel="nats above the data entropy",
+    title="Gaps of the bound chain (cosine schedule)",
+)
 axes[1].grid(alpha=0.3, which="both")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
@@ -1502,8 +1927,11 @@ plt.show()
 for T_ in (50, 1000):
     b, a, ab, abp, bt, sig2 = schedule_1d(T_, "beta_tilde")
     r_first = b[1:5] / bt[1:5]
-    print(f"T = {T_:4d}: β_t/β̃_t for t = 2..5 = " + ", ".join(f"{r:.3f}" for r in r_first)
-          + f";  Σ_(t≥2) ½(r − 1 − log r) = {np.sum(0.5 * (b[1:] / bt[1:] - 1 - np.log(b[1:] / bt[1:]))):.3f} nats")
+    print(
+        f"T = {T_:4d}: β_t/β̃_t for t = 2..5 = "
+        + ", ".join(f"{r:.3f}" for r in r_first)
+        + f";  Σ_(t≥2) ½(r − 1 − log r) = {np.sum(0.5 * (b[1:] / bt[1:] - 1 - np.log(b[1:] / bt[1:]))):.3f} nats"
+    )
 print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 
 # %% [markdown]

@@ -62,8 +62,17 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("diffusion_lib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "git+https://github.com/aigc-book/aigc-principles-and-code"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/aigc-book/aigc-principles-and-code",
+        ],
+        check=True,
+    )
 
 # %%
 import copy
@@ -79,7 +88,17 @@ from IPython.display import display
 from torch import nn
 from torch.nn import functional as F
 
-from diffusion_lib import GaussianDiffusion, check, check_le, data, get_beta_schedule, metrics, samplers, viz, zoo
+from diffusion_lib import (
+    GaussianDiffusion,
+    check,
+    check_le,
+    data,
+    get_beta_schedule,
+    metrics,
+    samplers,
+    viz,
+    zoo,
+)
 from diffusion_lib.nets import UNet, timestep_embedding
 from diffusion_lib.nets.unet import ResBlock, SelfAttention
 from diffusion_lib.train import TrainConfig, train
@@ -89,11 +108,15 @@ rng = np.random.default_rng(0)
 chapter_start = time.perf_counter()
 
 T = 1000
-diff = GaussianDiffusion(get_beta_schedule("linear", T), model_var_type="fixed_small")   # Ho et al.'s process
-abar = diff.alphas_cumprod                         # float64, index i = t − 1
+diff = GaussianDiffusion(
+    get_beta_schedule("linear", T), model_var_type="fixed_small"
+)  # Ho et al.'s process
+abar = diff.alphas_cumprod  # float64, index i = t − 1
 train_set, test_set = data.digits("train"), data.digits("test")
 print(diff)
-print(f"{len(train_set.images)} training and {len(test_set.images)} test digits, shape {tuple(train_set.images.shape[1:])}")
+print(
+    f"{len(train_set.images)} training and {len(test_set.images)} test digits, shape {tuple(train_set.images.shape[1:])}"
+)
 
 # %% [markdown]
 # ## Why the denoiser needs the timestep
@@ -129,16 +152,27 @@ t_show = [1, 10, 100, 300, 1000]
 for t in t_show:
     ab = abar[t - 1].item()
     x0_mc, eps_mc = rng.standard_normal(n_mc), rng.standard_normal(n_mc)
-    xt_mc = math.sqrt(ab) * x0_mc + math.sqrt(1 - ab) * eps_mc           # eq. (fwd-reparam)
-    slope = (xt_mc * eps_mc).sum() / (xt_mc**2).sum()                    # least squares ε ≈ slope · x_t
+    xt_mc = math.sqrt(ab) * x0_mc + math.sqrt(1 - ab) * eps_mc  # eq. (fwd-reparam)
+    slope = (xt_mc * eps_mc).sum() / (xt_mc**2).sum()  # least squares ε ≈ slope · x_t
     slopes.append(slope)
     slope_se.append(np.std(eps_mc - slope * xt_mc) / np.sqrt((xt_mc**2).sum()))
     input_var.append(xt_mc.var())
-    print(f"t = {t:4d}: Var(x_t) = {xt_mc.var():.3f}, slope of E[ε | x_t] = {slope:.4f}, "
-          f"√(1−ᾱ_t) = {math.sqrt(1 - ab):.4f}")
-check("unit-variance data: Var(x_t) = 1 at every t (Monte Carlo, 200,000 draws)", input_var, 1.0, atol=0.01)
-_ = check("E[ε | x_t] = √(1−ᾱ_t) x_t, eq. (train-eps-unit), within 5 standard errors",
-          slopes, np.sqrt(1 - abar[np.array(t_show) - 1].numpy()), atol=5 * max(slope_se))
+    print(
+        f"t = {t:4d}: Var(x_t) = {xt_mc.var():.3f}, slope of E[ε | x_t] = {slope:.4f}, "
+        f"√(1−ᾱ_t) = {math.sqrt(1 - ab):.4f}"
+    )
+check(
+    "unit-variance data: Var(x_t) = 1 at every t (Monte Carlo, 200,000 draws)",
+    input_var,
+    1.0,
+    atol=0.01,
+)
+_ = check(
+    "E[ε | x_t] = √(1−ᾱ_t) x_t, eq. (train-eps-unit), within 5 standard errors",
+    slopes,
+    np.sqrt(1 - abar[np.array(t_show) - 1].numpy()),
+    atol=5 * max(slope_se),
+)
 
 # %% [markdown]
 # **What a network without $t$ loses.** A network that sees only $x_t$ must use one function
@@ -160,25 +194,44 @@ _ = check("E[ε | x_t] = √(1−ᾱ_t) x_t, eq. (train-eps-unit), within 5 stan
 sq = torch.sqrt(1 - abar).numpy()
 c_blind = sq.mean()
 L_blind, L_aware = 1 - c_blind**2, abar.mean().item()
-t_mc = rng.integers(0, T, n_mc)                                         # t ~ U{1..T} (indices)
+t_mc = rng.integers(0, T, n_mc)  # t ~ U{1..T} (indices)
 x0_mc, eps_mc = rng.standard_normal(n_mc), rng.standard_normal(n_mc)
 xt_mc = np.sqrt(abar.numpy()[t_mc]) * x0_mc + sq[t_mc] * eps_mc
 err_blind, err_aware = (eps_mc - c_blind * xt_mc) ** 2, (eps_mc - sq[t_mc] * xt_mc) ** 2
-print(f"L_blind = {L_blind:.4f} (simulated {err_blind.mean():.4f}),  L_aware = {L_aware:.4f} "
-      f"(simulated {err_aware.mean():.4f}):  ignoring t costs {L_blind / L_aware - 1:.0%} more loss")
-check("L_blind = 1 − c², eq. (train-blind), by simulation (5 s.e.)", err_blind.mean(), L_blind,
-      atol=5 * err_blind.std() / np.sqrt(n_mc))
-check("L_aware = mean of ᾱ_t, eq. (train-blind), by simulation (5 s.e.)", err_aware.mean(), L_aware,
-      atol=5 * err_aware.std() / np.sqrt(n_mc))
+print(
+    f"L_blind = {L_blind:.4f} (simulated {err_blind.mean():.4f}),  L_aware = {L_aware:.4f} "
+    f"(simulated {err_aware.mean():.4f}):  ignoring t costs {L_blind / L_aware - 1:.0%} more loss"
+)
+check(
+    "L_blind = 1 − c², eq. (train-blind), by simulation (5 s.e.)",
+    err_blind.mean(),
+    L_blind,
+    atol=5 * err_blind.std() / np.sqrt(n_mc),
+)
+check(
+    "L_aware = mean of ᾱ_t, eq. (train-blind), by simulation (5 s.e.)",
+    err_aware.mean(),
+    L_aware,
+    atol=5 * err_aware.std() / np.sqrt(n_mc),
+)
 _ = check_le("the t-aware optimum beats every t-blind predictor", L_aware, L_blind)
 
 # %%
 t_axis = np.arange(1, T + 1)
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot(t_axis, abar.numpy(), label=r"knows $t$: $\bar\alpha_t$")
-ax.plot(t_axis, 1 - 2 * c_blind * sq + c_blind**2, "--", label=r"ignores $t$: $1 - 2c\sqrt{1-\bar\alpha_t} + c^2$")
-ax.set(yscale="log", xlabel="step t", ylabel=r"expected $(\epsilon - \hat\epsilon)^2$ at step t",
-       title="Best noise prediction with and without the timestep (unit-variance data)")
+ax.plot(
+    t_axis,
+    1 - 2 * c_blind * sq + c_blind**2,
+    "--",
+    label=r"ignores $t$: $1 - 2c\sqrt{1-\bar\alpha_t} + c^2$",
+)
+ax.set(
+    yscale="log",
+    xlabel="step t",
+    ylabel=r"expected $(\epsilon - \hat\epsilon)^2$ at step t",
+    title="Best noise prediction with and without the timestep (unit-variance data)",
+)
 ax.grid(alpha=0.3)
 ax.legend()
 fig.tight_layout()
@@ -221,6 +274,7 @@ plt.show()
 #
 # Built by hand in three lines, in float64, and compared with the library's float32 version:
 
+
 # %%
 def sinusoidal_by_hand(t, dim, max_period=10_000.0):
     """Eq. (train-time-embedding): [cos(t ω_k)]_k ++ [sin(t ω_k)]_k with ω_k = max_period^(−k/h)."""
@@ -230,11 +284,15 @@ def sinusoidal_by_hand(t, dim, max_period=10_000.0):
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
-t_all = torch.arange(T)                         # every index the model sees, 0..999
-emb_dim = 32                                    # the digits model embeds t in 32 dimensions
-E = sinusoidal_by_hand(t_all, emb_dim)          # (1000, 32)
-_ = check("timestep_embedding equals eq. (train-time-embedding) by hand (float32 vs float64)",
-          timestep_embedding(t_all, emb_dim), E.float(), atol=1e-4)
+t_all = torch.arange(T)  # every index the model sees, 0..999
+emb_dim = 32  # the digits model embeds t in 32 dimensions
+E = sinusoidal_by_hand(t_all, emb_dim)  # (1000, 32)
+_ = check(
+    "timestep_embedding equals eq. (train-time-embedding) by hand (float32 vs float64)",
+    timestep_embedding(t_all, emb_dim),
+    E.float(),
+    atol=1e-4,
+)
 
 # %% [markdown]
 # The tolerance $10^{-4}$ is float32's: an angle of 999 radians is stored with a spacing of
@@ -265,6 +323,7 @@ _ = check("timestep_embedding equals eq. (train-time-embedding) by hand (float32
 # and every embedding has the same length, $\lVert\mathbf{e}(t)\rVert^2 = h$. We check all three
 # statements for all 1,000 steps.
 
+
 # %%
 def shift_matrix(delta, dim, max_period=10_000.0):
     """M(Δ) of eq. (train-time-shift): a rotation by Δω_k in every (cos, sin) pair."""
@@ -275,29 +334,51 @@ def shift_matrix(delta, dim, max_period=10_000.0):
 
 
 for delta in (1, 10, 250):
-    check(f"e(t + {delta}) = M({delta}) e(t) for every t, eq. (train-time-shift)",
-          E[delta:], E[:-delta] @ shift_matrix(delta, emb_dim).T, atol=1e-12)
-gram = E @ E.T                                                   # e(t)ᵀe(t') for all pairs
+    check(
+        f"e(t + {delta}) = M({delta}) e(t) for every t, eq. (train-time-shift)",
+        E[delta:],
+        E[:-delta] @ shift_matrix(delta, emb_dim).T,
+        atol=1e-12,
+    )
+gram = E @ E.T  # e(t)ᵀe(t') for all pairs
 h_ = emb_dim // 2
 omega = 10_000.0 ** (-torch.arange(h_, dtype=torch.float64) / h_)
 lag = (t_all[:, None] - t_all[None, :]).double()
-check("e(t)ᵀe(t') = Σ_k cos((t − t')ω_k), a function of t − t' only, eq. (train-time-dot)",
-      gram, torch.cos(lag[..., None] * omega).sum(-1), atol=1e-9)
-_ = check("every embedding has squared length h", gram.diagonal(), float(h_), atol=1e-12)
+check(
+    "e(t)ᵀe(t') = Σ_k cos((t − t')ω_k), a function of t − t' only, eq. (train-time-dot)",
+    gram,
+    torch.cos(lag[..., None] * omega).sum(-1),
+    atol=1e-9,
+)
+_ = check(
+    "every embedding has squared length h", gram.diagonal(), float(h_), atol=1e-12
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-im = axes[0].imshow(E.numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-axes[0].set(xlabel=f"embedding dimension (0–{h_ - 1}: cos, {h_}–{emb_dim - 1}: sin)", ylabel="timestep index t",
-            title=f"Sinusoidal embedding e(t), d = {emb_dim}")
+im = axes[0].imshow(
+    E.numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest"
+)
+axes[0].set(
+    xlabel=f"embedding dimension (0–{h_ - 1}: cos, {h_}–{emb_dim - 1}: sin)",
+    ylabel="timestep index t",
+    title=f"Sinusoidal embedding e(t), d = {emb_dim}",
+)
 fig.colorbar(im, ax=axes[0], fraction=0.046)
 im = axes[1].imshow(gram.numpy() / h_, cmap="viridis", interpolation="nearest")
-axes[1].set(xlabel="timestep index t'", ylabel="timestep index t", title="Similarity e(t)ᵀe(t') / h")
+axes[1].set(
+    xlabel="timestep index t'",
+    ylabel="timestep index t",
+    title="Similarity e(t)ᵀe(t') / h",
+)
 fig.colorbar(im, ax=axes[1], fraction=0.046)
 fig.tight_layout()
 plt.show()
 near = (gram.numpy() / h_)[500, [499, 490, 450, 400, 0]]
-print("similarity of t = 500 to t = 499, 490, 450, 400, 0: " + ", ".join(f"{v:.2f}" for v in near))
+print(
+    "similarity of t = 500 to t = 499, 490, 450, 400, 0: "
+    + ", ".join(f"{v:.2f}" for v in near)
+)
 
 # %% [markdown]
 # *Figure: left, the embedding of every timestep index (rows) in each of its 32 dimensions
@@ -357,16 +438,28 @@ def describe(module):
     if isinstance(module, nn.Upsample):
         return "Upsample ×2"
     if isinstance(module, nn.Conv2d):
-        return f"Conv {module.in_channels}→{module.out_channels}" + (" stride 2" if module.stride == (2, 2) else "")
+        return f"Conv {module.in_channels}→{module.out_channels}" + (
+            " stride 2" if module.stride == (2, 2) else ""
+        )
     return type(module).__name__
 
 
-stages = ([("time MLP", unet.time_mlp), ("input conv", unet.conv_in)]
-          + [(f"down {i}", blocks) for i, blocks in enumerate(unet.down)] + [("middle", unet.middle)]
-          + [(f"up {i}", blocks) for i, blocks in enumerate(unet.up)] + [("output", unet.out)])
+stages = (
+    [("time MLP", unet.time_mlp), ("input conv", unet.conv_in)]
+    + [(f"down {i}", blocks) for i, blocks in enumerate(unet.down)]
+    + [("middle", unet.middle)]
+    + [(f"up {i}", blocks) for i, blocks in enumerate(unet.up)]
+    + [("output", unet.out)]
+)
 shapes = {}
-hooks = [(blocks[-1] if isinstance(blocks, (nn.ModuleList, nn.Sequential)) else blocks).register_forward_hook(
-    lambda mod, inp, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))) for name, blocks in stages]
+hooks = [
+    (
+        blocks[-1] if isinstance(blocks, (nn.ModuleList, nn.Sequential)) else blocks
+    ).register_forward_hook(
+        lambda mod, inp, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
+    )
+    for name, blocks in stages
+]
 with torch.no_grad():
     unet(torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long))
 for hook in hooks:
@@ -374,17 +467,30 @@ for hook in hooks:
 n_params = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
 print(f"{'stage':<11} {'layers':<54} {'output':>12} {'parameters':>11}")
 for name, blocks in stages:
-    parts = [describe(b) for b in blocks] if isinstance(blocks, nn.ModuleList) else [describe(blocks)]
+    parts = (
+        [describe(b) for b in blocks]
+        if isinstance(blocks, nn.ModuleList)
+        else [describe(blocks)]
+    )
     if name in ("time MLP", "output"):
         parts = [describe(b) for b in blocks if not isinstance(b, nn.SiLU)]
-    print(f"{name:<11} {' + '.join(parts):<54} {str(shapes[name]):>12} {n_params(blocks):>11,}")
+    print(
+        f"{name:<11} {' + '.join(parts):<54} {str(shapes[name]):>12} {n_params(blocks):>11,}"
+    )
 total = n_params(unet)
-time_params = n_params(unet.time_mlp) + sum(n_params(m.emb) for m in unet.modules() if isinstance(m, ResBlock))
+time_params = n_params(unet.time_mlp) + sum(
+    n_params(m.emb) for m in unet.modules() if isinstance(m, ResBlock)
+)
 n_blocks = sum(isinstance(m, ResBlock) for m in unet.modules())
-print(f"\ntotal: {total:,} parameters; {n_blocks} residual blocks each add the time embedding; "
-      f"the time pathway (MLP + per-block projections) holds {time_params:,} ({time_params / total:.0%})")
-check("the U-Net predicts ε with the shape of x_t", torch.tensor(unet(torch.zeros(3, 1, 8, 8), torch.tensor([0, 1, 999])).shape),
-      torch.tensor([3, 1, 8, 8]))
+print(
+    f"\ntotal: {total:,} parameters; {n_blocks} residual blocks each add the time embedding; "
+    f"the time pathway (MLP + per-block projections) holds {time_params:,} ({time_params / total:.0%})"
+)
+check(
+    "the U-Net predicts ε with the shape of x_t",
+    torch.tensor(unet(torch.zeros(3, 1, 8, 8), torch.tensor([0, 1, 999])).shape),
+    torch.tensor([3, 1, 8, 8]),
+)
 
 # %% [markdown]
 # The printout is the whole network: an input convolution to 32 channels, two residual blocks
@@ -405,18 +511,20 @@ check("the U-Net predicts ε with the shape of x_t", torch.tensor(unet(torch.zer
 
 # %%
 B, d = 4, emb_dim
-x_img = torch.randn(B, 1, 8, 8)                               # a batch of noisy 8×8 grey images
+x_img = torch.randn(B, 1, 8, 8)  # a batch of noisy 8×8 grey images
 t_batch = torch.tensor([0, 250, 500, 999])
-e_vec = timestep_embedding(t_batch, d)                        # (B, d): a vector per image
-first_conv = nn.Conv2d(1, 64, kernel_size=3, padding=1)       # "the image has one channel"
+e_vec = timestep_embedding(t_batch, d)  # (B, d): a vector per image
+first_conv = nn.Conv2d(1, 64, kernel_size=3, padding=1)  # "the image has one channel"
 
 errors = []
-try:                                                          # attempt 1: concatenate the vector
+try:  # attempt 1: concatenate the vector
     first_conv(torch.cat([x_img, e_vec], dim=1))
 except RuntimeError as err:
     errors.append(err)
     print(f"attempt 1, torch.cat([x, e], dim=1):\n  RuntimeError: {err}")
-e_map = e_vec[:, :, None, None].expand(B, d, 8, 8)             # attempt 2: broadcast e to (B, d, 8, 8)
+e_map = e_vec[:, :, None, None].expand(
+    B, d, 8, 8
+)  # attempt 2: broadcast e to (B, d, 8, 8)
 x_cat = torch.cat([x_img, e_map], dim=1)
 print(f"attempt 2: the concatenation now works, shape {tuple(x_cat.shape)}")
 try:
@@ -424,7 +532,9 @@ try:
 except RuntimeError as err:
     errors.append(err)
     print(f"  but Conv2d(1, 64) rejects it:\n  RuntimeError: {err}")
-check("both versions of the broken design raise a RuntimeError", float(len(errors)), 2.0)
+check(
+    "both versions of the broken design raise a RuntimeError", float(len(errors)), 2.0
+)
 
 # %% [markdown]
 # Two mistakes are stacked here. First, `e_vec` is a vector per image, of shape $(B, d)$, not an
@@ -440,13 +550,27 @@ check("both versions of the broken design raise a RuntimeError", float(len(error
 # library's U-Net does, so every layer at every resolution can adapt to the noise level.
 
 # %%
-fixed_conv = nn.Conv2d(1 + d, 64, kernel_size=3, padding=1)   # fix 1: one input channel per map
+fixed_conv = nn.Conv2d(
+    1 + d, 64, kernel_size=3, padding=1
+)  # fix 1: one input channel per map
 h_fixed = fixed_conv(x_cat)
-print(f"fix 1: Conv2d(1 + {d}, 64) on the (B, 1 + d, 8, 8) input gives {tuple(h_fixed.shape)}")
-eps_hat = unet(x_img, t_batch)                                # fix 2: the embedding added in every block
-print(f"fix 2: UNet(x_t, t) gives {tuple(eps_hat.shape)}, the shape of the noise it predicts")
-check("fix 1 runs and keeps the 8×8 resolution", torch.tensor(h_fixed.shape), torch.tensor([B, 64, 8, 8]))
-_ = check("fix 2 runs and returns ε with the shape of x_t", torch.tensor(eps_hat.shape), torch.tensor(x_img.shape))
+print(
+    f"fix 1: Conv2d(1 + {d}, 64) on the (B, 1 + d, 8, 8) input gives {tuple(h_fixed.shape)}"
+)
+eps_hat = unet(x_img, t_batch)  # fix 2: the embedding added in every block
+print(
+    f"fix 2: UNet(x_t, t) gives {tuple(eps_hat.shape)}, the shape of the noise it predicts"
+)
+check(
+    "fix 1 runs and keeps the 8×8 resolution",
+    torch.tensor(h_fixed.shape),
+    torch.tensor([B, 64, 8, 8]),
+)
+_ = check(
+    "fix 2 runs and returns ε with the shape of x_t",
+    torch.tensor(eps_hat.shape),
+    torch.tensor(x_img.shape),
+)
 
 # %% [markdown]
 # ## Algorithm 1: training
@@ -471,24 +595,32 @@ _ = check("fix 2 runs and returns ε with the shape of x_t", torch.tensor(eps_ha
 # eq. {eq}`fwd-reparam`, and the squared error averaged over the minibatch and the pixels (line 5;
 # averaging instead of summing only rescales the gradient):
 
+
 # %%
 def training_loss_by_hand(model, x0, generator):
     """Lines 2–5 of Algorithm 1 for a minibatch x0 (B, 1, 8, 8)."""
-    t = torch.randint(0, T, (x0.shape[0],), generator=generator)          # line 3 (index t − 1)
-    eps = torch.randn(x0.shape, generator=generator)                      # line 4
+    t = torch.randint(0, T, (x0.shape[0],), generator=generator)  # line 3 (index t − 1)
+    eps = torch.randn(x0.shape, generator=generator)  # line 4
     ab = abar[t].float().view(-1, 1, 1, 1)
-    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps                          # eq. (fwd-reparam)
-    loss = ((eps - model(x_t, t)) ** 2).mean()                            # line 5
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # eq. (fwd-reparam)
+    loss = ((eps - model(x_t, t)) ** 2).mean()  # line 5
     return loss, t, eps
 
 
-x0_batch = train_set.images[:64]                                          # line 2: 64 digits
-loss_hand, t_used, eps_used = training_loss_by_hand(unet, x0_batch, torch.Generator().manual_seed(1))
+x0_batch = train_set.images[:64]  # line 2: 64 digits
+loss_hand, t_used, eps_used = training_loss_by_hand(
+    unet, x0_batch, torch.Generator().manual_seed(1)
+)
 loss_lib = diff.training_losses(unet, x0_batch, t_used, eps_used)["loss"].mean()
-check("Algorithm 1's loss by hand equals diff.training_losses with the same t and ε", loss_hand, loss_lib, atol=1e-6)
+check(
+    "Algorithm 1's loss by hand equals diff.training_losses with the same t and ε",
+    loss_hand,
+    loss_lib,
+    atol=1e-6,
+)
 optimizer = torch.optim.Adam(unet.parameters(), lr=1e-3)
 optimizer.zero_grad()
-loss_hand.backward()                                                      # line 5: the gradient step
+loss_hand.backward()  # line 5: the gradient step
 optimizer.step()
 print(f"one gradient step on a fresh network: loss {loss_hand.item():.3f}")
 
@@ -532,26 +664,31 @@ print(f"one gradient step on a fresh network: loss {loss_hand.item():.3f}")
 # checked against the library's `p_sample` with the same noise. The paper's algorithm does not clip
 # anything, so we compare with `clip_denoised=False`.
 
+
 # %%
 def sampling_step_by_hand(model, x_t, t, z):
     """Lines 3–4 of Algorithm 2; t is the index (B,), z the noise (ignored where t = 0)."""
-    shape = (-1,) + (1,) * (x_t.ndim - 1)                                        # broadcast over pixels
+    shape = (-1,) + (1,) * (x_t.ndim - 1)  # broadcast over pixels
     a, ab = diff.alphas[t].to(x_t.dtype).view(shape), abar[t].to(x_t.dtype).view(shape)
-    sigma = diff.posterior_variance[t].sqrt().to(x_t.dtype).view(shape)          # σ_t = √β̃_t
-    z = torch.where(t.view(shape) > 0, z, torch.zeros_like(z))                   # line 3: z = 0 at t = 1
+    sigma = diff.posterior_variance[t].sqrt().to(x_t.dtype).view(shape)  # σ_t = √β̃_t
+    z = torch.where(t.view(shape) > 0, z, torch.zeros_like(z))  # line 3: z = 0 at t = 1
     with torch.no_grad():
         eps = model(x_t, t)
-    return (x_t - (1 - a) / (1 - ab).sqrt() * eps) / a.sqrt() + sigma * z        # line 4
+    return (x_t - (1 - a) / (1 - ab).sqrt() * eps) / a.sqrt() + sigma * z  # line 4
 
 
 gen = torch.Generator().manual_seed(2)
 x_t = torch.randn(8, 1, 8, 8, generator=gen)
-t_step = torch.tensor([999, 700, 400, 100, 10, 2, 1, 0])                          # index 0 is t = 1
+t_step = torch.tensor([999, 700, 400, 100, 10, 2, 1, 0])  # index 0 is t = 1
 z = torch.randn(8, 1, 8, 8, generator=gen)
 with torch.no_grad():
     step_lib = diff.p_sample(unet, x_t, t_step, noise=z, clip_denoised=False)["sample"]
-_ = check("Algorithm 2's step by hand equals diff.p_sample with the same noise (float32)",
-          sampling_step_by_hand(unet, x_t, t_step, z), step_lib, atol=1e-5)
+_ = check(
+    "Algorithm 2's step by hand equals diff.p_sample with the same noise (float32)",
+    sampling_step_by_hand(unet, x_t, t_step, z),
+    step_lib,
+    atol=1e-5,
+)
 
 # %% [markdown]
 # Two remarks. The library computes the same mean another way, through the predicted clean image
@@ -572,8 +709,12 @@ _ = check("Algorithm 2's step by hand equals diff.p_sample with the same noise (
 
 # %%
 torch.manual_seed(0)
-small = UNet(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=())
-small_config = TrainConfig(steps=150, batch_size=64, lr=2e-3, warmup_steps=20, ema_decay=0.99, seed=0)
+small = UNet(
+    base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=()
+)
+small_config = TrainConfig(
+    steps=150, batch_size=64, lr=2e-3, warmup_steps=20, ema_decay=0.99, seed=0
+)
 
 
 def loss_fn(model, batch, generator):
@@ -582,27 +723,45 @@ def loss_fn(model, batch, generator):
 
 t0 = time.perf_counter()
 run = train(small, loss_fn, [train_set.images], small_config, progress=False)
-print(f"{n_params(small):,} parameters, {small_config.steps} steps in {time.perf_counter() - t0:.1f} s; "
-      f"loss {np.mean(run.losses[:10]):.3f} (first 10 steps) → {np.mean(run.losses[-30:]):.3f} (last 30)")
-_ = check_le("the loss falls: mean of the last 30 steps ≤ half the mean of the first 10",
-             np.mean(run.losses[-30:]), 0.5 * np.mean(run.losses[:10]))
+print(
+    f"{n_params(small):,} parameters, {small_config.steps} steps in {time.perf_counter() - t0:.1f} s; "
+    f"loss {np.mean(run.losses[:10]):.3f} (first 10 steps) → {np.mean(run.losses[-30:]):.3f} (last 30)"
+)
+_ = check_le(
+    "the loss falls: mean of the last 30 steps ≤ half the mean of the first 10",
+    np.mean(run.losses[-30:]),
+    0.5 * np.mean(run.losses[:10]),
+)
+
 
 # %%
 def held_out_loss(model, images, seed=0, draws=2):
     """L_simple on fixed images with fixed (t, ε) draws, so that models can be compared fairly."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        losses = [diff.training_losses(model, images, generator=gen)["loss"] for _ in range(draws)]
+        losses = [
+            diff.training_losses(model, images, generator=gen)["loss"]
+            for _ in range(draws)
+        ]
     return torch.cat(losses).mean().item()
 
 
-loss_raw, loss_ema = held_out_loss(run.model, test_set.images), held_out_loss(run.ema, test_set.images)
-print(f"held-out L_simple on the {len(test_set.images)} test digits: raw weights {loss_raw:.4f}, EMA weights {loss_ema:.4f}")
+loss_raw, loss_ema = (
+    held_out_loss(run.model, test_set.images),
+    held_out_loss(run.ema, test_set.images),
+)
+print(
+    f"held-out L_simple on the {len(test_set.images)} test digits: raw weights {loss_raw:.4f}, EMA weights {loss_ema:.4f}"
+)
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 ax.plot(np.arange(1, len(run.losses) + 1), run.losses, lw=1)
-ax.set(yscale="log", xlabel="training step", ylabel=r"minibatch $L_{\mathrm{simple}}$",
-       title="A short training run (small U-Net, 150 steps)")
+ax.set(
+    yscale="log",
+    xlabel="training step",
+    ylabel=r"minibatch $L_{\mathrm{simple}}$",
+    title="A short training run (small U-Net, 150 steps)",
+)
 ax.grid(alpha=0.3, which="both")
 fig.tight_layout()
 plt.show()
@@ -629,27 +788,47 @@ plt.show()
 # %%
 m = zoo.load("digits-ddpm")
 model, cfg = m.model, m.entry.train
-print(f"{m.name}: {n_params(model):,} parameters, {cfg.steps} steps of batch {cfg.batch_size}, lr {cfg.lr}, "
-      f"EMA decay {cfg.ema_decay}; trained in {m.record['train_seconds']:.0f} s")
-check("the zoo model's process is the chapter's (linear schedule, T = 1000)", m.diffusion.betas, diff.betas, atol=0.0)
+print(
+    f"{m.name}: {n_params(model):,} parameters, {cfg.steps} steps of batch {cfg.batch_size}, lr {cfg.lr}, "
+    f"EMA decay {cfg.ema_decay}; trained in {m.record['train_seconds']:.0f} s"
+)
+check(
+    "the zoo model's process is the chapter's (linear schedule, T = 1000)",
+    m.diffusion.betas,
+    diff.betas,
+    atol=0.0,
+)
 
 # %%
 losses = np.array(m.record["losses"])
 window = 50
 smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
 fig, ax = plt.subplots(figsize=(7, 3.8))
-ax.plot(np.arange(1, len(losses) + 1), losses, lw=0.5, alpha=0.35, label="minibatch loss")
-ax.plot(np.arange(window, len(losses) + 1), smooth, lw=2, label=f"moving average over {window} steps")
-ax.set(yscale="log", xlabel="training step", ylabel=r"$L_{\mathrm{simple}}$ (mean over pixels)",
-       title=f"Training loss of {m.name}")
+ax.plot(
+    np.arange(1, len(losses) + 1), losses, lw=0.5, alpha=0.35, label="minibatch loss"
+)
+ax.plot(
+    np.arange(window, len(losses) + 1),
+    smooth,
+    lw=2,
+    label=f"moving average over {window} steps",
+)
+ax.set(
+    yscale="log",
+    xlabel="training step",
+    ylabel=r"$L_{\mathrm{simple}}$ (mean over pixels)",
+    title=f"Training loss of {m.name}",
+)
 ax.grid(alpha=0.3, which="both")
 ax.legend()
 fig.tight_layout()
 plt.show()
-loss_train_set = held_out_loss(model, train_set.images[:len(test_set.images)])
+loss_train_set = held_out_loss(model, train_set.images[: len(test_set.images)])
 loss_test_set = held_out_loss(model, test_set.images)
-print(f"last {window} steps: {losses[-window:].mean():.4f};  EMA model with fixed (t, ε): "
-      f"{loss_train_set:.4f} on {len(test_set.images)} training digits, {loss_test_set:.4f} on the test digits")
+print(
+    f"last {window} steps: {losses[-window:].mean():.4f};  EMA model with fixed (t, ε): "
+    f"{loss_train_set:.4f} on {len(test_set.images)} training digits, {loss_test_set:.4f} on the test digits"
+)
 
 # %% [markdown]
 # *Figure: the training loss of the zoo model at every step (faint) and its moving average (bold),
@@ -669,15 +848,27 @@ print(f"last {window} steps: {losses[-window:].mean():.4f};  EMA model with fixe
 x_noise = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(3))
 t_last = torch.full((16,), T - 1)
 with torch.no_grad():
-    v = model.time_mlp(timestep_embedding(t_last, model.base_channels))         # stage 1: MLP(e(t))
+    v = model.time_mlp(
+        timestep_embedding(t_last, model.base_channels)
+    )  # stage 1: MLP(e(t))
     check("UNet.embed(t) = MLP(e(t)), stage 1", model.embed(t_last, None), v, atol=1e-6)
     block, h_in = model.down[0][0], model.conv_in(x_noise)
-    h_mid = block.conv1(F.silu(block.norm1(h_in))) + block.emb(F.silu(v))[:, :, None, None]
-    out_hand = block.skip(h_in) + block.conv2(F.silu(block.norm2(h_mid)))    # eq. (train-resblock)
-    check("the first residual block of the trained U-Net equals eq. (train-resblock) by hand",
-          block(h_in, v), out_hand, atol=1e-5)
+    h_mid = (
+        block.conv1(F.silu(block.norm1(h_in))) + block.emb(F.silu(v))[:, :, None, None]
+    )
+    out_hand = block.skip(h_in) + block.conv2(
+        F.silu(block.norm2(h_mid))
+    )  # eq. (train-resblock)
+    check(
+        "the first residual block of the trained U-Net equals eq. (train-resblock) by hand",
+        block(h_in, v),
+        out_hand,
+        atol=1e-5,
+    )
     mse_T = F.mse_loss(model(x_noise, t_last), x_noise).item()
-print(f"at t = T the trained network's ε_θ(x_T, T) differs from x_T by a mean squared error of {mse_T:.4f}")
+print(
+    f"at t = T the trained network's ε_θ(x_T, T) differs from x_T by a mean squared error of {mse_T:.4f}"
+)
 _ = check_le("ε_θ(x_T, T) ≈ x_T: mean squared error below 0.01", mse_T, 0.01)
 
 # %% [markdown]
@@ -691,15 +882,30 @@ _ = check_le("ε_θ(x_T, T) ≈ x_T: mean squared error below 0.01", mse_T, 0.01
 # %%
 N_SAMPLES = 200
 t0 = time.perf_counter()
-samples, trajectory = samplers.ddpm(model, m.diffusion, (N_SAMPLES, 1, 8, 8), generator=torch.Generator().manual_seed(0),
-                                    progress=False, return_trajectory=True)
-print(f"{N_SAMPLES} samples in {time.perf_counter() - t0:.1f} s; trajectory of {len(trajectory)} states; "
-      f"sample range [{samples.min():.2f}, {samples.max():.2f}]")
-check("the trajectory runs x_T, ..., x_0 and ends at the returned samples", trajectory[-1], samples, atol=0.0)
+samples, trajectory = samplers.ddpm(
+    model,
+    m.diffusion,
+    (N_SAMPLES, 1, 8, 8),
+    generator=torch.Generator().manual_seed(0),
+    progress=False,
+    return_trajectory=True,
+)
+print(
+    f"{N_SAMPLES} samples in {time.perf_counter() - t0:.1f} s; trajectory of {len(trajectory)} states; "
+    f"sample range [{samples.min():.2f}, {samples.max():.2f}]"
+)
+check(
+    "the trajectory runs x_T, ..., x_0 and ends at the returned samples",
+    trajectory[-1],
+    samples,
+    atol=0.0,
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 5.2))
 viz.show_images(samples[:100], nrow=10, ax=axes[0], title=f"100 samples of {m.name}")
-viz.show_images(test_set.images[:100], nrow=10, ax=axes[1], title="100 test digits (real)")
+viz.show_images(
+    test_set.images[:100], nrow=10, ax=axes[1], title="100 test digits (real)"
+)
 for ax in axes:
     ax.set(xlabel="10 images per row")
 fig.tight_layout()
@@ -713,17 +919,29 @@ plt.show()
 # $\mathbf{x}_0$, as an animation, then a few of them as a still figure.
 
 # %%
-frame_index = list(range(0, T + 1, 50))                                # trajectory[k] is x_(T−k)
+frame_index = list(range(0, T + 1, 50))  # trajectory[k] is x_(T−k)
 frames = [trajectory[k][:25] for k in frame_index]
-display(viz.animation_html(frames, titles=[f"t = {T - k}" for k in frame_index], fps=4, nrow=5))
+display(
+    viz.animation_html(
+        frames, titles=[f"t = {T - k}" for k in frame_index], fps=4, nrow=5
+    )
+)
 
 # %%
 t_cols = [1000, 800, 600, 500, 400, 300, 200, 100, 50, 0]
-strip = torch.cat([trajectory[T - t][:6] for t in t_cols])             # 6 samples × 10 times
+strip = torch.cat([trajectory[T - t][:6] for t in t_cols])  # 6 samples × 10 times
 strip = strip.view(len(t_cols), 6, 1, 8, 8).transpose(0, 1).reshape(-1, 1, 8, 8)
 fig, ax = plt.subplots(figsize=(9, 5.6))
-viz.show_images(strip.clamp(-1, 1), nrow=len(t_cols), ax=ax, title="The reverse process of six samples")
-ax.set(xlabel="t = " + ",  ".join(str(t) for t in t_cols) + "   (left to right)", ylabel="sample")
+viz.show_images(
+    strip.clamp(-1, 1),
+    nrow=len(t_cols),
+    ax=ax,
+    title="The reverse process of six samples",
+)
+ax.set(
+    xlabel="t = " + ",  ".join(str(t) for t in t_cols) + "   (left to right)",
+    ylabel="sample",
+)
 fig.tight_layout()
 plt.show()
 
@@ -748,34 +966,68 @@ plt.show()
 x_bpd = data.quantise(test_set.images[:64])  # the 256-level grid of chapter 5
 t0 = time.perf_counter()
 bpd = m.diffusion.bits_per_dim(model, x_bpd, generator=torch.Generator().manual_seed(0))
-total, prior, L0 = bpd["total"].mean().item(), bpd["prior"].mean().item(), bpd["terms"][:, 0].mean().item()
+total, prior, L0 = (
+    bpd["total"].mean().item(),
+    bpd["prior"].mean().item(),
+    bpd["terms"][:, 0].mean().item(),
+)
 kl_sum = bpd["terms"][:, 1:].sum(1).mean().item()
-print(f"({time.perf_counter() - t0:.1f} s)  bits/dim on 64 test digits: total {total:.3f} ± "
-      f"{bpd['total'].std().item() / 8:.3f} (s.e.)\n  prior L_T {prior:.1e},  decoder L_0 {L0:.3f},  Σ KL terms {kl_sum:.3f}")
-check("bits/dim: total = prior + decoder + Σ KL terms", bpd["total"].mean(), prior + L0 + kl_sum, atol=1e-5)
-sigma_1 = m.diffusion.posterior_variance[1].sqrt().item()                  # the decoder's σ_1 = √β̃_2
+print(
+    f"({time.perf_counter() - t0:.1f} s)  bits/dim on 64 test digits: total {total:.3f} ± "
+    f"{bpd['total'].std().item() / 8:.3f} (s.e.)\n  prior L_T {prior:.1e},  decoder L_0 {L0:.3f},  Σ KL terms {kl_sum:.3f}"
+)
+check(
+    "bits/dim: total = prior + decoder + Σ KL terms",
+    bpd["total"].mean(),
+    prior + L0 + kl_sum,
+    atol=1e-5,
+)
+sigma_1 = m.diffusion.posterior_variance[1].sqrt().item()  # the decoder's σ_1 = √β̃_2
 Phi = lambda u: 0.5 * (1 + math.erf(u / math.sqrt(2)))  # noqa: E731
-edge = (x_bpd.abs() > 0.999).double()                                      # pixels in the two edge bins
-perfect_L0 = (edge * -math.log2(Phi(1 / (255 * sigma_1)))
-              + (1 - edge) * -math.log2(2 * Phi(1 / (255 * sigma_1)) - 1)).mean().item()
-print(f"  a decoder whose mean were exactly x_0 would still cost {perfect_L0:.3f} bits/dim (σ_1 = {sigma_1:.4f}, "
-      f"half a bin = {1 / 255:.4f}; {edge.mean():.0%} of the pixels in edge bins)")
-_ = check_le("the model compresses held-out digits below the 8 bits/dim of raw storage", total, 8.0)
+edge = (x_bpd.abs() > 0.999).double()  # pixels in the two edge bins
+perfect_L0 = (
+    (
+        edge * -math.log2(Phi(1 / (255 * sigma_1)))
+        + (1 - edge) * -math.log2(2 * Phi(1 / (255 * sigma_1)) - 1)
+    )
+    .mean()
+    .item()
+)
+print(
+    f"  a decoder whose mean were exactly x_0 would still cost {perfect_L0:.3f} bits/dim (σ_1 = {sigma_1:.4f}, "
+    f"half a bin = {1 / 255:.4f}; {edge.mean():.0%} of the pixels in edge bins)"
+)
+_ = check_le(
+    "the model compresses held-out digits below the 8 bits/dim of raw storage",
+    total,
+    8.0,
+)
 
 # %%
 terms = bpd["terms"].mean(0).numpy()
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 axes[0].plot(np.arange(2, T + 1), terms[1:], lw=1)
-axes[0].set(xscale="log", yscale="log", xlabel="step t", ylabel=r"$L_{t-1}$ (bits/dim)",
-            title=f"VLB terms of {m.name} (64 test digits)")
+axes[0].set(
+    xscale="log",
+    yscale="log",
+    xlabel="step t",
+    ylabel=r"$L_{t-1}$ (bits/dim)",
+    title=f"VLB terms of {m.name} (64 test digits)",
+)
 axes[1].plot(np.arange(2, T + 1), np.cumsum(terms[1:]), lw=1.5)
-axes[1].set(xscale="log", xlabel="step t", ylabel=r"$\sum_{s \leq t} L_{s-1}$ (bits/dim)",
-            title="Cumulative KL terms")
+axes[1].set(
+    xscale="log",
+    xlabel="step t",
+    ylabel=r"$\sum_{s \leq t} L_{s-1}$ (bits/dim)",
+    title="Cumulative KL terms",
+)
 for ax in axes:
     ax.grid(alpha=0.3, which="both")
 fig.tight_layout()
 plt.show()
-print(f"share of Σ KL in the first 100 steps: {terms[1:100].sum() / terms[1:].sum():.0%}")
+print(
+    f"share of Σ KL in the first 100 steps: {terms[1:100].sum() / terms[1:].sum():.0%}"
+)
 
 # %% [markdown]
 # *Figure: left, the KL terms $L_{t-1}$ of the bound for the trained model, averaged over 64 test
@@ -829,60 +1081,119 @@ print(f"share of Σ KL in the first 100 steps: {terms[1:100].sum() / terms[1:].s
 # %%
 classifier = zoo.load("digits-classifier").model
 perm = torch.randperm(len(train_set.images), generator=torch.Generator().manual_seed(0))
-real_ref = train_set.images[perm[:N_SAMPLES]]                # as many real digits as there are samples
+real_ref = train_set.images[
+    perm[:N_SAMPLES]
+]  # as many real digits as there are samples
 score_fake = metrics.classifier_scores(samples, classifier)
 score_real = metrics.classifier_scores(test_set.images, classifier)
 with torch.no_grad():
-    feats = {name: classifier.features(x) for name, x in
-             (("samples", samples), ("real", real_ref), ("test", test_set.images), ("train", train_set.images))}
-pr_fake, pr_real = (metrics.precision_recall(feats["test"], feats[k]) for k in ("samples", "real"))
+    feats = {
+        name: classifier.features(x)
+        for name, x in (
+            ("samples", samples),
+            ("real", real_ref),
+            ("test", test_set.images),
+            ("train", train_set.images),
+        )
+    }
+pr_fake, pr_real = (
+    metrics.precision_recall(feats["test"], feats[k]) for k in ("samples", "real")
+)
 quality = {
-    "mean top-class probability": (score_fake["mean_top_prob"], score_real["mean_top_prob"]),
-    "Fréchet distance, pixels": (metrics.fid_pixels(samples, test_set.images), metrics.fid_pixels(real_ref, test_set.images)),
-    "Fréchet distance, features": (metrics.frechet_distance(feats["samples"], feats["test"]),
-                                   metrics.frechet_distance(feats["real"], feats["test"])),
+    "mean top-class probability": (
+        score_fake["mean_top_prob"],
+        score_real["mean_top_prob"],
+    ),
+    "Fréchet distance, pixels": (
+        metrics.fid_pixels(samples, test_set.images),
+        metrics.fid_pixels(real_ref, test_set.images),
+    ),
+    "Fréchet distance, features": (
+        metrics.frechet_distance(feats["samples"], feats["test"]),
+        metrics.frechet_distance(feats["real"], feats["test"]),
+    ),
     "precision (features)": (pr_fake["precision"], pr_real["precision"]),
     "recall (features)": (pr_fake["recall"], pr_real["recall"]),
 }
-check("metrics.fid_features is the Fréchet distance of the classifier's features",
-      metrics.fid_features(samples, test_set.images, classifier), quality["Fréchet distance, features"][0], atol=1e-6)
+check(
+    "metrics.fid_features is the Fréchet distance of the classifier's features",
+    metrics.fid_features(samples, test_set.images, classifier),
+    quality["Fréchet distance, features"][0],
+    atol=1e-6,
+)
 print(f"{'':28} {'samples':>9} {'real digits':>12}")
 for name, (fake, real) in quality.items():
     print(f"{name:28} {fake:9.3f} {real:12.3f}")
-print("(real digits: the test digits for the classifier score; 200 training digits against the test digits otherwise)")
+print(
+    "(real digits: the test digits for the classifier score; 200 training digits against the test digits otherwise)"
+)
 
 # How much do these numbers move between equally good sets? Seven disjoint sets of 200 training digits.
-chunks = [perm[k * N_SAMPLES:(k + 1) * N_SAMPLES] for k in range(len(perm) // N_SAMPLES)]
+chunks = [
+    perm[k * N_SAMPLES : (k + 1) * N_SAMPLES] for k in range(len(perm) // N_SAMPLES)
+]
 floor_pix = [metrics.fid_pixels(train_set.images[c], test_set.images) for c in chunks]
-floor_feat = [metrics.frechet_distance(feats["train"][c], feats["test"]) for c in chunks]
-print(f"\nreal-vs-real floor over {len(chunks)} disjoint sets of {N_SAMPLES} training digits: pixels "
-      f"{np.mean(floor_pix):.3f} ± {np.std(floor_pix):.3f}, features {np.mean(floor_feat):.2f} ± {np.std(floor_feat):.2f}; "
-      f"whole training split: pixels {metrics.fid_pixels(train_set.images, test_set.images):.3f}, "
-      f"features {metrics.frechet_distance(feats['train'], feats['test']):.2f}")
+floor_feat = [
+    metrics.frechet_distance(feats["train"][c], feats["test"]) for c in chunks
+]
+print(
+    f"\nreal-vs-real floor over {len(chunks)} disjoint sets of {N_SAMPLES} training digits: pixels "
+    f"{np.mean(floor_pix):.3f} ± {np.std(floor_pix):.3f}, features {np.mean(floor_feat):.2f} ± {np.std(floor_feat):.2f}; "
+    f"whole training split: pixels {metrics.fid_pixels(train_set.images, test_set.images):.3f}, "
+    f"features {metrics.frechet_distance(feats['train'], feats['test']):.2f}"
+)
 
 # Copies of training digits would be closer to the training set than new digits are.
 nn_sample = torch.cdist(samples.flatten(1), train_set.images.flatten(1)).min(1).values
-nn_test = torch.cdist(test_set.images.flatten(1), train_set.images.flatten(1)).min(1).values
-print(f"distance to the nearest training digit (median): samples {nn_sample.median():.2f}, test digits {nn_test.median():.2f}")
-check_le("samples are not copies: their median distance to the training set is at least 80% of the test digits'",
-         0.8 * nn_test.median(), nn_sample.median())
-_ = check_le("in feature space the samples are within the spread of real sets (mean + 2 s.d. of the floor)",
-             quality["Fréchet distance, features"][0], np.mean(floor_feat) + 2 * np.std(floor_feat))
+nn_test = (
+    torch.cdist(test_set.images.flatten(1), train_set.images.flatten(1)).min(1).values
+)
+print(
+    f"distance to the nearest training digit (median): samples {nn_sample.median():.2f}, test digits {nn_test.median():.2f}"
+)
+check_le(
+    "samples are not copies: their median distance to the training set is at least 80% of the test digits'",
+    0.8 * nn_test.median(),
+    nn_sample.median(),
+)
+_ = check_le(
+    "in feature space the samples are within the spread of real sets (mean + 2 s.d. of the floor)",
+    quality["Fréchet distance, features"][0],
+    np.mean(floor_feat) + 2 * np.std(floor_feat),
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.6))
 width = 0.4
-ax.bar(np.arange(10) - width / 2, score_fake["class_histogram"], width, label=f"{N_SAMPLES} samples")
-ax.bar(np.arange(10) + width / 2, score_real["class_histogram"], width, label="test digits")
+ax.bar(
+    np.arange(10) - width / 2,
+    score_fake["class_histogram"],
+    width,
+    label=f"{N_SAMPLES} samples",
+)
+ax.bar(
+    np.arange(10) + width / 2, score_real["class_histogram"], width, label="test digits"
+)
 ax.axhline(0.1, color="k", lw=0.8, ls=":", label="uniform")
-ax.set(xticks=range(10), xlabel="predicted class", ylabel="fraction of images", ylim=(0, 0.19),
-       title="Which digits does the model generate?")
+ax.set(
+    xticks=range(10),
+    xlabel="predicted class",
+    ylabel="fraction of images",
+    ylim=(0, 0.19),
+    title="Which digits does the model generate?",
+)
 ax.legend(loc="upper center", ncol=3)
 fig.tight_layout()
 plt.show()
 tv = 0.5 * np.abs(score_fake["class_histogram"] - score_real["class_histogram"]).sum()
-print(f"total variation between the two histograms: {tv:.3f};  classes generated: {(score_fake['class_histogram'] > 0).sum()} of 10")
-_ = check("every one of the ten digits is generated", float((score_fake["class_histogram"] > 0).sum()), 10.0)
+print(
+    f"total variation between the two histograms: {tv:.3f};  classes generated: {(score_fake['class_histogram'] > 0).sum()} of 10"
+)
+_ = check(
+    "every one of the ten digits is generated",
+    float((score_fake["class_histogram"] > 0).sum()),
+    10.0,
+)
 
 # %% [markdown]
 # *Figure: the fraction of samples (blue) and of test digits (orange) that the classifier assigns
@@ -938,33 +1249,66 @@ ring_data, centres = data.ring(), data.ring_modes()
 
 def ddpm_by_hand(model, shape, generator, dtype=torch.float64):
     """Algorithm 2, lines 1–6, drawing the noise in the same order as samplers.ddpm."""
-    x = torch.randn(shape, generator=generator, dtype=dtype)                      # line 1
-    for i in reversed(range(T)):                                                  # line 2, t = i + 1
-        z = torch.randn(shape, generator=generator, dtype=dtype)                  # line 3
-        x = sampling_step_by_hand(model, x, torch.full((shape[0],), i), z)        # line 4 (z = 0 at i = 0)
-    return x                                                                      # line 6
+    x = torch.randn(shape, generator=generator, dtype=dtype)  # line 1
+    for i in reversed(range(T)):  # line 2, t = i + 1
+        z = torch.randn(shape, generator=generator, dtype=dtype)  # line 3
+        x = sampling_step_by_hand(
+            model, x, torch.full((shape[0],), i), z
+        )  # line 4 (z = 0 at i = 0)
+    return x  # line 6
 
 
-ring64 = copy.deepcopy(r.model).double()          # float64, so that 1,000 steps add no visible rounding
+ring64 = copy.deepcopy(
+    r.model
+).double()  # float64, so that 1,000 steps add no visible rounding
 x_hand = ddpm_by_hand(ring64, (256, 2), torch.Generator().manual_seed(5))
-x_lib = samplers.ddpm(ring64, r.diffusion, (256, 2), generator=torch.Generator().manual_seed(5),
-                      clip_denoised=False, progress=False, dtype=torch.float64)
-_ = check("Algorithm 2 by hand equals samplers.ddpm (256 ring points, 1,000 steps, float64)", x_hand, x_lib, atol=1e-9)
+x_lib = samplers.ddpm(
+    ring64,
+    r.diffusion,
+    (256, 2),
+    generator=torch.Generator().manual_seed(5),
+    clip_denoised=False,
+    progress=False,
+    dtype=torch.float64,
+)
+_ = check(
+    "Algorithm 2 by hand equals samplers.ddpm (256 ring points, 1,000 steps, float64)",
+    x_hand,
+    x_lib,
+    atol=1e-9,
+)
 
 # %%
-ring_samples, ring_traj = samplers.ddpm(r.model, r.diffusion, (2000, 2), generator=torch.Generator().manual_seed(0),
-                                        clip_denoised=False, progress=False, return_trajectory=True)
-ring_clipped = samplers.ddpm(r.model, r.diffusion, (2000, 2), generator=torch.Generator().manual_seed(0),
-                             clip_denoised=True, progress=False)
+ring_samples, ring_traj = samplers.ddpm(
+    r.model,
+    r.diffusion,
+    (2000, 2),
+    generator=torch.Generator().manual_seed(0),
+    clip_denoised=False,
+    progress=False,
+    return_trajectory=True,
+)
+ring_clipped = samplers.ddpm(
+    r.model,
+    r.diffusion,
+    (2000, 2),
+    generator=torch.Generator().manual_seed(0),
+    clip_denoised=True,
+    progress=False,
+)
 t_panels = [1000, 500, 300, 200, 100, 50, 20, 0]
-fig, axes = plt.subplots(2, 5, figsize=(14, 6.4), sharex=True, sharey=True, layout="constrained")
+fig, axes = plt.subplots(
+    2, 5, figsize=(14, 6.4), sharex=True, sharey=True, layout="constrained"
+)
 for ax, t in zip(axes.flat, t_panels):
     pts = ring_traj[T - t].numpy()
     ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4)
     ax.set_title(f"t = {t}")
 axes.flat[8].scatter(ring_clipped[:, 0], ring_clipped[:, 1], s=2, alpha=0.4, color="C3")
 axes.flat[8].set_title("t = 0 with clip_denoised=True")
-axes.flat[9].scatter(ring_data[:2000, 0], ring_data[:2000, 1], s=2, alpha=0.4, color="k")
+axes.flat[9].scatter(
+    ring_data[:2000, 0], ring_data[:2000, 1], s=2, alpha=0.4, color="k"
+)
 axes.flat[9].set_title("training data")
 for ax in axes.flat:
     ax.scatter(centres[:, 0], centres[:, 1], marker="+", color="r", s=60, lw=1)
@@ -973,7 +1317,9 @@ for ax in axes[1]:
     ax.set_xlabel("$x_1$")
 for ax in axes[:, 0]:
     ax.set_ylabel("$x_2$")
-fig.suptitle("The reverse process of ring-ddpm: 2,000 points from N(0, I) to the ring (+: the eight centres)")
+fig.suptitle(
+    "The reverse process of ring-ddpm: 2,000 points from N(0, I) to the ring (+: the eight centres)"
+)
 plt.show()
 
 # %% [markdown]
@@ -992,13 +1338,25 @@ plt.show()
 cov = metrics.mode_coverage(ring_samples, centres, std=0.05)
 cov_clip = metrics.mode_coverage(ring_clipped, centres, std=0.05)
 cov_data = metrics.mode_coverage(ring_data[:2000], centres, std=0.05)
-print(f"modes hit: {cov['modes_hit']} of 8; high-quality fraction (within 3σ of a centre): "
-      f"{cov['high_quality_fraction']:.3f} (training data {cov_data['high_quality_fraction']:.3f})")
+print(
+    f"modes hit: {cov['modes_hit']} of 8; high-quality fraction (within 3σ of a centre): "
+    f"{cov['high_quality_fraction']:.3f} (training data {cov_data['high_quality_fraction']:.3f})"
+)
 print(f"samples per mode: {cov['per_mode_counts'].tolist()}  (2,000 / 8 = 250)")
-print(f"with clip_denoised=True: {cov_clip['modes_hit']} modes hit, high-quality fraction {cov_clip['high_quality_fraction']:.3f}")
+print(
+    f"with clip_denoised=True: {cov_clip['modes_hit']} modes hit, high-quality fraction {cov_clip['high_quality_fraction']:.3f}"
+)
 check("ring-ddpm covers all eight modes", float(cov["modes_hit"]), 8.0)
-check_le("at least 90% of the samples lie within 3σ of a centre", 0.9, cov["high_quality_fraction"])
-_ = check("with clip_denoised=True no sample comes within 3σ of a centre", cov_clip["high_quality_fraction"], 0.0)
+check_le(
+    "at least 90% of the samples lie within 3σ of a centre",
+    0.9,
+    cov["high_quality_fraction"],
+)
+_ = check(
+    "with clip_denoised=True no sample comes within 3σ of a centre",
+    cov_clip["high_quality_fraction"],
+    0.0,
+)
 
 # %% [markdown]
 # All eight modes are hit, each by roughly its share of the 2,000 samples (the counts are printed
@@ -1035,39 +1393,79 @@ _ = check("with clip_denoised=True no sample comes within 3σ of a centre", cov_
 # %%
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", "mnist"))
-MNIST_STEPS = int(os.environ.get("MNIST_STEPS", "20000"))      # tens of minutes on a Colab GPU
-print(f"device: {device};  MNIST folder {str(MNIST_DIR)!r} {'found' if MNIST_DIR.is_dir() else 'not found'}")
+MNIST_STEPS = int(
+    os.environ.get("MNIST_STEPS", "20000")
+)  # tens of minutes on a Colab GPU
+print(
+    f"device: {device};  MNIST folder {str(MNIST_DIR)!r} {'found' if MNIST_DIR.is_dir() else 'not found'}"
+)
 
 if torch.cuda.is_available():
     # The digits model on the GPU: same weights, same sampler, 1,000 samples in seconds.
     gpu_model = UNet(**net_kwargs).to(device).eval()
     gpu_model.load_state_dict(model.state_dict())
-    gpu_samples = samplers.ddpm(gpu_model, m.diffusion, (1000, 1, 8, 8), device=device,
-                                generator=torch.Generator(device=device).manual_seed(0), progress=False)
-    print(f"1,000 digits sampled on {torch.cuda.get_device_name()}, mean top-class probability "
-          f"{metrics.classifier_scores(gpu_samples, classifier)['mean_top_prob']:.3f}")
+    gpu_samples = samplers.ddpm(
+        gpu_model,
+        m.diffusion,
+        (1000, 1, 8, 8),
+        device=device,
+        generator=torch.Generator(device=device).manual_seed(0),
+        progress=False,
+    )
+    print(
+        f"1,000 digits sampled on {torch.cuda.get_device_name()}, mean top-class probability "
+        f"{metrics.classifier_scores(gpu_samples, classifier)['mean_top_prob']:.3f}"
+    )
 
 if MNIST_DIR.is_dir() and torch.cuda.is_available():
-    mnist_train = data.mnist(MNIST_DIR, "train")                       # (60000, 1, 28, 28) in [-1, 1]
-    mnist_net = UNet(in_channels=1, image_size=28, base_channels=64, channel_mults=(1, 2, 2),
-                     num_res_blocks=2, attention_resolutions=(7,), dropout=0.1).to(device)
+    mnist_train = data.mnist(MNIST_DIR, "train")  # (60000, 1, 28, 28) in [-1, 1]
+    mnist_net = UNet(
+        in_channels=1,
+        image_size=28,
+        base_channels=64,
+        channel_mults=(1, 2, 2),
+        num_res_blocks=2,
+        attention_resolutions=(7,),
+        dropout=0.1,
+    ).to(device)
 
     def mnist_loss(model, batch, generator):
         x0 = batch[0]
-        t = diff.sample_timesteps(x0.shape[0], generator=generator).to(device)    # drawn on the CPU
+        t = diff.sample_timesteps(x0.shape[0], generator=generator).to(
+            device
+        )  # drawn on the CPU
         noise = torch.randn(x0.shape, generator=generator).to(device)
         return diff.training_losses(model, x0, t, noise)["loss"].mean()
 
-    mnist_run = train(mnist_net, mnist_loss, [mnist_train.images.to(device)],
-                      TrainConfig(steps=MNIST_STEPS, batch_size=128, lr=2e-4, warmup_steps=500, ema_decay=0.9995))
-    mnist_samples = samplers.ddpm(mnist_run.ema, diff, (64, 1, 28, 28), device=device,
-                                  generator=torch.Generator(device=device).manual_seed(0))
+    mnist_run = train(
+        mnist_net,
+        mnist_loss,
+        [mnist_train.images.to(device)],
+        TrainConfig(
+            steps=MNIST_STEPS,
+            batch_size=128,
+            lr=2e-4,
+            warmup_steps=500,
+            ema_decay=0.9995,
+        ),
+    )
+    mnist_samples = samplers.ddpm(
+        mnist_run.ema,
+        diff,
+        (64, 1, 28, 28),
+        device=device,
+        generator=torch.Generator(device=device).manual_seed(0),
+    )
     viz.show_images(mnist_samples.cpu(), nrow=8, title="DDPM samples, MNIST")
     plt.show()
 elif not MNIST_DIR.is_dir():
-    print("MNIST skipped: put the four IDX files in a folder and set MNIST_DIR to it (nothing is downloaded here)")
+    print(
+        "MNIST skipped: put the four IDX files in a folder and set MNIST_DIR to it (nothing is downloaded here)"
+    )
 else:
-    print("MNIST skipped: no GPU here (on a CPU, try data.mnist(folder, size=14) and a smaller UNet)")
+    print(
+        "MNIST skipped: no GPU here (on a CPU, try data.mnist(folder, size=14) and a smaller UNet)"
+    )
 
 # %% [markdown]
 # On MNIST the same recipe needs a bigger network (about 6.5 million parameters with the settings
@@ -1103,7 +1501,9 @@ else:
 # ```
 
 # %%
-print(f"σ_1 = √β̃_2 = {diff.posterior_variance[1].sqrt():.4f};  one 8-bit grey level = 2/255 = {2 / 255:.4f}")
+print(
+    f"σ_1 = √β̃_2 = {diff.posterior_variance[1].sqrt():.4f};  one 8-bit grey level = 2/255 = {2 / 255:.4f}"
+)
 print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
 
 # %% [markdown]

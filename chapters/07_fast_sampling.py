@@ -94,13 +94,19 @@ torch.set_grad_enabled(False)  # sampling only: no gradients anywhere in this ch
 chapter_start = time.perf_counter()
 
 T = 1000
-diff = GaussianDiffusion(get_beta_schedule("linear", T))  # the process digits-ddpm was trained with
+diff = GaussianDiffusion(
+    get_beta_schedule("linear", T)
+)  # the process digits-ddpm was trained with
 abar = diff.alphas_cumprod  # float64; abar[i] is ᾱ at index i (paper step i + 1)
 ddpm_model = zoo.load("digits-ddpm")
 classifier = zoo.load("digits-classifier").model
 net = ddpm_model.model
 test_digits = data.digits("test").images
-print(ddpm_model.diffusion, "| network parameters:", sum(p.numel() for p in net.parameters()))
+print(
+    ddpm_model.diffusion,
+    "| network parameters:",
+    sum(p.numel() for p in net.parameters()),
+)
 
 # %% [markdown]
 # (ddim-notation)=
@@ -124,15 +130,28 @@ print(ddpm_model.diffusion, "| network parameters:", sum(p.numel() for p in net.
 
 # %%
 x0 = test_digits[:8].double()
-eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+eps = torch.randn(
+    x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+)
 i = 499  # index of paper step t = 500
 x_t = diff.q_sample(x0, i, eps)
 x0_right = (x_t - (1 - abar[i]).sqrt() * eps) / abar[i].sqrt()
 x0_wrong = (x_t - (1 - diff.alphas[i]).sqrt() * eps) / diff.alphas[i].sqrt()
-check("the DDIM paper's α_t read as ᾱ_t: x̂_0 recovers x_0 exactly", x0_right, x0, atol=1e-12)
+check(
+    "the DDIM paper's α_t read as ᾱ_t: x̂_0 recovers x_0 exactly",
+    x0_right,
+    x0,
+    atol=1e-12,
+)
 wrong_error = (x0_wrong - x0).abs().mean().item()
-check_le("read as DDPM's per-step α_t, x̂_0 is off by more than 0.5 per pixel", 0.5, wrong_error)
-print(f"mean |x̂_0 − x_0| with the per-step α_t: {wrong_error:.2f} (pixel values lie in [-1, 1])")
+check_le(
+    "read as DDPM's per-step α_t, x̂_0 is off by more than 0.5 per pixel",
+    0.5,
+    wrong_error,
+)
+print(
+    f"mean |x̂_0 − x_0| with the per-step α_t: {wrong_error:.2f} (pixel values lie in [-1, 1])"
+)
 
 # %% [markdown]
 # ## DDIM: a forward process with the same marginals
@@ -172,7 +191,11 @@ print(f"mean |x̂_0 − x_0| with the per-step α_t: {wrong_error:.2f} (pixel va
 n_mc, x0_px, i = 400_000, 0.7, 299
 g = torch.Generator().manual_seed(2)
 abar_t, abar_prev = abar[i].item(), abar[i - 1].item()
-for sigma in (math.sqrt(1 - abar_prev), math.sqrt(diff.posterior_variance[i].item()), 0.0):
+for sigma in (
+    math.sqrt(1 - abar_prev),
+    math.sqrt(diff.posterior_variance[i].item()),
+    0.0,
+):
     e = torch.randn(n_mc, generator=g, dtype=torch.float64)
     z = torch.randn(n_mc, generator=g, dtype=torch.float64)
     xt = math.sqrt(abar_t) * x0_px + math.sqrt(1 - abar_t) * e
@@ -213,7 +236,10 @@ def coefficient_of_x0(sigma, i, j, n=400_000, seed=3):
     g = torch.Generator().manual_seed(seed)
     abar_t, abar_s = abar[i].item(), abar[j].item()
     x0 = torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1
-    e, z = torch.randn(n, generator=g, dtype=torch.float64), torch.randn(n, generator=g, dtype=torch.float64)
+    e, z = (
+        torch.randn(n, generator=g, dtype=torch.float64),
+        torch.randn(n, generator=g, dtype=torch.float64),
+    )
     xt = math.sqrt(abar_t) * x0 + math.sqrt(1 - abar_t) * e
     x_s = math.sqrt(abar_s) * x0 + math.sqrt(1 - abar_s - sigma**2) * e + sigma * z
     design = torch.stack([x_s, x0, torch.ones_like(x0)], dim=1)
@@ -225,9 +251,21 @@ abar_t, abar_s = abar[i].item(), abar[j].item()
 b_ddpm = coefficient_of_x0(samplers.ddim_sigma(abar_t, abar_s, 1.0), i, j)
 b_ddim = coefficient_of_x0(0.0, i, j)
 b_exact = math.sqrt(abar_t) - math.sqrt(abar_s) * math.sqrt((1 - abar_t) / (1 - abar_s))
-check("with DDPM's σ (η = 1), x_t is independent of x_0 given x_s (coefficient ≈ 0)", b_ddpm, 0.0, atol=0.01)
-check("with σ = 0 the coefficient is √ᾱ_t − √ᾱ_s √((1−ᾱ_t)/(1−ᾱ_s)), not 0", b_ddim, b_exact, atol=1e-8)
-print(f"coefficient of x_0: η = 1 {b_ddpm:+.4f}, σ = 0 {b_ddim:+.4f} (closed form {b_exact:+.4f})")
+check(
+    "with DDPM's σ (η = 1), x_t is independent of x_0 given x_s (coefficient ≈ 0)",
+    b_ddpm,
+    0.0,
+    atol=0.01,
+)
+check(
+    "with σ = 0 the coefficient is √ᾱ_t − √ᾱ_s √((1−ᾱ_t)/(1−ᾱ_s)), not 0",
+    b_ddim,
+    b_exact,
+    atol=1e-8,
+)
+print(
+    f"coefficient of x_0: η = 1 {b_ddpm:+.4f}, σ = 0 {b_ddim:+.4f} (closed form {b_exact:+.4f})"
+)
 
 # %% [markdown]
 # ### Why the trained network serves every $\sigma$
@@ -272,7 +310,9 @@ def ddim_q_mean(x0_value):
 
 log_var = torch.full_like(x0, math.log(sigma**2))
 kl = normal_kl(ddim_q_mean(x0), log_var, ddim_q_mean(x0_hat), log_var).flatten(1).sum(1)
-c_t = math.sqrt(abar_prev) - math.sqrt(1 - abar_prev - sigma**2) * math.sqrt(abar_t) / math.sqrt(1 - abar_t)
+c_t = math.sqrt(abar_prev) - math.sqrt(1 - abar_prev - sigma**2) * math.sqrt(
+    abar_t
+) / math.sqrt(1 - abar_t)
 gamma_t = c_t**2 * (1 - abar_t) / (2 * sigma**2 * abar_t)
 check(
     "KL term = γ_t ‖ε − ε_θ‖², eq. (fast-ddim-kl)",
@@ -320,12 +360,26 @@ x_t = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(5))
 z = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(6))
 abar_t, abar_prev = abar[i].item(), abar[i - 1].item()
 sigma_1 = samplers.ddim_sigma(abar_t, abar_prev, 1.0)
-check("σ_t(η = 1)² = β̃_t, eq. (fast-ddim-sigma)", sigma_1**2, diff.posterior_variance[i].item(), rtol=1e-12)
+check(
+    "σ_t(η = 1)² = β̃_t, eq. (fast-ddim-sigma)",
+    sigma_1**2,
+    diff.posterior_variance[i].item(),
+    rtol=1e-12,
+)
 eps_theta = net(x_t, torch.full((16,), i))
 x0_hat = (x_t - math.sqrt(1 - abar_t) * eps_theta) / math.sqrt(abar_t)
-ddim_eta1 = math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev - sigma_1**2) * eps_theta + sigma_1 * z
+ddim_eta1 = (
+    math.sqrt(abar_prev) * x0_hat
+    + math.sqrt(1 - abar_prev - sigma_1**2) * eps_theta
+    + sigma_1 * z
+)
 ddpm_step = diff.p_sample(net, x_t, i, noise=z, clip_denoised=False)["sample"]
-check("DDIM with η = 1, one step = the DDPM ancestral step (float32)", ddim_eta1, ddpm_step, atol=2e-5)
+check(
+    "DDIM with η = 1, one step = the DDPM ancestral step (float32)",
+    ddim_eta1,
+    ddpm_step,
+    atol=2e-5,
+)
 
 # %% [markdown]
 # ## Skipping steps
@@ -365,10 +419,17 @@ by_hand = {
 }
 for spacing, expected in by_hand.items():
     ts = samplers.timesteps(T, N, spacing)
-    check(f"{spacing:>8} spacing, N = {N}: eq. (fast-spacings)", ts.numpy(), np.array(expected), atol=0)
+    check(
+        f"{spacing:>8} spacing, N = {N}: eq. (fast-spacings)",
+        ts.numpy(),
+        np.array(expected),
+        atol=0,
+    )
     nxt = ts[1:].tolist() + ["ᾱ=1"]
     wrong = [t - T // N for t in ts.tolist()]
-    print(f"{spacing:>8}: {ts.tolist()}\n{'':>10}next entry {nxt}\n{'':>10}t − T//N   {wrong}")
+    print(
+        f"{spacing:>8}: {ts.tolist()}\n{'':>10}next entry {nxt}\n{'':>10}t − T//N   {wrong}"
+    )
 
 # %% [markdown]
 # The spacings differ most at the start. "Leading" never visits the last index: with 10 steps it
@@ -388,7 +449,13 @@ lam_all = 0.5 * (torch.log(abar) - torch.log1p(-abar))
 ax.plot(np.arange(T), lam_all.numpy(), color="0.7", lw=1, label="every index")
 for k, spacing in enumerate(samplers.SPACINGS):
     ts = samplers.timesteps(T, 10, spacing)
-    ax.plot(ts.numpy(), lam_all[ts].numpy(), "o", ms=8 - 2 * k, label=f"{spacing} (10 steps)")
+    ax.plot(
+        ts.numpy(),
+        lam_all[ts].numpy(),
+        "o",
+        ms=8 - 2 * k,
+        label=f"{spacing} (10 steps)",
+    )
 ax.set_xlabel("timestep index")
 ax.set_ylabel(r"$\ell = \log(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha})$")
 ax.legend()
@@ -448,7 +515,12 @@ xbar_t, sbar_t, sbar_prev = (
 euler = math.sqrt(abar_prev) * (xbar_t + (sbar_prev - sbar_t) * eps_theta)
 x0_hat, _ = split_prediction(x_t, eps_theta, math.sqrt(abar_t), math.sqrt(1 - abar_t))
 ddim_eta0 = math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev) * eps_theta
-check("DDIM η = 0 step = Euler step of dx̄/dσ̄ = ε_θ, eq. (fast-ddim-euler)", euler, ddim_eta0, atol=1e-5)
+check(
+    "DDIM η = 0 step = Euler step of dx̄/dσ̄ = ε_θ, eq. (fast-ddim-euler)",
+    euler,
+    ddim_eta0,
+    atol=1e-5,
+)
 
 # %% [markdown]
 # And the library's sampler runs exactly these steps. Run it for 5 steps ("trailing": indices 999,
@@ -524,7 +596,12 @@ x_path = std_g / std_g[0]  # the exact path from x_s = 1
 integrand = torch.exp(grid) * a_g * var0 * x_path / std_g**2
 b_s, b_t = scales(ell_s)[1], scales(ell_t)[1]
 rhs = b_t / b_s * 1.0 + b_t * torch.trapezoid(integrand, grid)
-check("eq. (fast-dpm-exact) along the exact path of Gaussian data lands on x_t", rhs, x_path[-1], rtol=1e-6)
+check(
+    "eq. (fast-dpm-exact) along the exact path of Gaussian data lands on x_t",
+    rhs,
+    x_path[-1],
+    rtol=1e-6,
+)
 
 # %% [markdown]
 # **First order: hold $\hat{\mathbf{x}}_0$ constant** at its value at $s$. Then
@@ -577,10 +654,20 @@ def solver_coef(h):
 
 
 gaps = [abs(exact_coef(h) - solver_coef(h)) for h in (0.2, 0.1, 0.05)]
-print("gap between the coefficients at h = 0.2, 0.1, 0.05:", ", ".join(f"{v:.3e}" for v in gaps))
-check("the 2M coefficient is exact to O(h³): gap ratio on halving h → 8", gaps[1] / gaps[2], 8.0, atol=0.3)
+print(
+    "gap between the coefficients at h = 0.2, 0.1, 0.05:",
+    ", ".join(f"{v:.3e}" for v in gaps),
+)
+check(
+    "the 2M coefficient is exact to O(h³): gap ratio on halving h → 8",
+    gaps[1] / gaps[2],
+    8.0,
+    atol=0.3,
+)
 check("the gap's leading term is h³/12", gaps[2], 0.05**3 / 12, rtol=0.05)
-kwargs = dict(steps=10, spacing="linspace", x_T=x_T, clip_denoised=False, progress=False)
+kwargs = dict(
+    steps=10, spacing="linspace", x_T=x_T, clip_denoised=False, progress=False
+)
 check(
     "first-order DPM-Solver++ = DDIM with η = 0, eq. (fast-dpm-1), on digits-ddpm (10 steps)",
     samplers.dpm_solver_pp(net, diff, x_T.shape, order=1, **kwargs),
@@ -609,7 +696,9 @@ def marginal_std(index):
     return math.sqrt(abar[index].item() * s2 + 1 - abar[index].item())
 
 
-x_gauss = torch.randn(256, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+x_gauss = torch.randn(
+    256, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64
+)
 exact_end = x_gauss * marginal_std(0) / marginal_std(T - 1)
 step_counts = [10, 20, 40, 80, 160]
 ode_errors = {}
@@ -636,9 +725,19 @@ for order, style in ((1, "o-"), (2, "s-")):
         style,
         label=f"order {order}" + (" (= DDIM, η = 0)" if order == 1 else " (2M)"),
     )
-ax.loglog(step_counts, [2 * ode_errors[1, 10] * 10 / n for n in step_counts], "k:", lw=1, label="slope −1")
 ax.loglog(
-    step_counts, [2 * ode_errors[2, 40] * (40 / n) ** 2 for n in step_counts], "k--", lw=1, label="slope −2"
+    step_counts,
+    [2 * ode_errors[1, 10] * 10 / n for n in step_counts],
+    "k:",
+    lw=1,
+    label="slope −1",
+)
+ax.loglog(
+    step_counts,
+    [2 * ode_errors[2, 40] * (40 / n) ** 2 for n in step_counts],
+    "k--",
+    lw=1,
+    label="slope −2",
 )
 ax.set_xlabel("steps (network evaluations)")
 ax.set_ylabel("max error at index 0")
@@ -696,7 +795,9 @@ check(
 # %%
 t_idx = torch.tensor([0, 250, 500, 750, 999] * 3 + [100])
 xs0 = test_digits[:16].double()
-noise16 = torch.randn(xs0.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+noise16 = torch.randn(
+    xs0.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64
+)
 xs_t = diff.q_sample(xs0, t_idx, noise16)
 v = diff.v_target(xs0, t_idx, noise16)
 for kind, output in (("epsilon", noise16), ("x0", xs0), ("v", v)):
@@ -746,11 +847,17 @@ sigma_1 = samplers.ddim_sigma(abar_t, abar_prev, 1.0)
 
 
 def ddim_with(e):
-    return math.sqrt(abar_prev) * x0_clip + math.sqrt(1 - abar_prev - sigma_1**2) * e + sigma_1 * z
+    return (
+        math.sqrt(abar_prev) * x0_clip
+        + math.sqrt(1 - abar_prev - sigma_1**2) * e
+        + sigma_1 * z
+    )
 
 
 ddpm_clipped = diff.p_sample(net, x_t, i, noise=z, clip_denoised=True)["sample"]
-print(f"share of x̂_0 pixels outside [-1, 1] at index {i}: {(x0_raw.abs() > 1).float().mean():.2f}")
+print(
+    f"share of x̂_0 pixels outside [-1, 1] at index {i}: {(x0_raw.abs() > 1).float().mean():.2f}"
+)
 check(
     "with ε re-derived, eq. (fast-ddim-clip), DDIM η = 1 = the clipped DDPM step",
     ddim_with(eps_rederived),
@@ -793,7 +900,14 @@ def quality_row(images):
     }
 
 
-rows = [{"sampler": "DDPM", "nfe": T, "ms": 1000 * reference.seconds_per_sample, **quality_row(reference.x0)}]
+rows = [
+    {
+        "sampler": "DDPM",
+        "nfe": T,
+        "ms": 1000 * reference.seconds_per_sample,
+        **quality_row(reference.x0),
+    }
+]
 fast_samples = {}
 for name, sampler, extra in configs:
     for nfe in nfe_grid:
@@ -876,12 +990,15 @@ check_le(
 
 # %%
 halves = [
-    metrics.fid_features(part, test_digits, classifier) for part in (reference.x0[:250], reference.x0[250:])
+    metrics.fid_features(part, test_digits, classifier)
+    for part in (reference.x0[:250], reference.x0[250:])
 ]
 print(
     f"DDPM-1000: Fréchet distance from 500 samples {fd_ref:.2f}; from each half of 250: {halves[0]:.2f}, {halves[1]:.2f}"
 )
-check_le("fewer samples, larger Fréchet distance (the estimator's bias)", fd_ref, min(halves))
+check_le(
+    "fewer samples, larger Fréchet distance (the estimator's bias)", fd_ref, min(halves)
+)
 
 # %% [markdown]
 # What the table shows, on this model and metric:
@@ -945,7 +1062,9 @@ plt.show()
 originals = test_digits[:32]
 recon_error, codes = {}, {}
 for n_steps in (10, 20, 50, 100):
-    code = samplers.ddim_invert(net, diff, originals, steps=n_steps, spacing="trailing", progress=False)
+    code = samplers.ddim_invert(
+        net, diff, originals, steps=n_steps, spacing="trailing", progress=False
+    )
     back = samplers.ddim(
         net,
         diff,
@@ -958,15 +1077,26 @@ for n_steps in (10, 20, 50, 100):
     )
     recon_error[n_steps] = (back - originals).pow(2).mean().sqrt().item()
     codes[n_steps] = (code, back)
-print("RMS reconstruction error (pixels in [-1, 1]):", {k: round(v, 4) for k, v in recon_error.items()})
+print(
+    "RMS reconstruction error (pixels in [-1, 1]):",
+    {k: round(v, 4) for k, v in recon_error.items()},
+)
 code, back = codes[50]
-print(f"codes x_T (50 steps): mean {code.mean():.3f}, std {code.std():.3f} (N(0, I) has 0 and 1)")
-check_le("inversion error shrinks with more steps (10 → 100)", recon_error[100], recon_error[10])
+print(
+    f"codes x_T (50 steps): mean {code.mean():.3f}, std {code.std():.3f} (N(0, I) has 0 and 1)"
+)
+check_le(
+    "inversion error shrinks with more steps (10 → 100)",
+    recon_error[100],
+    recon_error[10],
+)
 check_le("with 50 steps the digits come back to within 0.05 RMS", recon_error[50], 0.05)
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
 viz.show_images(originals[:16], nrow=4, ax=axes[0], title="test digits x_0")
-viz.show_images((code[:16] / 3).clamp(-1, 1), nrow=4, ax=axes[1], title="their codes x_T (÷3)")
+viz.show_images(
+    (code[:16] / 3).clamp(-1, 1), nrow=4, ax=axes[1], title="their codes x_T (÷3)"
+)
 viz.show_images(back[:16], nrow=4, ax=axes[2], title="decoded again (50 steps)")
 plt.show()
 
@@ -996,9 +1126,13 @@ plt.show()
 # %%
 def slerp(z0, z1, u):
     """Spherical interpolation, eq. (fast-slerp), between two batches of codes."""
-    cos = (z0 * z1).flatten(1).sum(1) / (z0.flatten(1).norm(dim=1) * z1.flatten(1).norm(dim=1))
+    cos = (z0 * z1).flatten(1).sum(1) / (
+        z0.flatten(1).norm(dim=1) * z1.flatten(1).norm(dim=1)
+    )
     theta = torch.acos(cos.clamp(-1, 1)).reshape(-1, *(1,) * (z0.ndim - 1))
-    return (torch.sin((1 - u) * theta) * z0 + torch.sin(u * theta) * z1) / torch.sin(theta)
+    return (torch.sin((1 - u) * theta) * z0 + torch.sin(u * theta) * z1) / torch.sin(
+        theta
+    )
 
 
 z_a, z_b = codes[50][0][0:1], codes[50][0][1:2]
@@ -1008,7 +1142,12 @@ path_l = torch.cat([(1 - u) * z_a + u * z_b for u in us])
 norms_s, norms_l = path_s.flatten(1).norm(dim=1), path_l.flatten(1).norm(dim=1)
 print("‖z‖ along slerp:", [round(v, 2) for v in norms_s.tolist()])
 print("‖z‖ along lerp: ", [round(v, 2) for v in norms_l.tolist()])
-check("slerp ends at the two codes", torch.cat([path_s[:1], path_s[-1:]]), torch.cat([z_a, z_b]), atol=1e-4)
+check(
+    "slerp ends at the two codes",
+    torch.cat([path_s[:1], path_s[-1:]]),
+    torch.cat([z_a, z_b]),
+    atol=1e-4,
+)
 check_le(
     "slerp keeps the norm between those of its ends",
     norms_s.min().item(),
@@ -1019,10 +1158,16 @@ check_le(
     norms_l[4].item(),
     0.8 * norms_s[4].item(),
 )
-decoded_s = samplers.ddim(net, diff, path_s.shape, steps=50, spacing="trailing", x_T=path_s, progress=False)
-decoded_l = samplers.ddim(net, diff, path_l.shape, steps=50, spacing="trailing", x_T=path_l, progress=False)
+decoded_s = samplers.ddim(
+    net, diff, path_s.shape, steps=50, spacing="trailing", x_T=path_s, progress=False
+)
+decoded_l = samplers.ddim(
+    net, diff, path_l.shape, steps=50, spacing="trailing", x_T=path_l, progress=False
+)
 fig, axes = plt.subplots(2, 1, figsize=(9, 2.6))
-viz.show_images(decoded_s, nrow=9, ax=axes[0], title="slerp in x_T, decoded with DDIM (50 steps)")
+viz.show_images(
+    decoded_s, nrow=9, ax=axes[0], title="slerp in x_T, decoded with DDIM (50 steps)"
+)
 viz.show_images(decoded_l, nrow=9, ax=axes[1], title="straight line in x_T")
 plt.show()
 

@@ -86,7 +86,9 @@ torch.set_grad_enabled(False)  # evaluation only: no gradients in this chapter
 chapter_start = time.perf_counter()
 rng = np.random.default_rng(0)
 
-classifier = zoo.load("digits-classifier").model  # the feature network of "FID" in this book
+classifier = zoo.load(
+    "digits-classifier"
+).model  # the feature network of "FID" in this book
 train_set, test_set = data.digits("train"), data.digits("test")
 D = 64  # pixels per digit
 
@@ -97,7 +99,9 @@ def features(images):
 
 
 f_train, f_test = features(train_set.images), features(test_set.images)
-print(f"{len(f_train)} training and {len(f_test)} test digits; features of dimension {f_train.shape[1]}")
+print(
+    f"{len(f_train)} training and {len(f_test)} test digits; features of dimension {f_train.shape[1]}"
+)
 
 # %% [markdown]
 # (eval-frechet)=
@@ -208,10 +212,29 @@ R1_inv = np.linalg.inv(R1)
 M = sqrtm_psd(R1 @ S2 @ R1)
 A = R1_inv @ M @ R1_inv
 check("A is symmetric", A, A.T, atol=1e-12)
-check("A Σ₁ A = Σ₂: the linear map is a coupling, eq. (eval-coupling-map)", A @ S1 @ A, S2, atol=1e-10)
-check("Tr(Σ₁A) = Tr M: it attains the bound (eval-trace-bound)", np.trace(S1 @ A), np.trace(M), atol=1e-10)
-check("Tr (Σ₁Σ₂)^½ (scipy sqrtm) = Tr M", np.trace(linalg.sqrtm(S1 @ S2)).real, np.trace(M), atol=1e-10)
-check("Tr M = Σᵢ √λᵢ(Σ₁Σ₂) (similar matrices)", np.sqrt(np.linalg.eigvals(S1 @ S2).real).sum(), np.trace(M))
+check(
+    "A Σ₁ A = Σ₂: the linear map is a coupling, eq. (eval-coupling-map)",
+    A @ S1 @ A,
+    S2,
+    atol=1e-10,
+)
+check(
+    "Tr(Σ₁A) = Tr M: it attains the bound (eval-trace-bound)",
+    np.trace(S1 @ A),
+    np.trace(M),
+    atol=1e-10,
+)
+check(
+    "Tr (Σ₁Σ₂)^½ (scipy sqrtm) = Tr M",
+    np.trace(linalg.sqrtm(S1 @ S2)).real,
+    np.trace(M),
+    atol=1e-10,
+)
+check(
+    "Tr M = Σᵢ √λᵢ(Σ₁Σ₂) (similar matrices)",
+    np.sqrt(np.linalg.eigvals(S1 @ S2).real).sum(),
+    np.trace(M),
+)
 fd_by_hand = np.sum((mu1 - mu2) ** 2) + np.trace(S1) + np.trace(S2) - 2 * np.trace(M)
 check(
     "eq. (fid) by hand = metrics.frechet_distance_from_stats",
@@ -233,17 +256,30 @@ check(
 
 # every contraction K gives a coupling with C = Σ₁^½ K Σ₂^½: none beats the bound
 R2 = sqrtm_psd(S2)
-K_best = R1 @ A @ np.linalg.inv(R2)  # the K of the linear coupling: C = Σ₁A = Σ₁^½ K Σ₂^½
+K_best = (
+    R1 @ A @ np.linalg.inv(R2)
+)  # the K of the linear coupling: C = Σ₁A = Σ₁^½ K Σ₂^½
 check(
-    "the optimal coupling's K is orthogonal (all singular values 1)", K_best @ K_best.T, np.eye(d), atol=1e-10
+    "the optimal coupling's K is orthogonal (all singular values 1)",
+    K_best @ K_best.T,
+    np.eye(d),
+    atol=1e-10,
 )
 traces = []
 for _ in range(1000):
     g = rng.standard_normal((d, d))
-    traces.append(np.trace(R1 @ (rng.uniform() * g / np.linalg.norm(g, 2)) @ R2))  # spectral norm ≤ 1
+    traces.append(
+        np.trace(R1 @ (rng.uniform() * g / np.linalg.norm(g, 2)) @ R2)
+    )  # spectral norm ≤ 1
     skew = 0.1 * (g - g.T)
-    traces.append(np.trace(R1 @ K_best @ linalg.expm(skew) @ R2))  # K_best times a small rotation
-check_le("Tr C ≤ Tr M for 2,000 random couplings, eq. (eval-trace-bound)", max(traces), np.trace(M))
+    traces.append(
+        np.trace(R1 @ K_best @ linalg.expm(skew) @ R2)
+    )  # K_best times a small rotation
+check_le(
+    "Tr C ≤ Tr M for 2,000 random couplings, eq. (eval-trace-bound)",
+    max(traces),
+    np.trace(M),
+)
 print(f"largest Tr C among them: {max(traces):.4f}; the bound Tr M = {np.trace(M):.4f}")
 
 # %% [markdown]
@@ -296,7 +332,11 @@ check(
 # %%
 mu_tr, S_tr = metrics.gaussian_stats(f_train)
 mu_te, S_te = metrics.gaussian_stats(f_test)
-check("gaussian_stats: the unbiased covariance (divisor N − 1), as numpy.cov", S_tr, np.cov(f_train.T))
+check(
+    "gaussian_stats: the unbiased covariance (divisor N − 1), as numpy.cov",
+    S_tr,
+    np.cov(f_train.T),
+)
 fd_train_test = metrics.frechet_distance_from_stats(mu_tr, S_tr, mu_te, S_te)
 check(
     "FD of the features by hand = metrics.fid_features(train, test)",
@@ -351,7 +391,10 @@ d = 4
 sym = [(g + g.T) / 2 for g in rng.standard_normal((2, d, d))]
 for eps in (1e-2, 1e-3):
     d1, d2 = eps * sym[0], eps * sym[1]
-    exact, quadratic = trace_term(np.eye(d) + d1, np.eye(d) + d2), 0.25 * np.sum((d1 - d2) ** 2)
+    exact, quadratic = (
+        trace_term(np.eye(d) + d1, np.eye(d) + d2),
+        0.25 * np.sum((d1 - d2) ** 2),
+    )
     check(
         f"step 5 at size {eps:g}: trace term = ¼‖Δ₁ − Δ₂‖²_F up to O(size³)",
         exact,
@@ -361,7 +404,10 @@ for eps in (1e-2, 1e-3):
 
 for n, repeats in ((200, 400), (1000, 400)):
     values = np.array(
-        [fd_estimate(rng.standard_normal((n, d)), rng.standard_normal((n, d))) for _ in range(repeats)]
+        [
+            fd_estimate(rng.standard_normal((n, d)), rng.standard_normal((n, d)))
+            for _ in range(repeats)
+        ]
     )
     predicted = 2 * d / n + d * (d + 1) / (2 * (n - 1))
     check(
@@ -382,7 +428,9 @@ for n, repeats in ((200, 400), (1000, 400)):
 # %%
 f_all = features(data.digits("all").images)
 gan_digits = zoo.load("digits-gan")  # seed 0; chapter 3 trains it
-f_gan_big = features(gan.sample(gan_digits.model, 1500, generator=torch.Generator().manual_seed(0)))
+f_gan_big = features(
+    gan.sample(gan_digits.model, 1500, generator=torch.Generator().manual_seed(0))
+)
 perm = rng.permutation(len(f_all))
 half_a, half_b = f_all[perm[: len(f_all) // 2]], f_all[perm[len(f_all) // 2 :]]
 ns, repeats = np.array([50, 100, 200, 400, 800]), 4
@@ -416,7 +464,8 @@ ax.set_xlim(left=0)
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
 top = ax.secondary_xaxis(
-    "top", functions=(lambda u: 1 / np.maximum(u, 1e-9), lambda v: 1 / np.maximum(v, 1e-9))
+    "top",
+    functions=(lambda u: 1 / np.maximum(u, 1e-9), lambda v: 1 / np.maximum(v, 1e-9)),
 )
 top.set_xticks([50, 100, 200, 400, 800])
 top.set_xlabel("n")
@@ -469,12 +518,27 @@ for label, values in curves.items():
 # %%
 def precision_recall_by_hand(real, fake, k=3):
     """Eqs. (eval-knn-manifold) and (eval-precision-recall) with brute-force distances."""
-    real, fake = torch.as_tensor(real, dtype=torch.float64), torch.as_tensor(fake, dtype=torch.float64)
+    real, fake = (
+        torch.as_tensor(real, dtype=torch.float64),
+        torch.as_tensor(fake, dtype=torch.float64),
+    )
     exact = "donot_use_mm_for_euclid_dist"  # exact differences, no ‖a‖² + ‖b‖² − 2a·b rounding
-    r_real = torch.cdist(real, real, compute_mode=exact).kthvalue(k + 1, dim=1).values  # +1: itself
+    r_real = (
+        torch.cdist(real, real, compute_mode=exact).kthvalue(k + 1, dim=1).values
+    )  # +1: itself
     r_fake = torch.cdist(fake, fake, compute_mode=exact).kthvalue(k + 1, dim=1).values
-    precision = (torch.cdist(fake, real, compute_mode=exact) <= r_real).any(dim=1).double().mean()
-    recall = (torch.cdist(real, fake, compute_mode=exact) <= r_fake).any(dim=1).double().mean()
+    precision = (
+        (torch.cdist(fake, real, compute_mode=exact) <= r_real)
+        .any(dim=1)
+        .double()
+        .mean()
+    )
+    recall = (
+        (torch.cdist(real, fake, compute_mode=exact) <= r_fake)
+        .any(dim=1)
+        .double()
+        .mean()
+    )
     return {"precision": precision.item(), "recall": recall.item()}
 
 
@@ -484,8 +548,18 @@ fake_ring = gan.sample(ring_gan.model, 2000, generator=torch.Generator().manual_
 by_hand = precision_recall_by_hand(real_ring, fake_ring)
 library = metrics.precision_recall(real_ring, fake_ring, k=3)
 print(f"ring-gan vs the ring: by hand {by_hand}, library {library}")
-check("precision by hand = metrics.precision_recall", by_hand["precision"], library["precision"], atol=0)
-check("recall by hand = metrics.precision_recall", by_hand["recall"], library["recall"], atol=0)
+check(
+    "precision by hand = metrics.precision_recall",
+    by_hand["precision"],
+    library["precision"],
+    atol=0,
+)
+check(
+    "recall by hand = metrics.precision_recall",
+    by_hand["recall"],
+    library["recall"],
+    atol=0,
+)
 pr_digits_hand = precision_recall_by_hand(f_test, f_gan_big[:500])
 pr_digits = metrics.precision_recall(f_test, f_gan_big[:500])
 check("the same in the 64 classifier features of the digits", list(pr_digits_hand.values()),
@@ -515,12 +589,20 @@ for psi in psis:
     print(
         f"{psi:>5}{row['precision']:>11.3f}{row['recall']:>8.3f}{row['fd']:>8.2f}{row['top']:>8.3f}{row['hit']:>13}"
     )
-check_le("truncation lowers recall (ψ = 0.25 against ψ = 1)", trunc[-1]["recall"], trunc[0]["recall"])
 check_le(
-    "truncation raises precision (ψ = 1 against ψ = 0.25)", trunc[0]["precision"], trunc[-1]["precision"]
+    "truncation lowers recall (ψ = 0.25 against ψ = 1)",
+    trunc[-1]["recall"],
+    trunc[0]["recall"],
+)
+check_le(
+    "truncation raises precision (ψ = 1 against ψ = 0.25)",
+    trunc[0]["precision"],
+    trunc[-1]["precision"],
 )
 
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1.3, 1, 1]})
+fig, axes = plt.subplots(
+    1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1.3, 1, 1]}
+)
 axes[0].plot(psis, [r["precision"] for r in trunc], "o-", label="precision")
 axes[0].plot(psis, [r["recall"] for r in trunc], "s-", label="recall")
 axes[0].set(xlabel="truncation ψ (noise scale)", ylabel="fraction", ylim=(0, 1.02))
@@ -550,7 +632,9 @@ plt.show()
 # covers no mode at all, suddenly has perfect precision:
 
 # %%
-disc = torch.rand(2000, generator=torch.Generator().manual_seed(2)).sqrt() * 1.5  # radius, uniform in area
+disc = (
+    torch.rand(2000, generator=torch.Generator().manual_seed(2)).sqrt() * 1.5
+)  # radius, uniform in area
 angle = torch.rand(2000, generator=torch.Generator().manual_seed(3)) * 2 * math.pi
 bad_generator = torch.stack([disc * torch.cos(angle), disc * torch.sin(angle)], dim=1)
 with_outlier = torch.cat([real_ring, torch.zeros(1, 2)])
@@ -564,7 +648,12 @@ check_le(
     1.5,
     outlier_radius,
 )
-check("so every disc point counts as 'real': precision 1", spoilt["precision"], 1.0, atol=0)
+check(
+    "so every disc point counts as 'real': precision 1",
+    spoilt["precision"],
+    1.0,
+    atol=0,
+)
 
 # %% [markdown]
 # The estimator trusts every real point. {cite:t}`kynkaanniemi2019improved` discuss this
@@ -626,7 +715,9 @@ for label, images in (("test digits", test_set.images), ("digits-gan", gan_500))
         kl_form,
         rtol=1e-9,
     )
-    check(f"{label}: by hand = metrics.classifier_scores", library_is, kl_form, rtol=1e-5)
+    check(
+        f"{label}: by hand = metrics.classifier_scores", library_is, kl_form, rtol=1e-5
+    )
     check_le(f"{label}: 1 ≤ IS ≤ K = 10", [1.0, kl_form], [kl_form, 10.0])
     print(f"  IS = {kl_form:.3f}: H(y) = {entropy(p_y):.3f} nats (log 10 = {math.log(10):.3f}), "
           f"E H(y|x) = {entropy(p).mean():.3f} nats")  # fmt: skip
@@ -668,11 +759,24 @@ for label, images in candidates.items():
           f"{pr['precision']:>11.3f}{pr['recall']:>8.3f}")  # fmt: skip
 proto = proto_scores["10 prototypes × 50"]
 check_le(
-    "the prototypes' IS beats the real test digits'", proto_scores["test digits (360)"]["is"], proto["is"]
+    "the prototypes' IS beats the real test digits'",
+    proto_scores["test digits (360)"]["is"],
+    proto["is"],
 )
-check("the prototypes' recall is 0 (every generated k-NN ball has radius 0)", proto["recall"], 0.0, atol=0)
-check_le("and their FD is larger than digits-gan's", proto_scores["digits-gan (500)"]["fd"], proto["fd"])
-print("(the test digits' own row is a reference: FD 0 and precision = recall = 1 by definition)")
+check(
+    "the prototypes' recall is 0 (every generated k-NN ball has radius 0)",
+    proto["recall"],
+    0.0,
+    atol=0,
+)
+check_le(
+    "and their FD is larger than digits-gan's",
+    proto_scores["digits-gan (500)"]["fd"],
+    proto["fd"],
+)
+print(
+    "(the test digits' own row is a reference: FD 0 and precision = recall = 1 by definition)"
+)
 
 # %% [markdown]
 # A score of about 10 for ten images. IS rewards confident, class-balanced outputs and sees
@@ -742,7 +846,10 @@ def kde_log2_prob_exact(x, centres, h, *, edge_bins=False, chunk=16):
         xi = x[i : i + chunk, None, :]
         lo, hi = (xi - BIN / 2 - centres) / h, (xi + BIN / 2 - centres) / h
         if edge_bins:
-            lo, hi = torch.where(xi <= -1 + 1e-9, -math.inf, lo), torch.where(xi >= 1 - 1e-9, math.inf, hi)
+            lo, hi = (
+                torch.where(xi <= -1 + 1e-9, -math.inf, lo),
+                torch.where(xi >= 1 - 1e-9, math.inf, hi),
+            )
         per_centre = log_bin_probability(lo, hi).sum(dim=2)  # (chunk, N)
         out.append(torch.logsumexp(per_centre, dim=1) - math.log(len(centres)))
     return torch.cat(out) / math.log(2)
@@ -767,14 +874,25 @@ def bits_from_density(log2_p):
 train_q, test_q = data.quantise(train_set.images), data.quantise(test_set.images)
 for h in (0.1, 0.001):
     exact = -kde_log2_prob_exact(test_q[:60], train_q, h).mean().item() / D
-    with_edges = -kde_log2_prob_exact(test_q[:60], train_q, h, edge_bins=True).mean().item() / D
+    with_edges = (
+        -kde_log2_prob_exact(test_q[:60], train_q, h, edge_bins=True).mean().item() / D
+    )
     approx = bits_from_density(kde_log2_density(test_q[:60], train_q, h)).mean().item()
     print(f"h = {h}: bits/dim of 60 test digits: exact {exact:.4f} (with open edge bins {with_edges:.4f}), "
           f"density approximation (eval-bpd) {approx:.4f}")  # fmt: skip
     if h > 10 * BIN:
-        check(f"h = {h} ≫ Δ: eq. (eval-bpd) matches the exact bin probabilities", approx, exact, atol=1e-2)
+        check(
+            f"h = {h} ≫ Δ: eq. (eval-bpd) matches the exact bin probabilities",
+            approx,
+            exact,
+            atol=1e-2,
+        )
     else:
-        check_le(f"h = {h} < Δ/2: the approximation is off by more than 1 bit/dim", 1.0, abs(approx - exact))
+        check_le(
+            f"h = {h} < Δ/2: the approximation is off by more than 1 bit/dim",
+            1.0,
+            abs(approx - exact),
+        )
 
 # %% [markdown]
 # With $h = 0.1$, about 13 bins wide, the density approximation and the exact bin probabilities
@@ -805,29 +923,45 @@ def gaussian_fit(x, s):
 s_grid, h_grid = (0.03, 0.05, 0.1, 0.2), (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
 s_best = min(
     s_grid,
-    key=lambda s: bits_from_density(gaussian_log2_density(val_part, *gaussian_fit(fit_part, s))).mean(),
+    key=lambda s: bits_from_density(
+        gaussian_log2_density(val_part, *gaussian_fit(fit_part, s))
+    ).mean(),
 )
-h_best = min(h_grid, key=lambda h: bits_from_density(kde_log2_density(val_part, fit_part, h)).mean())
+h_best = min(
+    h_grid,
+    key=lambda h: bits_from_density(kde_log2_density(val_part, fit_part, h)).mean(),
+)
 print(
     f"chosen on the validation split: s = {s_best}, h = {h_best}, i.e. {s_best / BIN:.1f}Δ and {h_best / BIN:.1f}Δ"
 )
-check_le("both are several bins wide, so eq. (eval-bpd) applies", 3 * BIN, min(s_best, h_best))
+check_le(
+    "both are several bins wide, so eq. (eval-bpd) applies",
+    3 * BIN,
+    min(s_best, h_best),
+)
 
 gauss = gaussian_fit(train_q, s_best)
-some_train = train_q[:200]  # the exact KDE costs N × D per image: 200 training digits suffice
+some_train = train_q[
+    :200
+]  # the exact KDE costs N × D per image: 200 training digits suffice
 bits = {
     "Gaussian": [
-        bits_from_density(gaussian_log2_density(x, *gauss)).mean().item() for x in (some_train, test_q)
+        bits_from_density(gaussian_log2_density(x, *gauss)).mean().item()
+        for x in (some_train, test_q)
     ],
     f"KDE, h = {h_best}": [
-        bits_from_density(kde_log2_density(x, train_q, h_best)).mean().item() for x in (some_train, test_q)
+        bits_from_density(kde_log2_density(x, train_q, h_best)).mean().item()
+        for x in (some_train, test_q)
     ],  # fmt: skip
     "copier (h = 0.001)": [
-        (-kde_log2_prob_exact(x, train_q, 0.001) / D).mean().item() for x in (some_train, test_q)
+        (-kde_log2_prob_exact(x, train_q, 0.001) / D).mean().item()
+        for x in (some_train, test_q)
     ],
 }
 for label, (on_train, on_test) in bits.items():
-    print(f"{label:20s} bits/dim on training digits {on_train:8.3f}   on test digits {on_test:9.3f}")
+    print(
+        f"{label:20s} bits/dim on training digits {on_train:8.3f}   on test digits {on_test:9.3f}"
+    )
 copier_train, copier_test = bits["copier (h = 0.001)"]
 check_le("the copier codes a training digit in at most log₂(N)/D bits/dim (it names its index)",
          copier_train, math.log2(len(train_q)) / D + 1e-3)  # fmt: skip
@@ -843,7 +977,9 @@ check_le("but held-out digits cost it more than raw 8-bit storage", 8.0, copier_
 
 # %%
 copies = train_set.images[
-    torch.randperm(len(train_set.images), generator=torch.Generator().manual_seed(4))[:500]
+    torch.randperm(len(train_set.images), generator=torch.Generator().manual_seed(4))[
+        :500
+    ]
 ]
 f_copies = features(copies)
 copier_fd = metrics.frechet_distance(f_copies, f_test)
@@ -872,9 +1008,13 @@ check_le("the copier beats the GAN on FD", copier_fd, gan_fd)
 
 # %%
 h_kde = h_best
-log2_p = kde_log2_prob_exact(test_q, train_q, h_kde)  # exact log₂ P(x) of the test digits
+log2_p = kde_log2_prob_exact(
+    test_q, train_q, h_kde
+)  # exact log₂ P(x) of the test digits
 log2_q = -D * 8.0  # uniform over 256^64 images
-log2_mix = torch.logaddexp2(math.log2(0.01) + log2_p, torch.full_like(log2_p, math.log2(0.99) + log2_q))
+log2_mix = torch.logaddexp2(
+    math.log2(0.01) + log2_p, torch.full_like(log2_p, math.log2(0.99) + log2_q)
+)
 bits_p, bits_mix = -log2_p / D, -log2_mix / D
 check_le("every test digit: bits/dim of the mixture ≤ bits/dim of p + log₂(100)/64, eq. (eval-mixture-bound)",
          bits_mix - bits_p, math.log2(100) / D, atol=1e-12)  # fmt: skip
@@ -883,20 +1023,31 @@ print(f"test bits/dim: KDE {bits_p.mean():.3f}, 1 % KDE + 99 % noise {bits_mix.m
 
 g = torch.Generator().manual_seed(5)
 from_p = torch.rand(500, generator=g) < 0.01
-kde_samples = train_q[torch.randint(len(train_q), (500,), generator=g)] + h_kde * torch.randn(
-    500, 1, 8, 8, generator=g
-)
+kde_samples = train_q[
+    torch.randint(len(train_q), (500,), generator=g)
+] + h_kde * torch.randn(500, 1, 8, 8, generator=g)
 noise = torch.randint(0, 256, (500, 1, 8, 8), generator=g) / 127.5 - 1
-mixture_samples = torch.where(from_p[:, None, None, None], kde_samples.clamp(-1, 1), noise)
+mixture_samples = torch.where(
+    from_p[:, None, None, None], kde_samples.clamp(-1, 1), noise
+)
 f_mix, f_kde = features(mixture_samples), features(kde_samples.clamp(-1, 1))
-mix_fd, kde_fd = metrics.frechet_distance(f_mix, f_test), metrics.frechet_distance(f_kde, f_test)
+mix_fd, kde_fd = (
+    metrics.frechet_distance(f_mix, f_test),
+    metrics.frechet_distance(f_kde, f_test),
+)
 print(f"{int(from_p.sum())} of 500 mixture samples come from p.  FD to the test digits: mixture {mix_fd:.1f}, "
       f"KDE alone {kde_fd:.2f}")  # fmt: skip
-check_le("the samples see what the likelihood missed: the mixture's FD exceeds the KDE's", kde_fd, mix_fd)
+check_le(
+    "the samples see what the likelihood missed: the mixture's FD exceeds the KDE's",
+    kde_fd,
+    mix_fd,
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
 viz.show_images(copies[:25], nrow=5, ax=axes[0], title="copier")
-viz.show_images(kde_samples[:25].clamp(-1, 1), nrow=5, ax=axes[1], title=f"KDE, h = {h_kde}")
+viz.show_images(
+    kde_samples[:25].clamp(-1, 1), nrow=5, ax=axes[1], title=f"KDE, h = {h_kde}"
+)
 viz.show_images(mixture_samples[:25], nrow=5, ax=axes[2], title="1 % KDE + 99 % noise")
 fig.tight_layout()
 plt.show()
@@ -920,11 +1071,17 @@ plt.show()
 # %%
 z0 = torch.randn(1, gan_digits.model.z_dim, generator=torch.Generator().manual_seed(6))
 with torch.enable_grad():
-    jac = torch.autograd.functional.jacobian(lambda v: gan_digits.model(v).flatten(), z0).reshape(D, -1)
+    jac = torch.autograd.functional.jacobian(
+        lambda v: gan_digits.model(v).flatten(), z0
+    ).reshape(D, -1)
 singular = torch.linalg.svdvals(jac.double())
 rank = int((singular > singular[0] * 1e-6).sum())
 print(f"Jacobian of G at one z: {tuple(jac.shape)}, numerical rank {rank}")
-check_le("the GAN's samples lie on a surface of dimension ≤ z_dim < D = 64", rank, gan_digits.model.z_dim)
+check_le(
+    "the GAN's samples lie on a surface of dimension ≤ z_dim < D = 64",
+    rank,
+    gan_digits.model.z_dim,
+)
 
 # %% [markdown]
 # This is why GAN papers report FID and precision/recall and diffusion papers report both those
@@ -958,7 +1115,11 @@ def format_table(rows, columns):
         cells = []
         for key, header, fmt in columns:
             value = row.get(key, "")
-            text = format(value, fmt) if isinstance(value, (int, float, np.floating)) else str(value)
+            text = (
+                format(value, fmt)
+                if isinstance(value, (int, float, np.floating))
+                else str(value)
+            )
             cells.append(f"{text:>{max(len(header), 8) + 2}}")
         print("".join(cells))
 
@@ -975,7 +1136,9 @@ def ring_row(model, seed, points, seconds, train_s, nfe):
             "train_s": train_s, "nfe": nfe, "ms": 1000 * seconds / len(points)}  # fmt: skip
 
 
-ring_rows.append({**ring_row("real data", "-", data.ring(2000, seed=2), 0.0, "-", "-"), "ms": "-"})
+ring_rows.append(
+    {**ring_row("real data", "-", data.ring(2000, seed=2), 0.0, "-", "-"), "ms": "-"}
+)
 for name in ("ring-gan", "ring-ddpm"):
     for seed in (0, 1, 2):
         m = zoo.load(name, seed=seed)
@@ -985,12 +1148,19 @@ for name in ("ring-gan", "ring-ddpm"):
             points, nfe = gan.sample(m.model, 2000, generator=g), 1
         else:
             points = samplers.ddpm(
-                m.model, m.diffusion, (2000, 2), generator=g, clip_denoised=False, progress=False
+                m.model,
+                m.diffusion,
+                (2000, 2),
+                generator=g,
+                clip_denoised=False,
+                progress=False,
             )
             nfe = m.diffusion.num_timesteps
         seconds = time.perf_counter() - start
         ring_samples[name, seed], ring_records[name, seed] = points, m.record
-        ring_rows.append(ring_row(name, seed, points, seconds, m.record["train_seconds"], nfe))
+        ring_rows.append(
+            ring_row(name, seed, points, seconds, m.record["train_seconds"], nfe)
+        )
 
 ring_columns = [("model", "model", ""), ("seed", "seed", ""), ("modes", "modes hit", "d"),
                 ("hq", "high-quality", ".3f"), ("min_mode", "smallest mode", ".3f"),
@@ -1023,10 +1193,14 @@ digit_samples = {}
 for seed in (0, 1, 2):
     m = zoo.load("digits-gan", seed=seed)
     start = time.perf_counter()
-    images = gan.sample(m.model, 500, generator=torch.Generator().manual_seed(200 + seed))
+    images = gan.sample(
+        m.model, 500, generator=torch.Generator().manual_seed(200 + seed)
+    )
     seconds = (time.perf_counter() - start) / 500
     digit_samples["digits-gan", seed] = images
-    digit_rows.append(digits_row("digits-gan", seed, images, seconds, m.record["train_seconds"], 1))
+    digit_rows.append(
+        digits_row("digits-gan", seed, images, seconds, m.record["train_seconds"], 1)
+    )
 ddpm_digits = zoo.load("digits-ddpm")
 reference = zoo.reference_samples("digits-ddpm", 500, seed=0)
 digit_samples["digits-ddpm", 0] = reference.x0
@@ -1049,7 +1223,11 @@ def spread(rows, model, key):
 
 
 summaries = [
-    (ring_rows, ("ring-gan", "ring-ddpm"), ("modes", "hq", "min_mode", "precision", "recall", "train_s")),
+    (
+        ring_rows,
+        ("ring-gan", "ring-ddpm"),
+        ("modes", "hq", "min_mode", "precision", "recall", "train_s"),
+    ),
     (
         digit_rows,
         ("digits-gan", "digits-ddpm"),
@@ -1062,7 +1240,11 @@ for rows, models, keys in summaries:
         cells = []
         for key in keys:
             mean, std = spread(rows, model, key)
-            cells.append(f"{mean:.3f} ± {std:.3f}" if not math.isnan(std) else f"{mean:.3f} (1 seed)")
+            cells.append(
+                f"{mean:.3f} ± {std:.3f}"
+                if not math.isnan(std)
+                else f"{mean:.3f} (1 seed)"
+            )
         print(f"{model:12s}" + "".join(f"{cell:>17s}" for cell in cells))
     print()
 
@@ -1078,7 +1260,10 @@ for row, name in enumerate(("ring-gan", "ring-ddpm")):
     ax = axes[row, 3]
     for seed in (0, 1, 2):
         record = ring_records[name, seed]
-        curve = np.asarray(record["d_losses"] if name.endswith("gan") else record["losses"], dtype=float)
+        curve = np.asarray(
+            record["d_losses"] if name.endswith("gan") else record["losses"],
+            dtype=float,
+        )
         window = 100
         smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
         ax.plot(np.arange(len(smooth)) + window, smooth, lw=1, label=f"seed {seed}")
@@ -1107,8 +1292,12 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
-for ax, key in zip(axes, [("digits-gan", 0), ("digits-gan", 1), ("digits-gan", 2), ("digits-ddpm", 0)]):
-    viz.show_images(digit_samples[key][:36], nrow=6, ax=ax, title=f"{key[0]}, seed {key[1]}")
+for ax, key in zip(
+    axes, [("digits-gan", 0), ("digits-gan", 1), ("digits-gan", 2), ("digits-ddpm", 0)]
+):
+    viz.show_images(
+        digit_samples[key][:36], nrow=6, ax=ax, title=f"{key[0]}, seed {key[1]}"
+    )
 fig.tight_layout()
 plt.show()
 
@@ -1129,24 +1318,40 @@ ddpm_modes = [r["modes"] for r in ring_rows if r["model"] == "ring-ddpm"]
 print(f"ring, modes hit per seed: ring-gan {gan_modes}, ring-ddpm {ddpm_modes} (of 8)")
 for key, words in (("hq", "high-quality fraction"), ("min_mode", "smallest mode's share"),
                    ("precision", "precision"), ("recall", "recall")):  # fmt: skip
-    (gm, gs), (dm, ds) = spread(ring_rows, "ring-gan", key), spread(ring_rows, "ring-ddpm", key)
+    (gm, gs), (dm, ds) = (
+        spread(ring_rows, "ring-gan", key),
+        spread(ring_rows, "ring-ddpm", key),
+    )
     leader = "ring-ddpm" if dm > gm else "ring-gan"
-    print(f"ring, {words}: ring-gan {gm:.3f} ± {gs:.3f}, ring-ddpm {dm:.3f} ± {ds:.3f}; higher: {leader}")
-gan_fd, ddpm_fd = spread(digit_rows, "digits-gan", "fd"), mean_of(digit_rows, "digits-ddpm", "fd")
+    print(
+        f"ring, {words}: ring-gan {gm:.3f} ± {gs:.3f}, ring-ddpm {dm:.3f} ± {ds:.3f}; higher: {leader}"
+    )
+gan_fd, ddpm_fd = (
+    spread(digit_rows, "digits-gan", "fd"),
+    mean_of(digit_rows, "digits-ddpm", "fd"),
+)
 print(f"digits, FD at n = 500: digits-gan {gan_fd[0]:.2f} ± {gan_fd[1]:.2f} over 3 seeds, "
       f"digits-ddpm {ddpm_fd:.2f} (1 seed); lower: {'digits-ddpm' if ddpm_fd < gan_fd[0] else 'digits-gan'}")  # fmt: skip
-for key, words in (("precision", "precision"), ("recall", "recall"), ("cls_min", "smallest class share")):
+for key, words in (
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("cls_min", "smallest class share"),
+):
     print(f"digits, {words}: digits-gan {mean_of(digit_rows, 'digits-gan', key):.3f}, "
           f"digits-ddpm {mean_of(digit_rows, 'digits-ddpm', key):.3f}")  # fmt: skip
 ring_ms = mean_of(ring_rows, "ring-ddpm", "ms") / mean_of(ring_rows, "ring-gan", "ms")
-digit_ms = mean_of(digit_rows, "digits-ddpm", "ms") / mean_of(digit_rows, "digits-gan", "ms")
+digit_ms = mean_of(digit_rows, "digits-ddpm", "ms") / mean_of(
+    digit_rows, "digits-gan", "ms"
+)
 print(f"cost of a sample: 1000 network evaluations against 1; measured time ratio {ring_ms:.0f}× (ring), "
       f"{digit_ms:.0f}× (digits)")  # fmt: skip
 print(f"training time: ring-gan {mean_of(ring_rows, 'ring-gan', 'train_s'):.0f} s, ring-ddpm "
       f"{mean_of(ring_rows, 'ring-ddpm', 'train_s'):.0f} s; digits-gan {mean_of(digit_rows, 'digits-gan', 'train_s'):.0f} s, "
       f"digits-ddpm {mean_of(digit_rows, 'digits-ddpm', 'train_s'):.0f} s")  # fmt: skip
 check_le(
-    "a GAN sample costs fewer network evaluations than a DDPM sample", 1, ddpm_digits.diffusion.num_timesteps
+    "a GAN sample costs fewer network evaluations than a DDPM sample",
+    1,
+    ddpm_digits.diffusion.num_timesteps,
 )
 check_le("the real data row hits all 8 modes", 8, ring_rows[0]["modes"])
 

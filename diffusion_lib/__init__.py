@@ -2,7 +2,8 @@
 
 Modules, dependencies pointing one way (each uses only those above it):
 
-- :mod:`diffusion_lib.checks`     ``check`` / ``check_le``: numerical checks that can fail
+- :mod:`diffusion_lib.checks`     ``check`` / ``check_le`` / ``check_outcome``: checks that can fail
+- :mod:`diffusion_lib.seeds`      the book-wide training-seed shift (``$DIFFUSION_LIB_SEED_SHIFT``)
 - :mod:`diffusion_lib.files`      atomic file writes
 - :mod:`diffusion_lib.schedules`  β schedules and SNR helpers (chapter 4)
 - :mod:`diffusion_lib.diffusion`  ``GaussianDiffusion``: forward process, posterior, losses,
@@ -18,10 +19,17 @@ Modules, dependencies pointing one way (each uses only those above it):
 - ``python -m diffusion_lib``     the command line: list, train, sample
 """
 
-from .checks import check, check_le
+from .checks import check, check_le, check_outcome
 from .diffusion import GaussianDiffusion
 from .schedules import get_beta_schedule
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianDiffusion", "check", "check_le", "get_beta_schedule", "__version__"]
+__all__ = [
+    "GaussianDiffusion",
+    "check",
+    "check_le",
+    "check_outcome",
+    "get_beta_schedule",
+    "__version__",
+]

@@ -29,6 +29,7 @@ from . import __version__
 from .diffusion import GaussianDiffusion
 from .files import atomic_write_bytes
 from .schedules import get_beta_schedule
+from .seeds import shifted
 from .train import TrainConfig, checkpoint_paths, train
 
 __all__ = [
@@ -332,6 +333,10 @@ def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides
         progress: show the training progress bar (on stderr).
         **overrides: ``steps`` and/or ``seed`` change the training run (and so the cache key),
             e.g. ``load("digits-ddpm", steps=200)`` for a quick, worse model.
+
+    The training seed (the entry's or ``seed``) and the initialisation seed are moved by the
+    book-wide seed shift (:func:`diffusion_lib.seeds.shifted`, ``$DIFFUSION_LIB_SEED_SHIFT``),
+    which is therefore part of the cache key; under the default shift 0 nothing changes.
     """
     zoo_entry = entry(name)
     unknown = set(overrides) - {"steps", "seed"}
@@ -341,6 +346,11 @@ def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides
         changes = {k: v for k, v in overrides.items() if v is not None}
         if changes:
             zoo_entry = replace(zoo_entry, train=replace(zoo_entry.train, **changes))
+    zoo_entry = replace(
+        zoo_entry,
+        init_seed=shifted(zoo_entry.init_seed),
+        train=replace(zoo_entry.train, seed=shifted(zoo_entry.train.seed)),
+    )
     if not retrain:
         cached = _load_cached(zoo_entry)
         if cached is not None:

@@ -57,3 +57,45 @@ def test_check_le(capsys):
     check_le("slack", 1.0 + 1e-12, 1.0, atol=1e-9)
     with pytest.raises(AssertionError):
         check_le("nan", math.nan, 1.0)
+
+
+def test_check_outcome_passes_inside_and_fails_outside(capsys):
+    from diffusion_lib import check_outcome
+    from diffusion_lib.checks import OUTCOME_PREFIX
+
+    assert check_outcome("modes hit", 8, at_least=7) == 8.0
+    assert capsys.readouterr().out == f"{OUTCOME_PREFIX}modes hit: measured 8, allowed ≥ 7\n"
+    check_outcome("ratio", torch.tensor([0.5]), at_least=0.25, at_most=0.75)
+    assert "allowed in [0.25, 0.75]" in capsys.readouterr().out
+    check_outcome("FD", np.float64(3.0), at_most=3.0)
+    with pytest.raises(AssertionError, match=r"✗ modes hit: measured 6, allowed ≥ 7"):
+        check_outcome("modes hit", 6, at_least=7)
+    with pytest.raises(AssertionError, match=r"measured 1\.5, allowed in \[0, 1\]"):
+        check_outcome("share", 1.5, at_least=0, at_most=1)
+    with pytest.raises(AssertionError, match="measured nan"):
+        check_outcome("nan", math.nan, at_least=0)
+
+
+def test_check_outcome_rejects_bad_arguments():
+    from diffusion_lib import check_outcome
+
+    with pytest.raises(ValueError, match="at_least or at_most must be given"):
+        check_outcome("no bound", 1.0)
+    with pytest.raises(ValueError, match="at_least must be <= at_most, got 2 > 1"):
+        check_outcome("crossed", 1.5, at_least=2, at_most=1)
+    with pytest.raises(ValueError, match="at_most must be a finite number or None, got inf"):
+        check_outcome("inf", 1.0, at_most=math.inf)
+    with pytest.raises(ValueError, match=r"value must be a single number, got shape \(2,\)"):
+        check_outcome("two", [1.0, 2.0], at_least=0)
+    with pytest.raises(ValueError, match="claim must be a non-empty string"):
+        check_outcome(" ", 1.0, at_least=0)
+
+
+def test_long_check_lines_wrap_at_the_page_width(capsys):
+    from diffusion_lib.checks import LINE_WIDTH
+
+    check("a claim " * 20, 1.0, 1.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1
+    assert max(map(len, lines)) <= LINE_WIDTH
+    assert lines[0].startswith("✓ a claim") and lines[-1].endswith("≤ 1e-06)")

@@ -14,6 +14,7 @@ from diffusion_lib import files, samplers, train, zoo
 from diffusion_lib.diffusion import GaussianDiffusion
 from diffusion_lib.nets import MLPDenoiser
 from diffusion_lib.schedules import get_beta_schedule
+from diffusion_lib.seeds import ENV_SEED_SHIFT, SEED_STRIDE
 from diffusion_lib.train import TrainConfig
 
 # ---------------------------------------------------------------- helpers
@@ -273,6 +274,7 @@ TINY = zoo.ZooEntry(
 def registered(entry, tmp_path, monkeypatch):
     """Register `entry` with a cache in tmp_path, its data stubbed; yield the trainings done."""
     monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
+    monkeypatch.delenv(ENV_SEED_SHIFT, raising=False)  # the tests name the unshifted keys
     real_data, real_train, trained = zoo._training_data, zoo._train, []
     monkeypatch.setattr(
         zoo, "_training_data", lambda e: [POINTS * 0.5] if e.name == entry.name else real_data(e)
@@ -354,6 +356,25 @@ def test_a_changed_config_is_another_model(tiny, tmp_path):
     zoo.load(TINY.name, steps=3, seed=1, progress=False)
     zoo.load(TINY.name, steps=None, progress=False)  # None means "the model's own"
     assert len(tiny) == 2
+
+
+def test_the_seed_shift_trains_and_caches_another_model(tiny, tmp_path, monkeypatch):
+    base = zoo.load(TINY.name, progress=False)
+    monkeypatch.setenv(ENV_SEED_SHIFT, "1")
+    moved = zoo.load(TINY.name, progress=False)
+    assert len(tiny) == 2, "the shifted model is trained, not read from the default's cache"
+    assert moved.entry.train.seed == SEED_STRIDE and moved.entry.init_seed == SEED_STRIDE
+    assert moved.record["key"] != base.record["key"]
+    assert weights_differ(moved.model, base.model)
+    # a chapter's "another seed" run moves with the shift too: seed 1 under shift 1 is 1001
+    other = zoo.load(TINY.name, seed=1, progress=False)
+    assert other.entry.train.seed == SEED_STRIDE + 1
+    assert other.record["key"] not in {base.record["key"], moved.record["key"]}
+    zoo.load(TINY.name, progress=False)
+    assert len(tiny) == 3, "the shifted models are cached under their own keys"
+    monkeypatch.setenv(ENV_SEED_SHIFT, "0")
+    assert_same_weights(zoo.load(TINY.name, progress=False).model, base.model)
+    assert len(tiny) == 3
 
 
 def test_reference_samples_are_ddpm_from_seeded_noise_and_cached(tiny, tmp_path, monkeypatch):
