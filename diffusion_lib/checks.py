@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["check", "check_le", "check_outcome", "LINE_WIDTH", "OUTCOME_PREFIX"]
+__all__ = ["check", "check_le", "check_outcome", "glue", "LINE_WIDTH", "OUTCOME_PREFIX"]
 
 # The book's code column holds 88 characters (ruff's line length for chapters/): a printed
 # check wraps there, so that no output line is wider than the page.
@@ -186,6 +186,27 @@ def check_outcome(
         raise AssertionError(f"✗ {claim}: measured {measured:.4g}, allowed {allowed}")
     _say(f"{OUTCOME_PREFIX}{claim}: measured {measured:.4g}, allowed {allowed}")
     return measured
+
+
+def glue(name: str, value: Any) -> Any:
+    """Make ``value`` available to the chapter's prose as ``{glue:text}`name``` (MyST-NB).
+
+    A number the text states comes from the computation this way, so it cannot drift from it.
+    Where MyST-NB is installed (the book build, nbval, ``make``'s environment) this is
+    ``myst_nb.glue(name, value, display=False)``; elsewhere (e.g. Colab) it does nothing, and
+    the text shows the role itself. Returns ``value``, so a cell can glue and use it at once.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty identifier-like string (letters, digits, ``_``).
+    """
+    if not isinstance(name, str) or not name.replace("_", "a").isalnum() or not name.isascii():
+        raise ValueError(f"name must be letters, digits and '_', got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=False)
+    return value
 
 
 def _describe_bound(atol: float, rtol: float) -> str:

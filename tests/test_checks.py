@@ -99,3 +99,22 @@ def test_long_check_lines_wrap_at_the_page_width(capsys):
     assert len(lines) > 1
     assert max(map(len, lines)) <= LINE_WIDTH
     assert lines[0].startswith("✓ a claim") and lines[-1].endswith("≤ 1e-06)")
+
+
+def test_glue_records_the_value_for_the_prose(monkeypatch):
+    import sys
+    import types
+
+    from diffusion_lib.checks import glue
+
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=True: calls.append((name, value, display))
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    assert glue("ch3_modes", 8) == 8
+    assert calls == [("ch3_modes", 8, False)], "glued without displaying it"
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # not installed (e.g. Colab)
+    assert glue("ch3_modes", 7) == 7 and len(calls) == 1
+    for bad in ("", "two words", "a-b", 3, "ε"):
+        with pytest.raises(ValueError, match="name must be letters, digits and '_'"):
+            glue(bad, 1.0)
