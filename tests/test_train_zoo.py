@@ -621,3 +621,11 @@ def test_ddpm_with_the_exact_denoiser_of_a_point_mass_returns_the_point():
         model, diffusion, (4, 2), generator=generator, clip_denoised=True, progress=False, dtype=torch.float64
     )
     assert torch.allclose(clipped, torch.tensor([1.0, -1.0], dtype=torch.float64).expand(4, 2), atol=1e-9)
+
+
+def test_every_book_model_fixes_its_training_threads():
+    # The thread count changes the rounding of a training run, so a model must not depend on
+    # which process (a chapter, the CLI, a one-thread test run) happened to train it first.
+    for name in zoo.names():
+        threads = zoo.entry(name).extra.get("train_threads")
+        assert isinstance(threads, int) and threads >= 1, f"{name} does not fix train_threads"
