@@ -5,8 +5,9 @@ A server on localhost serves `_build/html`; headless Chromium (the machine's own
 every page of _toc.yml and checks that it loads with no console error, no failed request and no
 request to another host (they are blocked and reported), that its equations are typeset by
 MathJax (no raw TeX left, no TeX error), that its mermaid diagrams are drawn as SVG, and that
-its images load. The search page must find "diffusion". A screenshot of each page's first
-screen, and of its first diagram and first displayed equation, go to `_build/screenshots/`,
+its images load, and that no code cell (source or printed output) is wider than the text
+column at a 1280-pixel window. The search page must find "diffusion". A screenshot of each
+page's first screen, and of its first diagram and first displayed equation, go to `_build/screenshots/`,
 with `report.json` summing up what each page showed.
 
 Skips when the book, Chromium or Playwright is missing, unless AIGC_REQUIRE_BOOK_CHECKS=1.
@@ -137,6 +138,13 @@ INSPECT = """async () => {
     const diagrams = [...document.querySelectorAll('.mermaid')];
     const undrawn = diagrams.filter(e => !e.querySelector('svg'));
     const badDiagrams = diagrams.filter(e => e.querySelector('svg[aria-roledescription="error"]'));
+    // A code cell (its source or its printed output) wider than the text column scrolls
+    // sideways: the reader sees half a line. Report the longest line of each such block.
+    const code = [...document.querySelectorAll('div.cell div.cell_input pre, div.cell div.cell_output pre')];
+    const wide = code.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => {
+        const longest = e.textContent.split('\n').reduce((a, l) => (l.length > a.length ? l : a), '');
+        return `${e.scrollWidth} px > ${e.clientWidth} px: ${longest.length} chars: ${longest.slice(0, 60)}`;
+    });
     const images = [...document.images];
     const broken = [];
     await Promise.all(images.map(img => {
@@ -152,6 +160,7 @@ INSPECT = """async () => {
         diagrams: diagrams.length, drawn: diagrams.length - undrawn.length,
         diagram_errors: badDiagrams.length,
         images: images.length, broken_images: broken,
+        code_blocks: code.length, wide_code: wide.slice(0, 5),
     };
 }"""
 
@@ -202,6 +211,8 @@ def test_page_renders_offline_without_errors(browser, server, docname):
             f"mermaid: {seen['drawn']} of {seen['diagrams']} diagrams drawn, "
             f"{seen['diagram_errors']} with a syntax error"
         )
+    if seen["wide_code"]:
+        problems.append(f"code cells wider than the page (they scroll sideways): {seen['wide_code']}")
     if seen["broken_images"]:
         problems.append(f"images that do not load: {seen['broken_images']}")
     assert not problems, f"{docname}:\n  " + "\n  ".join(problems)
