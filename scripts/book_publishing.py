@@ -1,6 +1,6 @@
 """Sphinx extension for publishing the book (loaded through `_config.yml`, `local_extensions`).
 
-It does four things that Jupyter Book 1 cannot be configured to do:
+It does five things that Jupyter Book 1 cannot be configured to do:
 
 1. **Notebooks for every notebook page.** Each page that is a notebook (the chapters, which are
    Jupytext py:percent files, and MyST notebooks such as the errata) is also written as
@@ -19,6 +19,10 @@ It does four things that Jupyter Book 1 cannot be configured to do:
    torch, diffusion_lib and the build tools, and `execution-summary` the total execution time
    and status of the notebook pages; the page that uses them is re-read on every build, so they
    always describe the last build. (`nb-exec-table`, from MyST-NB, gives the per-page table.)
+5. **Builds under a training-seed shift.** With `DIFFUSION_LIB_SEED_SHIFT=k` (k ≠ 0) the chapters
+   run with other trained models (`diffusion_lib.seeds`), so their outputs are cached apart
+   (`_build/.jupyter_cache-shift-k`) and every page is read again when the shift changes:
+   `DIFFUSION_LIB_SEED_SHIFT=1 make book` never shows the outputs of shift 0.
 """
 
 from __future__ import annotations
@@ -376,12 +380,43 @@ def merge_report(app, env, docnames, other):
     )
 
 
+# ----------------------------------------------------------------------------- seed shift
+SEED_SHIFT_VARIABLE = "DIFFUSION_LIB_SEED_SHIFT"  # as diffusion_lib.seeds.ENV_SEED_SHIFT
+
+
+def _seed_shift() -> int:
+    raw = os.environ.get(SEED_SHIFT_VARIABLE, "").strip() or "0"
+    if not raw.isdigit():
+        raise ValueError(f"{SEED_SHIFT_VARIABLE} must be a whole number >= 0, got {raw!r}")
+    return int(raw)
+
+
+def cache_outputs_per_seed_shift(app, config):
+    """Under a seed shift k ≠ 0, keep the executed outputs in `.jupyter_cache-shift-k`."""
+    shift = _seed_shift()
+    if shift:
+        path = Path(app.outdir).parent / f".jupyter_cache-shift-{shift}"
+        config.nb_execution_cache_path = str(path.resolve())
+        LOGGER.info("seed shift %d: executed outputs cached in %s", shift, path)
+
+
+def reread_all_when_the_shift_changes(app, env, added, changed, removed):
+    """Pages executed under another seed shift are read (and so executed) again."""
+    shift = _seed_shift()
+    if getattr(env, "aigc_seed_shift", 0) == shift:
+        return []
+    env.aigc_seed_shift = shift
+    return sorted(set(env.found_docs) - set(removed) - set(added) - set(changed))
+
+
 # ----------------------------------------------------------------------------- setup
 def setup(app: Sphinx):
     app.add_config_value("aigc_notebooks_branch", "notebooks", "html", [str])
     app.add_config_value("aigc_vendor_dir", "scripts/vendor/node_modules", "html", [str])
     app.connect("config-inited", check_launch_config)
     app.connect("config-inited", serve_vendored_assets)
+    app.connect("config-inited", cache_outputs_per_seed_shift)
+    app.connect("env-get-outdated", reread_all_when_the_shift_changes)
     app.connect("html-page-context", offer_notebook_download, priority=500)
     app.connect("html-page-context", point_launch_buttons_at_notebooks, priority=502)
     app.connect("html-page-context", drop_thebe_when_off, priority=900)

@@ -385,3 +385,30 @@ def test_publish_workflow_builds_pushes_the_notebooks_and_deploys_pages():
     ):
         assert needed in text, f"publish.yml's build job lacks {needed!r}"
     assert deploy["needs"] == "build" and "actions/deploy-pages" in steps_text(deploy)
+
+
+def test_a_seed_shift_caches_outputs_apart_and_rereads_every_page(tmp_path, monkeypatch):
+    app = SimpleNamespace(outdir=str(tmp_path / "_build" / "html"))
+    config = SimpleNamespace(nb_execution_cache_path="")
+    monkeypatch.delenv(ext.SEED_SHIFT_VARIABLE, raising=False)
+    ext.cache_outputs_per_seed_shift(app, config)
+    assert config.nb_execution_cache_path == "", "shift 0 keeps MyST-NB's default cache"
+    env = SimpleNamespace(found_docs={"a", "b", "c"})
+    assert ext.reread_all_when_the_shift_changes(app, env, set(), set(), set()) == []
+
+    monkeypatch.setenv(ext.SEED_SHIFT_VARIABLE, "2")
+    ext.cache_outputs_per_seed_shift(app, config)
+    assert config.nb_execution_cache_path == str((tmp_path / "_build" / ".jupyter_cache-shift-2").resolve())
+    assert ext.reread_all_when_the_shift_changes(app, env, {"c"}, set(), set()) == ["a", "b"]
+    assert ext.reread_all_when_the_shift_changes(app, env, set(), set(), set()) == [], "once per change"
+    monkeypatch.setenv(ext.SEED_SHIFT_VARIABLE, "0")
+    assert ext.reread_all_when_the_shift_changes(app, env, set(), set(), {"b"}) == ["a", "c"]
+    monkeypatch.setenv(ext.SEED_SHIFT_VARIABLE, "-1")
+    with pytest.raises(ValueError, match="DIFFUSION_LIB_SEED_SHIFT must be a whole number >= 0, got '-1'"):
+        ext.cache_outputs_per_seed_shift(app, config)
+
+
+def test_the_extension_and_the_library_read_the_same_variable():
+    from diffusion_lib.seeds import ENV_SEED_SHIFT
+
+    assert ext.SEED_SHIFT_VARIABLE == ENV_SEED_SHIFT
