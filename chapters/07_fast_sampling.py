@@ -13,9 +13,10 @@
 # chain. This chapter brings that down to 10–50 **without retraining**. Two ideas do it. DDIM
 # (去噪扩散隐式模型) {cite}`song2021ddim` notices that the training objective only ever sees the
 # marginals $q(\mathbf{x}_t \mid \mathbf{x}_0)$, so many other processes, some of them
-# deterministic, share the trained network, and they can take large steps. DPM-Solver++
-# {cite}`lu2022dpmsolverpp` then reads the deterministic one as an ordinary differential equation
-# whose linear part can be integrated exactly, and builds a second-order solver for the rest.
+# deterministic, share the trained network, and they can take large steps. DPM-Solver
+# {cite}`lu2022dpmsolver` then reads the deterministic one as an ordinary differential equation
+# whose linear part can be integrated exactly, and DPM-Solver++ {cite}`lu2022dpmsolverpp` builds
+# a second-order solver for the rest.
 #
 # **What you will learn.**
 #
@@ -27,12 +28,14 @@
 #   the ODE in two lines.
 # - Which timesteps to visit: the "leading", "trailing" and "linspace" spacings
 #   {cite}`lin2024common`, and a bug that circulates in popular code.
-# - DPM-Solver++: the exact solution in half the log-SNR, $\ell$, its first-order step (which is DDIM
-#   again) and its second-order multistep, each step derived and checked.
+# - DPM-Solver++: the exact solution in half the log-SNR, $\ell$ {cite}`lu2022dpmsolver`, its
+#   first-order step (which is DDIM again) and its second-order multistep, each step derived and
+#   checked.
 # - ε-, $\mathbf{x}_0$- and $\mathbf{v}$-prediction {cite}`salimans2022progressive`: three ways
 #   to say the same thing.
 # - Measured on `digits-ddpm`: sample quality against the number of network evaluations (NFE) for
-#   DDPM, DDIM ($\eta = 0$ and $1$) and DPM-Solver++, with wall time per sample.
+#   DDPM, DDIM ($\eta = 0$ and $1$) and DPM-Solver++ on the same timesteps, the effect of the
+#   spacing on its own, and how large a difference must be before it is not sampling noise.
 # - Deterministic inversion (digits → noise → digits) and interpolation in $\mathbf{x}_T$.
 #
 # **What it assumes.** Chapters 4 to 6: the marginal {eq}`fwd-reparam`, the posterior and the
@@ -87,6 +90,7 @@ from diffusion_lib import (
     viz,
     zoo,
 )
+from diffusion_lib.checks import glue
 from diffusion_lib.diffusion import normal_kl, split_prediction
 
 torch.manual_seed(0)
@@ -322,6 +326,57 @@ check(
 )
 
 # %% [markdown]
+# **$\eta = 0$ is a limit.** Theorem 1 of {cite:t}`song2021ddim` is stated for $\sigma_t > 0$,
+# and it has to be. In {eq}`fast-ddim-kl`, $\sigma_t^2$ sits in the denominator of $\gamma_t$,
+# while $c_t$ tends to $c_t(0) = \sqrt{\bar\alpha_{t-1}} - \sqrt{1-\bar\alpha_{t-1}}\sqrt{\bar\alpha_t/(1-\bar\alpha_t)}$,
+# which is not zero, as $\sigma_t \to 0$; so the weight grows like $1/\sigma_t^2$. At
+# $\sigma_t = 0$ the forward conditional {eq}`fast-ddim-q` and $p_\theta$ are point masses at
+# two different places (unless $\boldsymbol{\epsilon}_\theta = \boldsymbol{\epsilon}$ exactly),
+# and their KL divergence is not defined. The deterministic sampler therefore has no bound of
+# its own that the network minimises. What justifies it is a limit: every $\sigma_t > 0$ asks
+# for the same network, the one that regresses $\boldsymbol{\epsilon}$ at each $t$, and the
+# sampler with $\sigma_t = 0$ is the limit of theirs (the step {eq}`fast-ddim-step` below is
+# continuous in $\sigma_t$). The same $\boldsymbol{\epsilon}_\theta$ as above, with ever
+# smaller $\sigma_t$, through the library's `normal_kl`:
+
+
+# %%
+def ddim_kl(sigma):
+    """KL(q_σ(x_(t−1) | x_t, x_0) ‖ p_θ(x_(t−1) | x_t)) per image, by the library's normal_kl."""
+
+    def mean(x0_value):
+        return math.sqrt(abar_prev) * x0_value + math.sqrt(1 - abar_prev - sigma**2) * (
+            x_t - math.sqrt(abar_t) * x0_value
+        ) / math.sqrt(1 - abar_t)
+
+    log_var = torch.full_like(x0, math.log(sigma**2))
+    return normal_kl(mean(x0), log_var, mean(x0_hat), log_var).flatten(1).sum(1)
+
+
+sigma_max = math.sqrt(diff.posterior_variance[i].item())
+fractions = (1e-1, 1e-2, 1e-3)
+kls = [ddim_kl(f * sigma_max) for f in fractions]
+sq_err = ((eps - eps_theta) ** 2).flatten(1).sum(1)
+c_0 = math.sqrt(abar_prev) - math.sqrt(1 - abar_prev) * math.sqrt(abar_t / (1 - abar_t))
+print(
+    "σ_t / β̃_t^½ = 0.1, 0.01, 0.001: KL term of the first image",
+    ", ".join(f"{k[0].item():.3g}" for k in kls),
+)
+check(
+    "σ_t ten times smaller, KL term 100 times larger: it grows like 1/σ_t²",
+    kls[2] / kls[1],
+    100.0,
+    rtol=1e-3,
+)
+check(
+    "σ_t² · KL → c_t(0)² (1 − ᾱ_t)/(2ᾱ_t) ‖ε − ε_θ‖², c_t(0) ≠ 0",
+    (fractions[2] * sigma_max) ** 2 * kls[2],
+    c_0**2 * (1 - abar_t) / (2 * abar_t) * sq_err,
+    rtol=1e-3,
+)
+check_le("c_t(0) is not zero (here, at t = 300, |c_t(0)| > 0.001)", 1e-3, abs(c_0))
+
+# %% [markdown]
 # ### The DDIM step, and the choice of $\sigma$
 #
 # Sampling from $p_\theta$ is therefore
@@ -433,9 +488,11 @@ for spacing, expected in by_hand.items():
 
 # %% [markdown]
 # The spacings differ most at the start. "Leading" never visits the last index: with 10 steps it
-# starts at index 900, where $\sqrt{\bar\alpha} \approx 0.006$ and $\mathbf{x}_T \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$
-# is a slightly wrong starting point; with 2 steps it starts at 500, where half the signal should
-# still be there. "Trailing" and "linspace" start at $T - 1$. At the end, "leading" and
+# starts at index 900, where $\sqrt{\bar\alpha} \approx 0.016$ (against $0.0064$ at index 999),
+# so $\mathbf{x}_T \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$ is a slightly wrong starting point;
+# with 2 steps it starts at index 500, where $\sqrt{\bar\alpha} \approx 0.28$: more than a
+# quarter of the signal's amplitude should still be there, and pure noise is a poor stand-in
+# for it. "Trailing" and "linspace" start at $T - 1$. At the end, "leading" and
 # "linspace" finish at index 0 and spend their last evaluation on a nearly clean image, while
 # "trailing" finishes at $\approx T/N - 1$ and jumps from there to $\hat{\mathbf{x}}_0$. The figure
 # plots the visited noise levels as
@@ -444,6 +501,15 @@ for spacing, expected in by_hand.items():
 # $\lambda_t$ for the full log-SNR), which DPM-Solver++ will need.
 
 # %%
+for n_steps, start, root_abar, atol in ((10, 900, 0.016, 5e-4), (2, 500, 0.28, 5e-3)):
+    first = samplers.timesteps(T, n_steps, "leading")[0].item()
+    check(
+        f'"leading" with {n_steps} steps starts at index {start}', first, start, atol=0
+    )
+    check(
+        f"√ᾱ at index {start} ≈ {root_abar}", abar[first].sqrt(), root_abar, atol=atol
+    )
+check("√ᾱ at index 999 ≈ 0.0064", abar[T - 1].sqrt(), 0.0064, atol=5e-5)
 fig, ax = plt.subplots(figsize=(8, 3.2))
 lam_all = 0.5 * (torch.log(abar) - torch.log1p(-abar))
 ax.plot(np.arange(T), lam_all.numpy(), color="0.7", lw=1, label="every index")
@@ -461,12 +527,27 @@ ax.set_ylabel(r"$\ell = \log(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha})$")
 ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
+ts = samplers.timesteps(T, 10, "linspace")
+ell_steps = (lam_all[ts[1:]] - lam_all[ts[:-1]]) / (lam_all[0] - lam_all[T - 1])
+glue("ch7_last_step_share", ell_steps[-1].item())
+check(
+    "the last linspace step (index 111 → 0) covers 38% of the ℓ range",
+    ell_steps[-1],
+    0.38,
+    atol=0.005,
+)
+check_le(
+    "... more than three times any other of its steps",
+    3 * ell_steps[:-1].max(),
+    ell_steps[-1],
+)
 
 # %% [markdown]
 # *Figure: half the log-SNR, $\ell$, of the linear schedule at every index (grey) and the ten indices
 # each spacing visits.* Equal steps in $t$ are very unequal steps in $\ell$: the last step of
-# "linspace" (index 111 to 0) covers more than half of the $\ell$ range. Keep this in mind for
-# DPM-Solver++ below, which works in $\ell$.
+# "linspace" (index 111 to 0) covers {glue:text}`ch7_last_step_share:.0%` of the $\ell$ range, more
+# than three times any other of its steps. Keep this in mind for DPM-Solver++ below, which works in
+# $\ell$.
 #
 # ## $\eta = 0$ is Euler's method on the probability-flow ODE
 #
@@ -573,12 +654,19 @@ for k, t_index in enumerate(ts):
 # $$ (fast-dpm-exact)
 #
 # This is exact: the linear part of the ODE has been solved in closed form (an *exponential
-# integrator*), and only the integral of the network's output is left to approximate. Different
+# integrator*), and only the integral of the network's output is left to approximate. The exact
+# solution in $\ell$ is Proposition 3.1 of DPM-Solver {cite}`lu2022dpmsolver`, written there
+# with $\boldsymbol{\epsilon}_\theta$:
+# $\mathbf{x}_t = \frac{a_t}{a_s}\mathbf{x}_s - a_t\int_{\ell_s}^{\ell_t} e^{-\ell}\,\boldsymbol{\epsilon}_\theta\,d\ell$
+# (the same ODE, with $\mathbf{x}/a$ instead of $\mathbf{x}/b$ as the quantity whose derivative
+# loses the linear part); DPM-Solver++ {cite}`lu2022dpmsolverpp` writes it for the data
+# prediction, as here. Different
 # approximations of $\hat{\mathbf{x}}_0$ over the step give the solver's orders. A check where
 # everything is known: for data $\mathcal{N}(0, s^2)$ the exact path is
 # $x_\ell = x_s\,\mathrm{std}_\ell/\mathrm{std}_s$ with $\mathrm{std}_\ell^2 = a^2 s^2 + b^2$, and the
 # best $\hat{x}_0 = a s^2 x/(a^2 s^2 + b^2)$ (derived below); the right-hand side of
-# {eq}`fast-dpm-exact`, with the integral done by quadrature along that path, must land on it.
+# {eq}`fast-dpm-exact`, with the integral done by quadrature along that path, must land on it,
+# and so must the $\boldsymbol{\epsilon}$ form, with $\hat{\boldsymbol{\epsilon}} = (x - a\hat{x}_0)/b$.
 
 
 # %%
@@ -599,6 +687,15 @@ rhs = b_t / b_s * 1.0 + b_t * torch.trapezoid(integrand, grid)
 check(
     "eq. (fast-dpm-exact) along the exact path of Gaussian data lands on x_t",
     rhs,
+    x_path[-1],
+    rtol=1e-6,
+)
+eps_g = (x_path - a_g * var0 * x_path / std_g**2 * a_g) / b_g  # ε̂ = (x − a x̂_0)/b
+a_s, a_t = scales(ell_s)[0], scales(ell_t)[0]
+rhs_eps = a_t / a_s * 1.0 - a_t * torch.trapezoid(torch.exp(-grid) * eps_g, grid)
+check(
+    "the ε form of DPM-Solver's Proposition 3.1 lands on the same x_t",
+    rhs_eps,
     x_path[-1],
     rtol=1e-6,
 )
@@ -985,7 +1082,8 @@ check_le(
 # One caution before reading the table: the Fréchet distance from a few hundred samples is biased
 # upwards, by an amount that shrinks with the number of samples. All rows use the same 500, so
 # they share the bias and can be compared with each other, but not with figures computed from
-# other sample sizes (chapter 6's benchmark used 1,000; chapter 9, planned, studies the bias).
+# other sample sizes (chapter 6's benchmark used 1,000; {doc}`09_evaluating_generators` derives
+# and measures the bias).
 # The same DDPM samples, split in halves of 250:
 
 # %%
@@ -1228,30 +1326,37 @@ print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
 #
 # ```python
 # i = 499
-# print(math.sqrt((1 - abar[i]) / diff.betas[i]))   # about 8.4
+# print(math.sqrt((1 - abar[i]) / diff.betas[i]))   # about 9.6
 # ```
 # ````
 #
 # **2. The price of "leading".** With 10 steps, "leading" starts at index 900 from
 # $\mathbf{x}_T \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$, although at index 900 the marginal is
 # $\mathcal{N}(\sqrt{\bar\alpha}\,\mathbf{x}_0, (1-\bar\alpha)\mathbf{I})$. Compute the KL divergence
-# of the true marginal from $\mathcal{N}(\mathbf{0}, \mathbf{I})$ per pixel for the test digits, at
-# index 900 and at index 999, with the library's `normal_kl`, and compare with the bits-per-dimension
-# figures of chapter 5.
+# of the true marginal from $\mathcal{N}(\mathbf{0}, \mathbf{I})$ per digit for the test digits, at
+# index 900 and at index 999 (and at index 500, where 2 "leading" steps start), with the library's
+# `normal_kl`, and compare with the prior term of chapter 4 and the bits per dimension of
+# chapters 5 and 6.
 #
 # ````{dropdown} Solution
 # ```python
-# for i in (900, 999):
+# zeros = torch.zeros_like(test_digits.double())
+# for i in (500, 900, 999):
 #     mean = abar[i].sqrt() * test_digits.double()
-#     kl = normal_kl(mean, torch.log1p(-abar[i]).expand_as(mean), torch.zeros_like(mean), torch.zeros_like(mean))
-#     print(i, (kl.mean() / math.log(2)).item(), "bits/dim")
+#     kl = normal_kl(mean, torch.log1p(-abar[i]).expand_as(mean), zeros, zeros)
+#     bits = kl.flatten(1).sum(1).mean().item() / math.log(2)
+#     print(i, f"{bits:.3g} bits per digit, {bits / 64:.3g} bits/dim")
 # ```
 #
-# At index 999 the prior term is about $10^{-3}$ bits per pixel (chapter 4); at index 900 it is
-# a few times larger, since $\bar\alpha_{901}$ is about four times $\bar\alpha_{1000}$: still small
-# next to the $\approx 4$ bits/dim of the model, which is why "leading" works at all. With 2
-# steps (start at index 500, $\bar\alpha \approx 0.08$) the mismatch is tens of times larger, and
-# "trailing" is the better choice, as {cite:t}`lin2024common` argue.
+# At index 999 the prior term is about $1.3 \times 10^{-3}$ bits per digit, some
+# $2 \times 10^{-5}$ bits per pixel (chapter 4's "about $10^{-3}$ bits per digit"). At index 900
+# it is about 6.7 times larger: for small $\bar\alpha$ the KL is nearly
+# $\tfrac12\bar\alpha\lVert\mathbf{x}_0\rVert^2$ (chapter 4), and $\bar\alpha_{901}$ is about
+# 6.7 times $\bar\alpha_{1000}$. That is still about $10^{-2}$ bits per digit, nothing next to
+# the several bits per dimension the model spends on a digit (chapter 6), which is why "leading"
+# works at all. With 2 steps (start at index 500, $\bar\alpha \approx 0.08$) the mismatch is about
+# 300 times the figure at index 900, some 2.7 bits per digit, and "trailing" is the better choice,
+# as {cite:t}`lin2024common` argue.
 # ````
 #
 # **3. Third order?** DPM-Solver++(3M) fits a parabola through the last three $\hat{\mathbf{x}}_0$.
@@ -1302,3 +1407,52 @@ print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
 # on the strength of that $\hat{\mathbf{x}}_0$, $\mathbf{v}$-prediction (or a schedule with
 # $\bar\alpha_T$ further from 0) helps.
 # ````
+
+# %% [markdown]
+# The figures the solutions quote, computed (run this cell after trying the exercises):
+
+# %%
+eta_max = math.sqrt((1 - abar[499]) / diff.betas[499])
+check("exercise 1: η_max at t = 500 (index 499) ≈ 9.6", eta_max, 9.6, atol=0.05)
+zeros = torch.zeros_like(test_digits.double())
+prior_bits = {}
+for i in (500, 900, 999):
+    mean = abar[i].sqrt() * test_digits.double()
+    kl = normal_kl(mean, torch.log1p(-abar[i]).expand_as(mean), zeros, zeros)
+    prior_bits[i] = kl.flatten(1).sum(1).mean().item() / math.log(2)  # bits per digit
+check(
+    "exercise 2: prior term at index 999 ≈ 1.3e-3 bits per digit",
+    prior_bits[999],
+    1.3e-3,
+    atol=5e-5,
+)
+check("... ≈ 2e-5 bits per pixel", prior_bits[999] / 64, 2e-5, atol=5e-6)
+check(
+    "... at index 900 about 6.7 times that",
+    prior_bits[900] / prior_bits[999],
+    6.7,
+    atol=0.05,
+)
+check("... as ᾱ_901 / ᾱ_1000 ≈ 6.7", abar[900] / abar[999], 6.7, atol=0.05)
+check("... at index 900 ≈ 1e-2 bits per digit", prior_bits[900], 0.01, atol=0.0015)
+check(
+    "... at index 500 about 300 times the figure at 900",
+    prior_bits[500] / prior_bits[900],
+    300,
+    rtol=0.05,
+)
+check("... some 2.7 bits per digit", prior_bits[500], 2.7, atol=0.05)
+check("... where ᾱ ≈ 0.08", abar[500], 0.08, atol=0.005)
+h = 1e-2
+check(
+    "exercise 3: h² − 2h + 2 − 2e^(−h) = h³/3 + O(h⁴)",
+    (h**2 - 2 * h + 2 - 2 * math.exp(-h)) / (h**3 / 3),
+    1.0,
+    atol=h / 2,
+)
+check(
+    "exercise 5: b/a at index 999 ≈ 157",
+    ((1 - abar[999]) / abar[999]).sqrt(),
+    157,
+    atol=0.5,
+)
