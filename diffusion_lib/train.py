@@ -104,7 +104,21 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def _ema_decay_at(step: int, decay: float) -> float:
-    # Short runs: average over roughly the steps taken so far until the full decay applies.
+    """The EMA's decay at update ``step`` (0, 1, …): ``min(decay, (1 + step) / (10 + step))``.
+
+    The warm-up is the rule of TensorFlow's ``tf.train.ExponentialMovingAverage`` when it is
+    given the step count (``num_updates``), also used (the counter advanced by one before each
+    update) by the EMA classes of score_sde and latent-diffusion; Ho et al.'s code instead
+    copies the weights at the first update and then keeps the decay constant. It is not an
+    average over all steps so far: while the warm-up applies, the EMA after n updates weighs
+    θ_m (the weights after m steps, θ_0 the initialisation) by C(m + 8, 8) / C(n + 9, 9), which
+    grows like m⁸, so its mean age is exactly n/10 steps (a uniform average over the run would
+    have n/2), half of its weight lies on the last 7.4 % of the steps (for large n), and θ_0
+    keeps only 1 / C(n + 9, 9). Once (1 + step) / (10 + step) reaches ``decay`` (step ≥
+    (10·decay − 1) / (1 − decay), 8,990 for 0.999), the constant decay applies, whose mean age
+    tends to decay / (1 − decay) steps.
+    Derived and checked in chapter 6.
+    """
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
@@ -238,7 +252,8 @@ def train(
     Each step draws a minibatch (with replacement) using a generator seeded from
     ``config.seed``, computes ``loss_fn(model, batch, generator)`` (the generator also drives
     the loss's own randomness, e.g. t and ε), clips the gradient norm, takes an AdamW step with
-    linear warm-up, and updates the EMA weights. The same seed, data and model initialisation
+    linear warm-up, and updates the EMA weights (decay warmed up as in :func:`_ema_decay_at`).
+    The same seed, data and model initialisation
     give the same weights.
 
     Args:
