@@ -27,11 +27,13 @@
 #   the Jensen–Shannon divergence, minimal exactly at $p_g = p_{\text{data}}$; what the proof
 #   assumes.
 # - Why the generator's loss in the game **saturates** when the discriminator wins, and the
-#   **non-saturating** loss that fixes it (same fixed point, different dynamics), measured in a
-#   real training run.
+#   **non-saturating** loss that fixes it (same fixed point, different dynamics: against an
+#   optimal discriminator its gradient is that of $\operatorname{KL}(p_g\,\|\,p_{\text{data}}) - 2\,\mathrm{JSD}$),
+#   measured in a real training run, and what Adam does and does not undo.
 # - The hinge loss {cite}`lim2017geometric,miyato2018spectral` and WGAN-GP
-#   {cite}`arjovsky2017wasserstein,gulrajani2017improved` in brief, and why a divergence that
-#   saturates at $\log 2$ motivates them.
+#   {cite}`arjovsky2017wasserstein,gulrajani2017improved` in brief: against an optimal
+#   discriminator the hinge loss measures the total variation distance, which saturates as the
+#   JSD does at $\log 2$; the Wasserstein distance does not.
 # - Training on a 2-D ring of 8 Gaussians and on the 8×8 digits.
 # - **Mode collapse** made visible and measured over training, across seeds, with Goodfellow's
 #   explanation {cite}`goodfellow2016nips`, and one remedy, PacGAN {cite}`lin2018pacgan`: what it
@@ -540,11 +542,8 @@ plt.show()
 # 5. Hence {eq}`gan-ns-value` is at least $\log 2 + \tfrac12\operatorname{KL}(p_g \,\|\, p_{\text{data}}) \ge \log 2$,
 #    with equality only at $p_g = p_{\text{data}}$: the same minimiser as $C(G)$.
 #
-# Same fixed point, then, but a different divergence on the way to it: {eq}`gan-ns-value` is
-# dominated by $\operatorname{KL}(p_g \,\|\, p_{\text{data}})$, the "reverse" KL, which punishes
-# generated samples where there is no data far more than data where there are no samples
-# (a first hint at mode dropping) {cite}`goodfellow2016nips`. A check by quadrature on the
-# shifted densities:
+# Same fixed point, then. A check by quadrature on the shifted densities, of the identity and of
+# the lower bound of step 5:
 
 # %%
 ns_value, ns_formula = [], []
@@ -561,12 +560,145 @@ check(
     ns_formula[near],
     atol=1e-8,
 )
-check_le("... ≥ log 2 for every shift", math.log(2), ns_value.min(), atol=1e-12)
+kl_reverse = np.array([kl_quad(log_p_data(xg - mu), lpd) for mu in shifts[near]])
+check_le(
+    "... ≥ log 2 + ½ KL(p_g ‖ p_data), step 5, for |μ| ≤ 3",
+    math.log(2) + 0.5 * kl_reverse,
+    ns_value[near],
+    atol=1e-10,
+)
 check(
     "... = log 2 at μ = 0 (p_g = p_data), the same minimiser as C(G)",
-    ns_value[40],
+    ns_value[np.abs(shifts).argmin()],
     math.log(2),
     atol=1e-10,
+)
+
+# %% [markdown]
+# **What a generator step follows.** {eq}`gan-ns-value` is the *value* of the non-saturating
+# objective when the discriminator is optimal for every $p_g$. A training step does something
+# else: it holds the current $D$ fixed and differentiates the generator's loss with respect to
+# the generator's parameters $\theta$ alone. Let $D$ be optimal for the current parameters
+# $\theta_0$, $D^* = p_{\text{data}}/(p_{\text{data}} + p_{\theta_0})$; write $p_\theta$ for the
+# generator's density, $m_\theta = \tfrac12(p_{\text{data}} + p_\theta)$, and $\nabla$ for the
+# gradient with respect to $\theta$ at $\theta = \theta_0$ {cite}`arjovsky2017towards`.
+#
+# 1. With $D^*$ fixed, the loss is
+#    $J(\theta) = \mathbb{E}_{\mathbf{x} \sim p_\theta}[-\log D^*(\mathbf{x})] = \int p_\theta \log\frac{p_{\text{data}} + p_{\theta_0}}{p_{\text{data}}}\,d\mathbf{x}$
+#    (step 1 of the optimal discriminator, then step 1 above), and only $p_\theta$ depends on
+#    $\theta$: $\nabla J = \int \nabla p_\theta \log\frac{2 m_{\theta_0}}{p_{\text{data}}}\,d\mathbf{x}$.
+# 2. The densities integrate to 1 for every $\theta$, so $\int \nabla p_\theta\,d\mathbf{x} = \nabla 1 = 0$,
+#    and the $\log 2$ of $\log\frac{2m}{p_{\text{data}}} = \log 2 + \log\frac{m}{p_{\text{data}}}$ drops out:
+#    $\nabla J = \int \nabla p_\theta \log\frac{m_{\theta_0}}{p_{\text{data}}}\,d\mathbf{x}$.
+# 3. The product rule on $\operatorname{KL}(p_\theta \,\|\, p_{\text{data}}) = \int p_\theta \log\frac{p_\theta}{p_{\text{data}}}$
+#    gives $\int \nabla p_\theta \log\frac{p_\theta}{p_{\text{data}}} + \int p_\theta \frac{\nabla p_\theta}{p_\theta}$,
+#    and the last integral is $\int \nabla p_\theta = 0$ (step 2).
+# 4. By step 5 of the JSD derivation,
+#    $2\,\operatorname{JSD}(p_\theta \,\|\, p_{\text{data}}) = \int p_\theta \log\frac{p_\theta}{m_\theta} + \int p_{\text{data}} \log\frac{p_{\text{data}}}{m_\theta}$,
+#    and $\nabla m_\theta = \tfrac12 \nabla p_\theta$. The product rule gives
+#    $\int \nabla p_\theta \log\frac{p_\theta}{m_\theta} + \int \nabla p_\theta - \int \frac{p_\theta + p_{\text{data}}}{2 m_\theta} \nabla p_\theta$;
+#    the fraction in the last integral is 1, so the last two integrals cancel.
+# 5. Subtract 4 from 3: $\nabla\big[\operatorname{KL} - 2\,\operatorname{JSD}\big] = \int \nabla p_\theta \big[\log\frac{p_\theta}{p_{\text{data}}} - \log\frac{p_\theta}{m_\theta}\big] = \int \nabla p_\theta \log\frac{m_\theta}{p_{\text{data}}}$,
+#    which at $\theta = \theta_0$ is $\nabla J$ of step 2. Hence (Theorem 2.5 of
+#    {cite:t}`arjovsky2017towards`)
+#
+# $$
+# \nabla_\theta\, \mathbb{E}_{\mathbf{z}}\big[-\log D^*(G_\theta(\mathbf{z}))\big]\Big|_{\theta_0}
+#   = \nabla_\theta \big[\operatorname{KL}(p_\theta \,\|\, p_{\text{data}})
+#     - 2\,\operatorname{JSD}(p_\theta \,\|\, p_{\text{data}})\big]\Big|_{\theta_0} .
+# $$ (gan-ns-gradient)
+#
+# This is not the gradient of {eq}`gan-ns-value`. There $D^*$ moves with $\theta$, which adds
+# the term $\mathbb{E}_{p_\theta}\big[\nabla(-\log D^*_\theta)\big] = \int p_\theta \frac{\nabla p_\theta}{p_{\text{data}} + p_\theta} = \int (1 - D^*)\,\nabla p_\theta\,d\mathbf{x}$,
+# in general not zero. For the minimax loss the corresponding term vanishes: $D^*$ maximises
+# the integrand of $V$ at every $\mathbf{x}$, so a small change of $D$ changes $V$ only to
+# second order (the envelope theorem), and a minimax generator step against $D^*$ follows
+# $\nabla C(G) = 2\nabla\operatorname{JSD}$ exactly. The non-saturating loss is not the
+# objective that $D^*$ optimises, and has no such luck.
+#
+# What {eq}`gan-ns-gradient` says about the dynamics. Near $p_{\text{data}}$, to second order
+# in the difference, $\operatorname{KL}(p_g \,\|\, p_{\text{data}}) \approx \tfrac12\chi^2$ and
+# $2\,\operatorname{JSD} \approx \tfrac14\chi^2$, with $\chi^2 = \int (p_g - p_{\text{data}})^2/p_{\text{data}}$,
+# so $\operatorname{KL} - 2\,\operatorname{JSD} \approx \tfrac12\operatorname{KL}$: $p_g = p_{\text{data}}$
+# is still where the gradient vanishes, a minimum. Away from it, the reverse KL
+# $\operatorname{KL}(p_g \,\|\, p_{\text{data}})$ punishes generated samples where there is no data
+# far more than data where there are no samples (a first hint at mode dropping)
+# {cite}`goodfellow2016nips`, and the JSD enters with a minus sign, a term that on its own would
+# push $p_g$ *away* from the data. A check by finite differences, with quadrature, on the
+# Gaussian family $p_\theta = \mathcal{N}(\mu, s^2)$, $\theta = (\mu, \log s)$, at
+# $\theta_0 = (0.5, \log 1.2)$ against the two-bump data, $D^*$ held fixed at its value for
+# $\theta_0$:
+
+
+# %%
+def log_p_theta(theta):
+    """The Gaussian generator family N(μ, s²), θ = (μ, log s), on the grid."""
+    return log_normal(xg, theta[0], math.exp(theta[1]))
+
+
+def finite_difference(objective, theta, h=1e-4):
+    """Central differences of objective(θ) in each coordinate of θ."""
+    grad = []
+    for i in range(len(theta)):
+        up, down = list(theta), list(theta)
+        up[i] += h
+        down[i] -= h
+        grad.append((objective(up) - objective(down)) / (2 * h))
+    return np.array(grad)
+
+
+theta0 = (0.5, math.log(1.2))
+lpg0 = log_p_theta(theta0)
+minus_log_D_fixed = -F.logsigmoid(lpd - lpg0)  # −log D*, D* optimal for θ0, held fixed
+log_one_minus_D_fixed = F.logsigmoid(lpg0 - lpd)  # log(1 − D*), held fixed
+grad_ns_fixed_D = finite_difference(
+    lambda th: integrate(log_p_theta(th).exp() * minus_log_D_fixed), theta0
+)
+grad_kl_minus_2jsd = finite_difference(
+    lambda th: kl_quad(log_p_theta(th), lpd) - 2 * jsd_quad(log_p_theta(th), lpd),
+    theta0,
+)
+grad_ns_value = finite_difference(  # eq. (gan-ns-value): D* re-optimised for every θ
+    lambda th: integrate(log_p_theta(th).exp() * -F.logsigmoid(lpd - log_p_theta(th))),
+    theta0,
+)
+check(
+    "NS step against a fixed D*: ∇ of KL(p_θ‖p_data) − 2 JSD, eq. (gan-ns-gradient)",
+    grad_ns_fixed_D,
+    grad_kl_minus_2jsd,
+    atol=1e-6,
+)
+mu0, s0 = theta0[0], math.exp(theta0[1])
+score = [(xg - mu0) / s0**2, ((xg - mu0) / s0) ** 2 - 1]  # ∇_θ log p_θ at θ0
+one_minus_D = torch.sigmoid(lpg0 - lpd)
+check(
+    "∇ of eq. (gan-ns-value) exceeds it by ∫(1 − D*)∇p_θ = E_p_θ[(1 − D*)∇ log p_θ]",
+    grad_ns_value - grad_ns_fixed_D,
+    [integrate(lpg0.exp() * one_minus_D * sc) for sc in score],
+    atol=1e-6,
+)
+check(
+    "minimax step against a fixed D*: ∇ of C(G) = −log 4 + 2 JSD (envelope theorem)",
+    finite_difference(
+        lambda th: integrate(log_p_theta(th).exp() * log_one_minus_D_fixed), theta0
+    ),
+    finite_difference(lambda th: 2 * jsd_quad(log_p_theta(th), lpd), theta0),
+    atol=1e-6,
+)
+lp_near = log_p_data(xg - 0.03)  # the data shifted by 0.03
+kl_near = kl_quad(lp_near, lpd)
+check(
+    "near p_data, KL − 2 JSD ≈ ½ KL (second order), at a shift of 0.03",
+    (kl_near - 2 * jsd_quad(lp_near, lpd)) / kl_near,
+    0.5,
+    atol=1e-3,
+)
+print("gradients in (μ, log s) at θ0:")
+print(
+    f"  NS step against fixed D*, eq. (gan-ns-gradient): {np.round(grad_ns_fixed_D, 4)}"
+)
+print(
+    f"  gradient of the value, eq. (gan-ns-value):       {np.round(grad_ns_value, 4)}"
 )
 
 # %% [markdown]
@@ -691,8 +823,12 @@ plt.show()
 #
 # ## Two other losses: hinge and WGAN-GP
 #
-# Most GANs trained today use neither of the two losses above. Two common alternatives, both in
-# the library:
+# The non-saturating loss {eq}`gan-non-saturating` is still among the most used: StyleGAN
+# {cite}`karras2019stylegan` (for its FFHQ faces) and its successors StyleGAN2 and StyleGAN3
+# {cite}`karras2020stylegan2,karras2021alias` train with it, adding to the discriminator's loss
+# the R1 penalty $\tfrac{\gamma}{2}\,\mathbb{E}_{p_{\text{data}}}\big[\lVert\nabla_{\mathbf{x}}\ell(\mathbf{x})\rVert^2\big]$
+# on the gradient of its logit at real data {cite}`mescheder2018training`. Two other losses are
+# common too, both in the library:
 #
 # **Hinge loss** (铰链损失) {cite}`lim2017geometric,miyato2018spectral`. The discriminator stops
 # pushing a logit once it is on the right side of a margin of 1; the generator raises the
@@ -774,9 +910,76 @@ check(
 )
 
 # %% [markdown]
-# For the hinge loss the optimal discriminator's logit is $\operatorname{sign}(p_{\text{data}} - p_g)$
-# (exercise 3), so the hinge discriminator reports *where* the generator has too much or too
-# little mass rather than a density ratio. `ring-gan`, the zoo's GAN on the ring, uses it.
+# For the hinge loss the optimal discriminator's logit is $\ell^* = \operatorname{sign}(p_{\text{data}} - p_g)$
+# (exercise 3): it reports *where* the generator has too much or too little mass, not a density
+# ratio. The discriminator's loss there is $2 - \int |p_{\text{data}} - p_g|\,d\mathbf{x} = 2(1 - \operatorname{TV})$,
+# with $\operatorname{TV}(p_{\text{data}}, p_g) = \tfrac12\int |p_{\text{data}} - p_g|\,d\mathbf{x} \in [0, 1]$
+# the total variation distance: against an optimal discriminator the hinge game measures TV, as
+# the minimax game measures the JSD. The generator's step says the same. Hold $\ell^*$ fixed at
+# its value for the current parameters $\theta_0$, as a training step does:
+#
+# 1. The generator's loss is $-\mathbb{E}_{p_\theta}[\ell^*] = -\int p_\theta \operatorname{sign}(p_{\text{data}} - p_{\theta_0})\,d\mathbf{x}$,
+#    with gradient $-\int \nabla p_\theta \operatorname{sign}(p_{\text{data}} - p_{\theta_0})\,d\mathbf{x}$.
+# 2. The derivative of $|u|$ is $\operatorname{sign}(u)$ for $u \ne 0$, so, where $p_\theta \ne p_{\text{data}}$,
+#    $\nabla\operatorname{TV}(p_\theta, p_{\text{data}}) = \tfrac12\int \nabla p_\theta \operatorname{sign}(p_\theta - p_{\text{data}})\,d\mathbf{x}$.
+# 3. $\operatorname{sign}(p_\theta - p_{\text{data}}) = -\operatorname{sign}(p_{\text{data}} - p_\theta)$, so at
+#    $\theta_0$ the gradient of step 1 is $2\nabla\operatorname{TV}$: the hinge generator descends
+#    $2\operatorname{TV}$.
+#
+# And TV saturates just as the JSD does. When the supports are disjoint, $\operatorname{TV} = 1$
+# whatever the distance between them (the loss of $D$ is $0$), and $\ell^* = -1$ on the whole of
+# the generator's support: a constant, with no gradient. The hinge loss is no cure for saturation
+# in the ideal game. What passes a gradient to a distant generator in practice is that a real
+# discriminator is a smooth network, not the step function $\ell^*$ (with spectral
+# normalisation {cite}`miyato2018spectral`, one with a bounded Lipschitz constant); of the
+# divergences here, only $W_1$ keeps growing with the distance. Checks by quadrature: for two
+# Gaussians of unit variance $\delta$ apart, $\operatorname{TV} = 2\Phi(\delta/2) - 1$ ($\Phi$ the
+# standard normal CDF; the densities cross at $\delta/2$); for uniform densities on $[-1, 1]$ and
+# $[\mu - 1, \mu + 1]$, $\operatorname{TV} = \min(1, \mu/2)$, so the optimal loss $2 - \mu$ reaches
+# $0$ at $\mu = 2$ and stays there.
+
+# %%
+std_normal_cdf = lambda u: 0.5 * (1 + math.erf(u / math.sqrt(2)))  # noqa: E731
+
+
+def hinge_at_optimum(p_d, p_g):
+    """The hinge loss of D, eq. (gan-hinge), at the logit ℓ* = sign(p_data − p_g)."""
+    ell_star = torch.sign(p_d - p_g)
+    return integrate(p_d * torch.relu(1 - ell_star) + p_g * torch.relu(1 + ell_star))
+
+
+deltas = [0.5, 1.0, 2.0, 4.0]
+p_unit = log_normal(xg, 0.0, 1.0).exp()
+check(
+    "hinge loss at ℓ* = 2(1 − TV), two unit Gaussians δ apart, TV = 2Φ(δ/2) − 1",
+    [hinge_at_optimum(p_unit, log_normal(xg, d, 1.0).exp()) for d in deltas],
+    [2 * (1 - (2 * std_normal_cdf(d / 2) - 1)) for d in deltas],
+    atol=1e-7,
+)
+uniform_shifts = np.linspace(0, 4, 9)
+box = lambda lo, hi: ((xg >= lo) & (xg <= hi)).double() / (hi - lo)  # noqa: E731
+hinge_uniform = [
+    hinge_at_optimum(box(-1, 1), box(m - 1, m + 1)) for m in uniform_shifts
+]
+check(
+    "uniforms μ apart: hinge loss at ℓ* = 2(1 − min(1, μ/2)), flat at 0 for μ ≥ 2",
+    hinge_uniform,
+    2 * (1 - np.minimum(1, uniform_shifts / 2)),
+    atol=1e-3,  # the boxes' edges on a grid of spacing 5e-4
+)
+theta_h = 0.7  # p_θ = N(θ, 1) against p_data = N(0, 1); ℓ* held fixed at θ_h
+ell_fixed = torch.sign(p_unit - log_normal(xg, theta_h, 1.0).exp())
+check(
+    "hinge G step against a fixed ℓ*: ∇ of 2 TV = 2 φ(θ/2), steps 1–3",
+    finite_difference(
+        lambda th: integrate(log_normal(xg, th[0], 1.0).exp() * -ell_fixed), [theta_h]
+    ),
+    [2 * math.exp(-((theta_h / 2) ** 2) / 2) / math.sqrt(2 * math.pi)],
+    atol=2e-4,  # ℓ* jumps at θ/2, resolved to the grid spacing
+)
+
+# %% [markdown]
+# `ring-gan`, the zoo's GAN on the ring, uses the hinge loss.
 #
 # ## Training on a ring of eight Gaussians
 #
@@ -1142,8 +1345,13 @@ check_le(
 # - The minimax generator loss has derivative $-D(G(\mathbf{z}))$ on the logit and saturates when
 #   $D$ wins; the non-saturating loss {eq}`gan-non-saturating` has $-(1 - D(G(\mathbf{z})))$. Both
 #   have the same fixed point ({eq}`gan-ns-value` is also minimised at $p_g = p_{\text{data}}$), but
-#   the dynamics differ, as the measured gradients show.
-# - The hinge loss {eq}`gan-hinge` and WGAN-GP {eq}`wgan-gp` are the common alternatives.
+#   the dynamics differ, as the measured gradients show. With $D$ held at $D^*$, a minimax step
+#   follows the gradient of $2\,\mathrm{JSD}$, a non-saturating step that of
+#   $\operatorname{KL}(p_g\,\|\,p_{\text{data}}) - 2\,\mathrm{JSD}$, {eq}`gan-ns-gradient`.
+# - The non-saturating loss (with an R1 penalty, in the StyleGAN family), the hinge loss
+#   {eq}`gan-hinge` and WGAN-GP {eq}`wgan-gp` are the common choices. Against an optimal
+#   discriminator the hinge loss measures $2(1 - \operatorname{TV})$, which saturates on disjoint
+#   supports as the JSD does.
 # - On the ring, a GAN covers the modes early and sharpens them slowly; `digits-gan` draws every
 #   digit class in one network pass.
 # - Mode collapse follows from the max–min reading of the game: a generator best-responding to a
