@@ -171,9 +171,11 @@ class GaussianDiffusion:
     Args:
         betas: the schedule β_1..β_T, a 1-D tensor of values in (0, 1); see
             :func:`diffusion_lib.schedules.get_beta_schedule`. Stored as float64.
-        model_var_type: the reverse-process variance σ_t²: ``"fixed_small"`` (σ_t² = β̃_t, the
-            posterior variance) or ``"fixed_large"`` (σ_t² = β_t, with β̃_2 at the first step as
-            in improved-diffusion, for a better decoder likelihood).
+        model_var_type: the reverse-process variance σ_t² (σ_t is the standard deviation of
+            the noise one reverse step adds): ``"fixed_small"`` (σ_t² = β̃_t, the posterior
+            variance) or ``"fixed_large"`` (σ_t² = β_t, with β̃_2 at the first step as in the
+            code released with Ho et al. (2020) and in improved-diffusion, for a better decoder
+            likelihood).
     """
 
     def __init__(self, betas: torch.Tensor, model_var_type: str = "fixed_small"):
@@ -223,7 +225,8 @@ class GaussianDiffusion:
         else:
             self.model_log_variance = torch.log(torch.cat([first, betas[1:]]))
         self.model_variance = torch.exp(self.model_log_variance)
-        # L_{t-1} = λ_t E‖ε − ε_θ‖² (nats) for the KL terms; chapter 5, eq. (rev-lambda).
+        # L_{t-1} = w_t E‖ε − ε_θ‖² + C_t (nats) for the KL terms, w_t = vlb_weights[t - 1]
+        # (the VLB weight; λ_t is the log-SNR); chapter 5, eq. (rev-lambda).
         self.vlb_weights = betas**2 / (2.0 * self.model_variance * self.alphas * (1.0 - self.alphas_cumprod))
 
     def __repr__(self) -> str:
@@ -507,8 +510,9 @@ class GaussianDiffusion:
         """L_simple per example: the mean over dimensions of ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
 
         Derived in chapter 5, eq. (rev-l-simple) (Ho et al., 2020, eq. (14)): the VLB's KL terms
-        with their weights λ_t dropped. For an x_0- or v-predictor the regression target is x_0
-        or v (:meth:`v_target`) instead of ε, as in diffusers' training scripts.
+        with their weights w_t (``vlb_weights``) dropped. For an x_0- or v-predictor the
+        regression target is x_0 or v (:meth:`v_target`) instead of ε, as in diffusers' training
+        scripts.
 
         Args:
             model: ``model(x_t, t)`` with an output of the shape of x_0.
