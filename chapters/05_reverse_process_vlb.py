@@ -12,9 +12,9 @@
 # Chapter 4 built the forward process, a fixed Markov chain that turns data into noise. A
 # diffusion model is the other half: a learned Markov chain that runs the other way, from noise
 # back to data. This chapter derives how such a chain is trained. It is the heart of the book:
-# every later chapter (training, fast samplers, guidance, latent diffusion) reuses the formulas
-# derived here, and most of the mistakes found in popular write-ups are mistakes in exactly
-# these few pages.
+# the chapters on training and fast sampling (6 and 7), and the planned ones on guidance and
+# latent diffusion, reuse the formulas derived here, and most of the mistakes found in popular
+# write-ups are mistakes in exactly these few pages.
 #
 # **What you will learn.**
 #
@@ -26,8 +26,10 @@
 # - The forward posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$ in closed form,
 #   by completing the square, checked against Bayes' rule on a grid.
 # - The KL divergence between Gaussians, the $\boldsymbol{\epsilon}$-parameterisation of the
-#   model mean, the per-step weights $\lambda_t$, and what exactly is dropped to obtain the
+#   model mean, the per-step weights $w_t$, and what exactly is dropped to obtain the
 #   simple loss $L_{\text{simple}}$ that everybody trains with.
+# - How large the true reverse variance is, and when it lies between the two standard choices
+#   $\tilde\beta_t$ and $\beta_t$.
 # - Bits per dimension, the discretised decoder and the prior term, computed on the digits.
 # - A case where everything is exact: a one-dimensional Gaussian mixture for which the optimal
 #   denoiser, the model's true likelihood and the bound can all be computed to many digits, so
@@ -78,6 +80,7 @@ import torch
 from scipy.special import logsumexp
 
 from diffusion_lib import GaussianDiffusion, check, check_le, get_beta_schedule
+from diffusion_lib.checks import glue
 from diffusion_lib.data import digits, quantise
 from diffusion_lib.diffusion import discretized_gaussian_log_likelihood, normal_kl
 from diffusion_lib.schedules import snr
@@ -98,7 +101,8 @@ abar_prev = diff.alphas_cumprod_prev  # ᾱ_{t-1}; ᾱ_0 = 1
 b_np, a_np, ab_np, abp_np = (
     v.numpy() for v in (betas, alphas, abar, abar_prev)
 )  # NumPy views
-print(diff, f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.2f}, ᾱ_T = {abar[-1]:.2e}")
+print(diff)
+print(f"β_1 = {betas[0]:.1e}, β_T = {betas[-1]:.2f}, ᾱ_T = {abar[-1]:.2e}")
 
 
 # %% [markdown]
@@ -245,17 +249,19 @@ log_q_path = sum(
 )
 integrand = -(log_p_path - log_q_path)  # the quantity averaged in eq. (rev-elbo)
 vlb_mc, vlb_se = integrand.mean(), integrand.std() / np.sqrt(n_paths)
-print(
-    f"toy: exact -log p(x0) = {nll_toy:.4f} nats, VLB (Monte Carlo) = {vlb_mc:.4f} ± {vlb_se:.4f}"
-)
+print(f"toy: exact -log p(x0) = {nll_toy:.4f} nats")
+print(f"     VLB (Monte Carlo) = {vlb_mc:.4f} ± {vlb_se:.4f} nats")
 _ = check_le(
     "toy: the negative log-likelihood is below the bound, eq. (rev-elbo)",
     nll_toy,
     vlb_mc - 5 * vlb_se,
 )
+glue("ch5_toy_gap", vlb_mc - nll_toy)
+glue("ch5_toy_gap_se", (vlb_mc - nll_toy) / vlb_se)
 
 # %% [markdown]
-# The bound holds with a gap of about 0.06 nats, some 70 standard errors.
+# The bound holds with a gap of {glue:text}`ch5_toy_gap:.2f` nats, some
+# {glue:text}`ch5_toy_gap_se:.0f` standard errors.
 # (A note on `model_log_variance`: it is the library's array of $\log\sigma_t^2$, indexed like
 # every other buffer. We read it directly here; later we check it against the public
 # `p_mean_variance`.)
@@ -322,7 +328,8 @@ _ = check_le(
 #   the inner expectation over $\mathbf{x}_{t-1}$ is a KL divergence, the outer one is over $\mathbf{x}_t$.
 #
 # Three kinds of terms remain. $L_T$ has no parameters: the forward process fixes it, and
-# chapter 4 showed it is about $10^{-5}$ bits per dimension. Each $L_{t-1}$ asks the model's
+# chapter 4 showed it is about $2 \times 10^{-5}$ bits per dimension for the digits with the
+# linear schedule and $T = 1000$ (we compute it again below). Each $L_{t-1}$ asks the model's
 # step to match the **forward posterior** $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$,
 # a distribution that is known in closed form (next section), unlike the true reverse step
 # $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$. $L_0$ is the **decoder** term, the likelihood of the
@@ -438,7 +445,7 @@ _ = check(
 
 # %%
 def posterior_by_hand(x0, x_t, i):
-    """Eqs. (rev-posterior-mean) and (rev-posterior-var) for index i = t - 1 (float64 numpy)."""
+    """Eqs. (rev-posterior-mean) and (rev-posterior-var), index i = t - 1 (float64)."""
     b, a, ab, abp = b_np[i], a_np[i], ab_np[i], abp_np[i]
     mean = np.sqrt(abp) * b / (1 - ab) * x0 + np.sqrt(a) * (1 - abp) / (1 - ab) * x_t
     var = (1 - abp) / (1 - ab) * b
@@ -452,7 +459,8 @@ errors = {"mean": [], "var": [], "density": []}
 for t in (2, 3, 10, 100, 500, 1000):
     i = t - 1
     x_t = np.sqrt(ab_np[i]) * x0_1d + np.sqrt(1 - ab_np[i]) * rng.standard_normal()
-    # line (b): q(x_t | x_{t-1}) q(x_{t-1} | x0) as a function of x_{t-1}, normalised on the grid
+    # line (b): q(x_t | x_{t-1}) q(x_{t-1} | x0) as a function of x_{t-1},
+    # normalised on the grid
     log_unnorm = log_normal(x_t, np.sqrt(a_np[i]) * grid, b_np[i]) + log_normal(
         grid, np.sqrt(abp_np[i]) * x0_1d, 1 - abp_np[i]
     )
@@ -475,13 +483,13 @@ check(
     atol=1e-9,
 )
 check(
-    "posterior variance (rev-posterior-var) equals the variance of Bayes' rule (relative)",
+    "posterior variance (rev-posterior-var) = the variance of Bayes' rule (relative)",
     errors["var"],
     0.0,
     atol=1e-7,
 )
 _ = check(
-    "closed-form posterior density equals Bayes' rule on the grid (relative to the peak)",
+    "closed-form posterior density = Bayes' rule on the grid (relative to the peak)",
     errors["density"],
     0.0,
     atol=1e-7,
@@ -566,9 +574,10 @@ check(
     (1 - abar_prev) / (1 - abar) * betas,
     atol=1e-15,
 )
+print(f"β̃_1 = {diff.posterior_variance[0]:.1f} (x_0 is known);")
 print(
-    f"β̃_1 = {diff.posterior_variance[0]:.1f} (x_0 is known), the library's clipped log-variance at t = 1 "
-    f"is log β̃_2 = {diff.posterior_log_variance_clipped[0]:.3f}"
+    "the library's clipped log-variance at t = 1 is log β̃_2 = "
+    f"{diff.posterior_log_variance_clipped[0]:.3f}"
 )
 
 # %% [markdown]
@@ -651,12 +660,24 @@ _ = check(
 # \sigma_t^2 = \beta_t \quad(\text{fixed large}).
 # $$ (rev-sigma-choices)
 #
-# In the library they are `model_var_type="fixed_small"` and `"fixed_large"`. They are the two extremes of the true reverse variance: $\tilde\beta_t$ is exact when the data
-# are a single point (then $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t) = q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$),
+# In the library they are `model_var_type="fixed_small"` and `"fixed_large"`. $\tilde\beta_t$ is
+# the exact reverse variance when the data are a single point (then
+# $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t) = q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$),
 # and $\beta_t$ is exact when the data are $\mathcal{N}(\mathbf{0}, \mathbf{I})$ (exercise 3).
-# {cite:t}`ho2020ddpm` found similar sample quality with both. At $t = 1$ the library uses
-# $\tilde\beta_2$ for both choices, as improved-diffusion does, because $\tilde\beta_1 = 0$ would
-# give a degenerate decoder.
+# {cite:t}`ho2020ddpm` (Sec. 3.2) call them the two extreme choices for data with
+# coordinatewise unit variance; the end of this section shows in what sense the true reverse
+# variance lies between them, and that this needs every coordinate of the data to have variance
+# at most 1. {cite:t}`ho2020ddpm` found similar sample quality with both.
+#
+# At $t = 1$ the library uses $\tilde\beta_2$ for both choices, because $\tilde\beta_1 = 0$ would
+# give a degenerate decoder (a Gaussian of zero width, whose log-variance is $-\infty$). This is
+# also what the code released with {cite:t}`ho2020ddpm` evaluates, for both choices: its
+# `fixedsmall` replaces $\log\tilde\beta_1$ by $\log\tilde\beta_2$, and its `fixedlarge` uses the
+# log-variances $\log\tilde\beta_2, \log\beta_2, \dots, \log\beta_T$ ("to get a better decoder
+# log likelihood", says its comment), and only the log-variance enters its sampler, its KL terms
+# and its decoder. improved-diffusion {cite}`nichol2021improved` copies both. So
+# $\sigma_1^2 = \beta_1$, the paper's formula taken literally, is not what the published "fixed
+# large" models use at $t = 1$.
 #
 # With $\sigma_t^2$ fixed, insert $\sigma_1^2 = \tilde\beta_t$ and $\sigma_2^2 = \sigma_t^2$ into the
 # $D$-dimensional form of {eq}`rev-kl-gauss`:
@@ -687,7 +708,8 @@ for var_type in ("fixed_small", "fixed_large"):
     r = diff.posterior_variance[i] / sig2
     C_t = D / 2 * (r - 1 - torch.log(r))
     check(
-        f"{var_type}: KL = ‖μ̃ − μ_θ‖²/(2σ_t²) + C_t, eq. (rev-kl-equal-var), C_t = {C_t:.2e}",
+        f"{var_type}: KL = ‖μ̃ − μ_θ‖²/(2σ_t²) + C_t, eq. (rev-kl-equal-var), "
+        f"C_t = {C_t:.2e}",
         kl,
         ((mu_post - mu_model) ** 2).sum(1) / (2 * sig2) + C_t,
         atol=1e-10,
@@ -704,7 +726,7 @@ for var_type in ("fixed_small", "fixed_large"):
 
 # %%
 def toy_vlb_closed_form():
-    """L_T + Σ_{t≥2} L_{t-1} + L_0 of eq. (rev-vlb-split) for the toy, each term in closed form."""
+    """L_T + Σ_{t≥2} L_{t-1} + L_0 of eq. (rev-vlb-split) for the toy, closed form."""
     abp = np.append(1.0, tab[:-1])
     c1_, c2_ = np.sqrt(abp) * tb / (1 - tab), np.sqrt(ta) * (1 - abp) / (1 - tab)
     bt_ = (1 - abp) / (1 - tab) * tb
@@ -724,15 +746,164 @@ def toy_vlb_closed_form():
 
 vlb_toy, (LT_toy, Lmid_toy, L0_toy) = toy_vlb_closed_form()
 print(
-    f"toy: L_T = {LT_toy:.5f}, Σ L_(t-1) = {Lmid_toy:.4f}, L_0 = {L0_toy:.4f}; total {vlb_toy:.4f} nats"
+    f"toy: L_T = {LT_toy:.5f}, Σ L_(t-1) = {Lmid_toy:.4f}, L_0 = {L0_toy:.4f}; "
+    f"total {vlb_toy:.4f} nats"
 )
 check(
-    "toy: closed-form terms of eq. (rev-vlb-split) equal the Monte Carlo bound (4 standard errors)",
+    "toy: closed-form terms of eq. (rev-vlb-split) = the Monte Carlo bound (4 s.e.)",
     vlb_toy,
     vlb_mc,
     atol=4 * vlb_se,
 )
 _ = check_le("toy: exact -log p(x0) ≤ closed-form VLB", nll_toy, vlb_toy)
+
+# %% [markdown]
+# ### How large is the true reverse variance?
+#
+# The model step has a fixed variance, but the step it imitates, the true reverse transition
+# $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$, has a variance that depends on the data. Take one
+# coordinate $x_{t-1}$ of $\mathbf{x}_{t-1}$ (and $x_0$ of $\mathbf{x}_0$), write $c_1(t)$ and
+# $c_2(t)$ for the coefficients of $\mathbf{x}_0$ and $\mathbf{x}_t$ in {eq}`rev-posterior-mean`,
+# and bring $\mathbf{x}_0$ in by conditioning, one step per line:
+#
+# $$
+# \begin{aligned}
+# \operatorname{Var}(x_{t-1} \mid \mathbf{x}_t)
+# &\overset{(a)}{=} \mathbb{E}\big[\operatorname{Var}(x_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0) \,\big|\, \mathbf{x}_t\big]
+#    + \operatorname{Var}\big(\mathbb{E}[x_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0] \,\big|\, \mathbf{x}_t\big) \\
+# &\overset{(b)}{=} \tilde\beta_t + \operatorname{Var}\big(c_1(t)\, x_0 + c_2(t)\, x_t \,\big|\, \mathbf{x}_t\big) \\
+# &\overset{(c)}{=} \tilde\beta_t + c_1(t)^2 \operatorname{Var}(x_0 \mid \mathbf{x}_t) .
+# \end{aligned}
+# $$ (rev-true-var)
+#
+# (a) is the law of total variance; (b) inserts the forward posterior, whose variance
+# $\tilde\beta_t$ {eq}`rev-posterior-var` does not depend on $\mathbf{x}_0$ and whose mean
+# {eq}`rev-posterior-mean` is linear in it; (c) holds because $c_2(t)\, x_t$ is fixed once
+# $\mathbf{x}_t$ is given. So the true reverse variance is never below $\tilde\beta_t$, and it
+# equals $\tilde\beta_t$ when $\mathbf{x}_t$ leaves no doubt about $x_0$, as for a single data point.
+#
+# The upper end needs a condition on the data. Average {eq}`rev-true-var` over $\mathbf{x}_t$.
+# $\mathbb{E}[\operatorname{Var}(x_0 \mid \mathbf{x}_t)]$ is the mean squared error of the best
+# estimate of $x_0$ from $\mathbf{x}_t$, so it is at most the error of the best *linear* estimate
+# from the one coordinate $x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$. If
+# $x_0$ has variance $s^2$, then $\operatorname{Cov}(x_0, x_t) = \sqrt{\bar\alpha_t}\, s^2$ and
+# $\operatorname{Var}(x_t) = \bar\alpha_t s^2 + 1 - \bar\alpha_t$, and that error is
+# $s^2 - \bar\alpha_t s^4/(\bar\alpha_t s^2 + 1 - \bar\alpha_t) = s^2(1-\bar\alpha_t)/(\bar\alpha_t s^2 + 1 - \bar\alpha_t)$.
+# The factor in front is
+# $c_1(t)^2 (1 - \bar\alpha_t) = \frac{\bar\alpha_{t-1}\beta_t^2}{1-\bar\alpha_t}
+# = \beta_t\,\frac{\bar\alpha_{t-1} - \bar\alpha_t}{1-\bar\alpha_t}
+# = \beta_t - \tilde\beta_t$
+# (using $\bar\alpha_{t-1}\beta_t = \bar\alpha_{t-1} - \bar\alpha_t$, then {eq}`rev-posterior-var`).
+# Together:
+#
+# $$
+# \tilde\beta_t \;\le\; \mathbb{E}_{\mathbf{x}_t}\big[\operatorname{Var}(x_{t-1} \mid \mathbf{x}_t)\big]
+# \;\le\; \tilde\beta_t + (\beta_t - \tilde\beta_t)\, \frac{s^2}{\bar\alpha_t s^2 + 1 - \bar\alpha_t} .
+# $$ (rev-true-var-bounds)
+#
+# The fraction is at most 1 exactly when $s^2 \le 1$, because
+# $\bar\alpha_t s^2 + 1 - \bar\alpha_t - s^2 = (1 - \bar\alpha_t)(1 - s^2)$. For Gaussian data with
+# independent coordinates the best estimate *is* linear and uses only its own coordinate, so the
+# right-hand side is attained: the reverse variance is then
+# $\beta_t$ for $s^2 = 1$ (exercise 3) and **larger than $\beta_t$** at every $t \ge 2$ when
+# $s^2 > 1$. So the statement "$\tilde\beta_t$ and $\beta_t$ are the two extremes of the true
+# reverse variance" holds, on average over $\mathbf{x}_t$, for data whose every coordinate has
+# variance at most 1, which is the condition of {cite:t}`ho2020ddpm`'s remark. Data scaled to
+# $[-1, 1]$ always meet it ($\operatorname{Var}(x_0) \le \mathbb{E}[x_0^2] \le 1$); data on another
+# scale need not. And it is a statement about the average: at a particular $\mathbf{x}_t$ between
+# two distant data points, $\operatorname{Var}(x_0 \mid \mathbf{x}_t)$ is large and the true
+# reverse variance exceeds $\beta_t$ even for data in $[-1, 1]$.
+#
+# The check computes the reverse variance of Gaussian data $\mathcal{N}(0, s^2)$ in two
+# independent ways. The first is Gaussian conditioning on the pair $(x_{t-1}, x_t)$: with
+# $V_t := \bar\alpha_t s^2 + 1 - \bar\alpha_t = \alpha_t V_{t-1} + \beta_t$ the variance of $x_t$, and
+# $\sqrt{\alpha_t}\, V_{t-1}$ the covariance of the pair, it gives
+# $V_{t-1} - \alpha_t V_{t-1}^2/V_t = \beta_t V_{t-1}/V_t$. The second is the right-hand side of
+# {eq}`rev-true-var-bounds`; then it tests both bounds for $s^2 \le 1$ and their failure for
+# $s^2 = 4$. For the pointwise caveat it takes the two data points $\pm 1$ (variance 1), for which
+# $\mathbb{E}[x_0 \mid x_t] = \tanh\big(\sqrt{\bar\alpha_t}\, x_t/(1-\bar\alpha_t)\big)$ and
+# $\operatorname{Var}(x_0 \mid x_t) = 1 - \tanh^2(\cdot)$.
+
+# %%
+bt_np = diff.posterior_variance.numpy()
+c1_np = (
+    np.sqrt(abp_np) * b_np / (1 - ab_np)
+)  # coefficient of x0 in eq. (rev-posterior-mean)
+check(
+    "c_1(t)² (1 − ᾱ_t) = β_t − β̃_t",
+    c1_np**2 * (1 - ab_np),
+    b_np - bt_np,
+    atol=1e-17,
+    rtol=1e-12,
+)
+rev_var = {}
+for s2 in (0.0, 0.25, 1.0, 4.0):
+    V, V_prev = ab_np * s2 + 1 - ab_np, abp_np * s2 + 1 - abp_np
+    rev_var[s2] = b_np * V_prev / V  # Gaussian conditioning on (x_{t-1}, x_t)
+    check(
+        f"s² = {s2}: β_t V_(t-1)/V_t equals the bound (rev-true-var-bounds), attained",
+        rev_var[s2],
+        bt_np + (b_np - bt_np) * s2 / (ab_np * s2 + 1 - ab_np),
+        atol=1e-17,
+        rtol=1e-12,
+    )
+check(
+    "s² = 0 (a point mass): the reverse variance is β̃_t",
+    rev_var[0.0],
+    bt_np,
+    rtol=1e-12,
+)
+check(
+    "s² = 1: the reverse variance is β_t (exercise 3)", rev_var[1.0], b_np, rtol=1e-12
+)
+check_le("s² = 1/4: β̃_t ≤ reverse variance", bt_np[1:], rev_var[0.25][1:])
+check_le("s² = 1/4: reverse variance ≤ β_t", rev_var[0.25][1:], b_np[1:])
+excess = rev_var[4.0][1:] / b_np[1:] - 1
+check_le("s² = 4: the reverse variance exceeds β_t at every t ≥ 2", 1e-7, excess)
+print(f"s² = 4: the reverse variance is up to {excess.max():.2%} above β_t")
+
+# Two data points ±1: Var(x0 | x_t) = 1 − tanh²(√ᾱ_t x_t / (1 − ᾱ_t)).
+xs_2pt = np.linspace(-6, 6, 24_001)  # x_t grid for the average over q(x_t)
+avg_ratio, at_zero_ratio = [], []
+for i in (1, 9, 99, 299):  # t = 2, 10, 100, 300
+    q_xt = 0.5 * (
+        np.exp(log_normal(xs_2pt, np.sqrt(ab_np[i]), 1 - ab_np[i]))
+        + np.exp(log_normal(xs_2pt, -np.sqrt(ab_np[i]), 1 - ab_np[i]))
+    )
+    var_x0 = 1 - np.tanh(np.sqrt(ab_np[i]) * xs_2pt / (1 - ab_np[i])) ** 2
+    avg = bt_np[i] + c1_np[i] ** 2 * np.sum(q_xt * var_x0) * (xs_2pt[1] - xs_2pt[0])
+    avg_ratio.append(avg / b_np[i])
+    at_zero_ratio.append(
+        (bt_np[i] + c1_np[i] ** 2) / b_np[i]
+    )  # x_t = 0: Var(x0|x_t) = 1
+check_le("±1 data: the average reverse variance is at most β_t", avg_ratio, 1.0)
+check_le("±1 data: at x_t = 0 it exceeds β_t", 1.0 + 1e-3, at_zero_ratio)
+check(
+    "±1 data: at t = 2 the average is β̃_2 (0.1%)",
+    avg_ratio[0] * b_np[1],
+    bt_np[1],
+    rtol=1e-3,
+)
+print(
+    "±1 data, t = 2, 10, 100, 300: average reverse variance / β_t: "
+    + ", ".join(f"{r:.3f}" for r in avg_ratio)
+)
+print(
+    "    reverse variance / β_t at x_t = 0: "
+    + ", ".join(f"{r:.4g}" for r in at_zero_ratio)
+)
+glue("ch5_gauss4_excess", excess.max())
+glue("ch5_two_point_avg_t2", avg_ratio[0])
+glue("ch5_two_point_zero_t2", at_zero_ratio[0])
+
+# %% [markdown]
+# For Gaussian data with $s^2 = 4$ the excess over $\beta_t$ is small here (at most
+# {glue:text}`ch5_gauss4_excess:.2%` with this schedule), but it is there at every step. For the
+# two points $\pm 1$ the average reverse variance at $t = 2$ is only
+# {glue:text}`ch5_two_point_avg_t2:.3f` $\beta_2$, essentially $\tilde\beta_2$: at that noise level
+# $\mathbf{x}_t$ almost always tells which point it came from. At $x_t = 0$, halfway between them,
+# it is {glue:text}`ch5_two_point_zero_t2:.0f` times $\beta_2$; such $x_t$ are so rare at small
+# $t$ that the average stays below $\beta_t$.
 
 # %% [markdown]
 # ## Predicting the noise: the $\boldsymbol{\epsilon}$-parameterisation
@@ -788,7 +959,7 @@ _ = check_le("toy: exact -log p(x0) ≤ closed-form VLB", nll_toy, vlb_toy)
 
 # %%
 def mu_from_eps(x_t, t_index, eps):
-    """Eq. (rev-mu-eps) / (rev-mu-tilde-eps) by hand; t_index is the library index (B,)."""
+    """Eq. (rev-mu-eps) / (rev-mu-tilde-eps) by hand; t_index: library index (B,)."""
     shape = (-1,) + (1,) * (x_t.ndim - 1)
     a, ab = alphas[t_index].view(shape), abar[t_index].view(shape)
     return (x_t - (1 - a) / torch.sqrt(1 - ab) * eps) / torch.sqrt(a)
@@ -803,7 +974,7 @@ check(
 
 
 def toy_net(x_t, t):
-    """An arbitrary ε-predictor (not trained): any function of (x_t, t) will do for the identities."""
+    """An arbitrary ε-predictor (not trained): any function of (x_t, t) will do here."""
     shape = (-1,) + (1,) * (x_t.ndim - 1)
     return torch.tanh(2 * x_t) * (t.view(shape) + 1) / T + 0.1 * torch.roll(
         x_t, 1, dims=-1
@@ -829,7 +1000,8 @@ for var_type, d_ in (("fixed_small", diff), ("fixed_large", diff_large)):
         "variance"
     ].flatten()
     check(
-        f"p_mean_variance variance is σ_t² of eq. (rev-sigma-choices), {var_type} (β̃_2 at t = 1)",
+        f"p_mean_variance variance is σ_t² of eq. (rev-sigma-choices), {var_type} "
+        "(β̃_2 at t = 1)",
         v_,
         sigma2[var_type],
         atol=1e-15,
@@ -877,15 +1049,24 @@ check(
     torch.from_numpy(k_toy)[ts_toy].view(-1, 1) * xs_toy,
     atol=1e-13,
 )
+# the toy's "fixed_large" σ_t² by hand: β̃_2 = β_2 (1 − ᾱ_1)/(1 − ᾱ_2) at t = 1,
+# then β_t
+sig2_toy_hand = np.append(tb[1] * (1 - tab[0]) / (1 - tab[1]), tb[1:])
+check(
+    "the toy's σ_t² (model_log_variance) is β̃_2, β_2, ..., β_T (fixed_large)",
+    tsig2,
+    sig2_toy_hand,
+    atol=1e-15,
+)
 _ = check(
-    "the toy's σ_t² (model_log_variance) equals p_mean_variance's variance",
+    "p_mean_variance's variance is that σ_t² at every step of the toy",
     toy.p_mean_variance(eps_gauss_1d, xs_toy, ts_toy)["variance"].flatten(),
-    torch.from_numpy(tsig2)[ts_toy],
+    torch.from_numpy(sig2_toy_hand)[ts_toy],
     atol=1e-15,
 )
 
 # %% [markdown]
-# ### The weights $\lambda_t$
+# ### The weights $w_t$
 #
 # Put the two $\boldsymbol{\epsilon}$-forms into the squared error of {eq}`rev-kl-equal-var`. The
 # $\mathbf{x}_t$ terms cancel:
@@ -902,10 +1083,12 @@ _ = check(
 # a weighted noise-prediction error:
 #
 # $$
-# L_{t-1} = \lambda_t\, \mathbb{E}_{\mathbf{x}_0, \boldsymbol{\epsilon}}\Big[\big\lVert \boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta\big(\sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol{\epsilon},\ t\big)\big\rVert^2\Big] + C_t,
+# L_{t-1} = w_t\, \mathbb{E}_{\mathbf{x}_0, \boldsymbol{\epsilon}}\Big[\big\lVert \boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta\big(\sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol{\epsilon},\ t\big)\big\rVert^2\Big] + C_t,
 # \qquad
-# \lambda_t = \frac{\beta_t^2}{2\sigma_t^2\, \alpha_t\, (1 - \bar\alpha_t)} .
+# w_t = \frac{\beta_t^2}{2\sigma_t^2\, \alpha_t\, (1 - \bar\alpha_t)} .
 # $$ (rev-lambda)
+#
+# (We write the weight $w_t$: $\lambda_t$ is the log-SNR of chapter 4 throughout the book.)
 #
 # The decoder term has the same form if we use a *continuous* Gaussian decoder
 # $p_\theta(\mathbf{x}_0 \mid \mathbf{x}_1) = \mathcal{N}(\boldsymbol{\mu}_\theta(\mathbf{x}_1, 1), \sigma_1^2\mathbf{I})$:
@@ -913,20 +1096,21 @@ _ = check(
 # (use {eq}`rev-x0-from-eps` with $1 - \bar\alpha_1 = \beta_1$), so
 #
 # $$
-# L_0 = \frac{D}{2}\log(2\pi\sigma_1^2) + \lambda_1\, \mathbb{E}\big\lVert \boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta(\mathbf{x}_1, 1)\big\rVert^2 .
+# L_0 = \frac{D}{2}\log(2\pi\sigma_1^2) + w_1\, \mathbb{E}\big\lVert \boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta(\mathbf{x}_1, 1)\big\rVert^2 .
 # $$ (rev-l0-continuous)
 #
 # For $\sigma_t^2 = \tilde\beta_t$ the weight has a telling form. Insert {eq}`rev-posterior-var`:
-# $\lambda_t = \frac{\beta_t}{2\alpha_t(1-\bar\alpha_{t-1})}$. With $\mathrm{SNR}(t) = \bar\alpha_t/(1-\bar\alpha_t)$,
+# $w_t = \frac{\beta_t}{2\alpha_t(1-\bar\alpha_{t-1})}$. With $\mathrm{SNR}(t) = \bar\alpha_t/(1-\bar\alpha_t)$,
 # $\frac{\mathrm{SNR}(t-1)}{\mathrm{SNR}(t)} - 1 = \frac{1 - \bar\alpha_t}{\alpha_t(1-\bar\alpha_{t-1})} - 1
 # = \frac{1 - \bar\alpha_t - \alpha_t + \bar\alpha_t}{\alpha_t(1-\bar\alpha_{t-1})} = \frac{\beta_t}{\alpha_t(1-\bar\alpha_{t-1})}$, so
 #
 # $$
-# \lambda_t\big|_{\sigma_t^2 = \tilde\beta_t} = \frac12\left(\frac{\mathrm{SNR}(t-1)}{\mathrm{SNR}(t)} - 1\right)
-# \approx \frac12\big(\log\mathrm{SNR}(t-1) - \log\mathrm{SNR}(t)\big), \qquad t \ge 2 :
+# w_t\big|_{\sigma_t^2 = \tilde\beta_t} = \frac12\left(\frac{\mathrm{SNR}(t-1)}{\mathrm{SNR}(t)} - 1\right)
+# \approx \frac12\big(\lambda_{t-1} - \lambda_t\big), \qquad t \ge 2 :
 # $$ (rev-lambda-snr)
 #
-# the bound weighs each step by how much log-SNR it removes, the discrete form of the
+# with $\lambda_t = \log\mathrm{SNR}(t)$, the bound weighs each step by how much log-SNR it
+# removes (the approximation is $x - 1 \approx \log x$ for $x$ near 1), the discrete form of the
 # continuous-time result of {cite:t}`kingma2021vdm`. We check {eq}`rev-lambda` against a direct
 # computation of the KL, for every $t \ge 2$ at once and for both variance choices, then against
 # the library's `vlb_weights`, then {eq}`rev-lambda-snr`.
@@ -935,7 +1119,7 @@ _ = check(
 D_img = x0_rep[0].numel()
 eps_net = toy_net(x_t_rep, t_all)
 sq_err = ((noise - eps_net) ** 2).flatten(1).sum(1)  # ‖ε − ε_θ‖², one per step
-lam = {}
+w_vlb = {}
 for var_type, d_ in (("fixed_small", diff), ("fixed_large", diff_large)):
     out = d_.p_mean_variance(toy_net, x_t_rep, t_all, clip_denoised=False)
     kl_direct = (
@@ -943,29 +1127,29 @@ for var_type, d_ in (("fixed_small", diff), ("fixed_large", diff_large)):
         .flatten(1)
         .sum(1)
     )
-    lam[var_type] = betas**2 / (
+    w_vlb[var_type] = betas**2 / (
         2 * sigma2[var_type] * alphas * (1 - abar)
     )  # eq. (rev-lambda)
     r = diff.posterior_variance / sigma2[var_type]
     C_t = D_img / 2 * (r - 1 - torch.log(r))
     check(
-        f"{var_type}: KL = λ_t ‖ε − ε_θ‖² + C_t for every t ≥ 2, eq. (rev-lambda)",
+        f"{var_type}: KL = w_t ‖ε − ε_θ‖² + C_t for every t ≥ 2, eq. (rev-lambda)",
         kl_direct[1:],
-        lam[var_type][1:] * sq_err[1:] + C_t[1:],
+        w_vlb[var_type][1:] * sq_err[1:] + C_t[1:],
         rtol=1e-9,
         atol=1e-12,
     )
     check(
-        f"{var_type}: λ_t equals diff.vlb_weights",
+        f"{var_type}: w_t equals diff.vlb_weights",
         d_.vlb_weights,
-        lam[var_type],
+        w_vlb[var_type],
         atol=0.0,
         rtol=1e-12,
     )
 s_ = snr(abar)
 _ = check(
-    "fixed_small: λ_t = ½(SNR(t−1)/SNR(t) − 1) for t ≥ 2, eq. (rev-lambda-snr)",
-    lam["fixed_small"][1:],
+    "fixed_small: w_t = ½(SNR(t−1)/SNR(t) − 1) for t ≥ 2, eq. (rev-lambda-snr)",
+    w_vlb["fixed_small"][1:],
     0.5 * (s_[:-1] / s_[1:] - 1),
     atol=0.0,
     rtol=1e-10,
@@ -1000,16 +1184,17 @@ wrong = (
     + no_noise_at_t1 * torch.sqrt(sigma2["fixed_small"]).view(-1, 1, 1, 1) * z
 )
 print(
-    f"with 1/√α_t applied to x_t only, one step is off by up to {(wrong - step).abs().max():.1e} "
-    "(see the box of common mistakes below)"
+    "with 1/√α_t applied to x_t only, one step is off by up to "
+    f"{(wrong - step).abs().max():.1e}"
 )
+print("(see the box of common mistakes below)")
 
 # %% [markdown]
 # ## Dropping the weights: $L_{\text{simple}}$
 #
 # Put {eq}`rev-lambda` and {eq}`rev-l0-continuous` back into {eq}`rev-vlb-split`. Up to terms that
 # do not depend on $\theta$, the bound is a **weighted** sum of noise-prediction errors,
-# $\sum_{t=1}^{T} \lambda_t\, \mathbb{E}\lVert\boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta(\mathbf{x}_t, t)\rVert^2$.
+# $\sum_{t=1}^{T} w_t\, \mathbb{E}\lVert\boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta(\mathbf{x}_t, t)\rVert^2$.
 # {cite:t}`ho2020ddpm` found that samples are better when the weights are simply dropped. With
 # $t$ drawn uniformly, the loss they train is
 #
@@ -1020,8 +1205,8 @@ print(
 #
 # **What exactly is dropped.**
 #
-# - The per-step weights $\lambda_t$, and with them the **relative weighting across $t$**. The
-#   figure below shows that $\lambda_t$ varies by about two orders of magnitude.
+# - The per-step weights $w_t$, and with them the **relative weighting across $t$**. The
+#   figure below shows how much $w_t$ varies with $t$.
 # - The constants: $L_T$ (no parameters, fixed by the forward process), the $C_t$ of
 #   {eq}`rev-kl-equal-var` (zero for $\sigma_t^2 = \tilde\beta_t$), and the normaliser
 #   $\frac{D}{2}\log(2\pi\sigma_1^2)$ of the decoder. None of these changes a gradient.
@@ -1059,14 +1244,14 @@ _ = check(
 t_axis = np.arange(2, T + 1)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for var_type, style in (("fixed_small", "-"), ("fixed_large", "--")):
-    w = lam[var_type][1:].numpy()
+    w = w_vlb[var_type][1:].numpy()
     name = r"\tilde\beta_t" if var_type == "fixed_small" else r"\beta_t"
     axes[0].plot(t_axis, w, style, label=rf"$\sigma_t^2 = {name}$ ({var_type})")
     axes[1].plot(
         t_axis / T,
         np.cumsum(w) / w.sum(),
         style,
-        label=rf"VLB weights $\lambda_t$, {var_type}",
+        label=rf"VLB weights $w_t$, {var_type}",
     )
 axes[1].plot(
     t_axis / T,
@@ -1079,7 +1264,7 @@ axes[0].set(
     yscale="log",
     xscale="log",
     xlabel="step t",
-    ylabel=r"$\lambda_t$ (nats per unit squared error)",
+    ylabel=r"$w_t$ (nats per unit squared error)",
     title="VLB weights, linear schedule, T = 1000",
 )
 axes[1].set(
@@ -1092,19 +1277,33 @@ for ax in axes:
     ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-share = {k: float(v[1:101].sum() / v[1:].sum()) for k, v in lam.items()}
+share = {k: float(v[1:101].sum() / v[1:].sum()) for k, v in w_vlb.items()}
+print("share of the weight on the first 10% of the steps t = 2..T:")
 print(
-    f"share of the weight on the first 10% of steps: VLB {share['fixed_small']:.0%} (fixed_small), "
+    f"  VLB {share['fixed_small']:.0%} (fixed_small), "
     f"{share['fixed_large']:.0%} (fixed_large); L_simple 10%"
 )
+w_small = w_vlb["fixed_small"].numpy()
+print(
+    f"fixed_small: w_2 = {w_small[1]:.3f}, w_T = {w_small[-1]:.4f}, "
+    f"max/min over t ≥ 2 = {w_small[1:].max() / w_small[1:].min():.0f}"
+)
+glue("ch5_share_small", share["fixed_small"])
+glue("ch5_w2", w_small[1])
+glue("ch5_wT", w_small[-1])
+glue("ch5_w2_over_wT", w_small[1] / w_small[-1])
+glue("ch5_w_range", w_small[1:].max() / w_small[1:].min())
 
 # %% [markdown]
-# *Figure: left, the weights $\lambda_t$ of {eq}`rev-lambda` against $t$ (log-log) for the two
+# *Figure: left, the weights $w_t$ of {eq}`rev-lambda` against $t$ (log-log) for the two
 # variance choices; right, the cumulative share of the total weight, compared with the uniform
-# weighting of $L_{\text{simple}}$ (dotted).* The VLB spends a large part of its weight on the
-# first few percent of the steps, the low-noise steps where $\mathbf{x}_t$ is almost the clean
-# image. $\lambda_2 \approx 0.6$ (for $\sigma_t^2 = \tilde\beta_t$) while $\lambda_{1000} \approx 0.01$:
-# the first steps weigh some fifty times more than the last ones.
+# weighting of $L_{\text{simple}}$ (dotted).* The weights vary by a factor of
+# {glue:text}`ch5_w_range:.0f` over $t = 2, \dots, T$ (for $\sigma_t^2 = \tilde\beta_t$), and the VLB
+# puts {glue:text}`ch5_share_small:.0%` of its weight on the first tenth of the steps, the
+# low-noise steps where $\mathbf{x}_t$ is almost the clean image, against 10% for
+# $L_{\text{simple}}$. $w_2 \approx$ {glue:text}`ch5_w2:.2f` while
+# $w_{1000} \approx$ {glue:text}`ch5_wT:.3f`: the first steps weigh some
+# {glue:text}`ch5_w2_over_wT:.0f` times more than the last ones.
 #
 # **Why $L_{\text{simple}}$ still trains well.** It is not a different objective but a
 # *reweighted* bound: every term has its minimum at the same place, the conditional mean
@@ -1112,7 +1311,7 @@ print(
 # enough network both losses have the same optimum. They differ in how a finite network spends
 # its capacity. The low-noise steps that dominate the VLB are the *easy* ones: predicting a
 # tiny amount of noise on an almost clean image is a local operation whose error matters little
-# for how samples look. Dropping $\lambda_t$ moves weight to larger $t$, where the network must
+# for how samples look. Dropping $w_t$ moves weight to larger $t$, where the network must
 # decide the global structure of the image, and this is what improves sample quality
 # {cite}`ho2020ddpm`.
 #
@@ -1127,18 +1326,24 @@ print(
 #
 # so $L_{\text{simple}}$ is **denoising score matching** with weight $1 - \bar\alpha_t$ (the noise
 # variance), the weighting that {cite:t}`song2021sde` use, and the VLB is the same with weight
-# $\lambda_t(1-\bar\alpha_t)$. {cite:t}`kingma2021vdm` make this precise in continuous time: the
+# $w_t(1-\bar\alpha_t)$. {cite:t}`kingma2021vdm` make this precise in continuous time: the
 # bound, $L_{\text{simple}}$ and the other common losses are all integrals over log-SNR of the
 # same denoising error, with different weighting functions; by {eq}`rev-lambda-snr` the bound's
 # weight is uniform in log-SNR, while uniform $t$ spends fewer samples per unit of log-SNR where
-# the schedule moves fast, at small $t$. Chapter 8 returns to scores.
+# the schedule moves fast, at small $t$. The planned chapter 8 (scores and SDEs) returns to
+# scores.
 #
 # The price of $L_{\text{simple}}$ is likelihood: a model trained with it has a worse bound in
-# bits/dim. {cite:t}`nichol2021improved` recover good likelihoods by learning the variances
-# $\sigma_t^2$ (interpolating between $\tilde\beta_t$ and $\beta_t$) with the **hybrid loss**
-# $L_{\text{hybrid}} = L_{\text{simple}} + 0.001\, L_{\text{VLB}}$, where the VLB term trains only the
-# variances, and by importance-sampling $t$ for the VLB term, with probabilities proportional to
-# the root mean square of each $L_t$.
+# bits/dim. {cite:t}`nichol2021improved` improve the likelihood while keeping the samples good by
+# learning the variances $\sigma_t^2$ (interpolating between $\tilde\beta_t$ and $\beta_t$ in the
+# log domain) with the **hybrid loss**
+# $L_{\text{hybrid}} = L_{\text{simple}} + 0.001\, L_{\text{VLB}}$, in which the VLB term trains only
+# the variances (the gradient to the mean is stopped) and $t$ is drawn uniformly. Their best
+# likelihoods come from training on $L_{\text{VLB}}$ **alone**, at some cost in sample quality.
+# That objective's gradient is very noisy, because the terms $L_t$ differ in size by orders of
+# magnitude, and for it (and only for it) they **importance-sample** $t$, with probabilities
+# proportional to the root mean square of each $L_t$ over its recent values. They report that
+# importance sampling does not help the less noisy hybrid loss.
 
 # %%
 score_model = -toy_net(x_t_b, t_b) / torch.sqrt(1 - abar[t_b]).view(-1, 1, 1, 1)
@@ -1199,7 +1404,10 @@ _ = check(
 # $$ (rev-bpd)
 #
 # A number in bits/dim is an average code length: an 8-bit image stored raw costs 8 bits per
-# dimension, and a likelihood model compresses it to the bpd value. For that to mean anything
+# dimension, and a likelihood model compresses it to the bpd value. (Data that use fewer levels
+# have a lower reference: the digits below use 17 grey levels, and a code that knows only which
+# 17 values occur, each equally likely, costs $\log_2 17 \approx 4.09$ bits per dimension.)
+# For a bpd value to mean anything
 # the model must assign **probabilities** to the 256 discrete pixel values, not densities: a
 # density can exceed 1, and its negative log can be made arbitrarily small by shrinking the
 # variance. So the decoder of {cite:t}`ho2020ddpm` (their eq. (13)) integrates the Gaussian over
@@ -1250,13 +1458,13 @@ for mu_, sd_ in cases:
     max_err = max(max_err, float((torch.exp(lib[ok]) - p_hand[ok]).abs().max()))
     totals.append(float(torch.exp(lib).sum()))
 check(
-    "discretized_gaussian_log_likelihood equals eq. (rev-decoder) by hand (bin probabilities)",
+    "discretized_gaussian_log_likelihood = eq. (rev-decoder) by hand (bin masses)",
     max_err,
     0.0,
     atol=1e-12,
 )
 _ = check(
-    "the 256 bin probabilities sum to 1 for every (μ, σ) (up to the 1e-12 floor per bin)",
+    "the 256 bin probabilities sum to 1 for every (μ, σ) (up to a 1e-12 floor per bin)",
     totals,
     1.0,
     atol=256e-12,
@@ -1264,9 +1472,11 @@ _ = check(
 
 # %% [markdown]
 # The digits of scikit-learn have 17 grey levels (0 to 16), which scaled to $[-1, 1]$ are
-# multiples of $1/8$ and do not lie on the 256-level grid. To use the 8-bit decoder we round
-# them to the nearest of the 256 levels (a change of at most $1/255$), exactly as an 8-bit image
-# file would store them.
+# $k/8 - 1$, $k = 0, \dots, 16$, and do not lie on the 256-level grid. To use the 8-bit decoder
+# we round them to the nearest of the 256 levels (a change of less than half a bin, $1/255$),
+# exactly as an 8-bit image file would store them. The check compares the largest change with
+# the distance from each $k/8 - 1$ to its nearest grid point, found by searching all 256 levels,
+# and counts the distinct values after rounding.
 #
 # The prior term is {eq}`rev-kl-gauss` with $q(\mathbf{x}_T \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_T}\,\mathbf{x}_0, (1-\bar\alpha_T)\mathbf{I})$
 # and $p(\mathbf{x}_T) = \mathcal{N}(\mathbf{0}, \mathbf{I})$, summed over pixels and converted to
@@ -1280,10 +1490,25 @@ def quantise_by_hand(x):
 
 
 all_digits = digits("all").images.double()
-check("quantise by hand = the library's data.quantise (used from now on, and in chapters 6 and 9)",
-      quantise_by_hand(all_digits), quantise(all_digits), atol=0)  # fmt: skip
-check_le("rounding moves a digit's pixel by at most half a bin, 1/255",
-         (quantise(all_digits) - all_digits).abs().max(), 1 / 255 + 1e-12)  # fmt: skip
+check(
+    "quantise by hand = the library's data.quantise (used from now on, and in chapters "
+    "6 and 9)",
+    quantise_by_hand(all_digits),
+    quantise(all_digits),
+    atol=0,
+)
+grey = torch.arange(17, dtype=torch.float64) / 8 - 1  # the 17 grey levels, k/8 − 1
+nearest = (grey[:, None] - levels[None, :]).abs().min(1).values  # search all 256 levels
+check(
+    "the largest rounding change = the largest distance of a grey level to the grid",
+    (quantise(all_digits) - all_digits).abs().max(),
+    nearest.max(),
+    atol=1e-12,
+)
+check_le("... which is below half a bin, 1/255", nearest.max(), 1 / 255)
+n_levels = len(torch.unique(quantise(all_digits)))
+check("the rounded digits take 17 distinct values", n_levels, 17, atol=0)
+check("log₂ 17 ≈ 4.09 bits/dim, as the text says", math.log2(n_levels), 4.09, atol=5e-3)
 train_q = quantise(digits("train").images.double())
 test_q = quantise(digits("test").images.double())
 D = test_q[0].numel()
@@ -1297,6 +1522,12 @@ check(
     atol=1e-15,
 )
 print(f"L_T = {prior_hand.mean():.1e} bits/dim on average over the test digits")
+_ = check(
+    "L_T is about 2e-5 bits/dim, as chapter 4 found and the text says",
+    prior_hand.mean(),
+    2e-5,
+    atol=0.5e-5,
+)
 
 # %% [markdown]
 # ### Two predictors with known answers
@@ -1351,7 +1582,8 @@ check(
     atol=1e-9,
 )
 print(
-    f"point mass: {bpd_point['total'].item():.3f} bits/dim ({n_edge} of {D} pixels in edge bins, σ_1 = {sigma_1:.4f})"
+    f"point mass: {bpd_point['total'].item():.3f} bits/dim ({n_edge} of {D} pixels in "
+    f"edge bins, σ_1 = {sigma_1:.4f})"
 )
 
 # %%
@@ -1373,25 +1605,65 @@ x_eval = test_q[:64]
 bpd_gauss = diff.bits_per_dim(
     eps_gauss, x_eval, generator=torch.Generator().manual_seed(0)
 )
+# The whole bound by hand, with the same draws of x_t (the generator is used from t = T
+# down to 1, as in bits_per_dim): w_t of eq. (rev-lambda) for t ≥ 2 (C_t = 0 for
+# fixed_small), the decoder (rev-decoder) by hand at t = 1, the prior (rev-kl-gauss).
+gen = torch.Generator().manual_seed(0)
+nats_hand = (
+    torch.from_numpy(
+        kl_gauss(np.sqrt(ab_np[-1]) * x_eval.numpy(), 1 - ab_np[-1], 0.0, 1.0)
+    )
+    .flatten(1)
+    .sum(1)
+)
+for i in reversed(range(T)):
+    noise_i = torch.randn(x_eval.shape, generator=gen, dtype=torch.float64)
+    t_i = torch.full((len(x_eval),), i)
+    x_t_i = torch.sqrt(abar[i]) * x_eval + torch.sqrt(1 - abar[i]) * noise_i
+    eps_i = eps_gauss(x_t_i, t_i)
+    if i > 0:
+        nats_hand += w_vlb["fixed_small"][i] * ((noise_i - eps_i) ** 2).flatten(1).sum(
+            1
+        )
+    else:
+        mean_1 = mu_from_eps(x_t_i, t_i, eps_i)
+        # the library's floor of 1e-12 on a bin's probability matters here: one
+        # pixel of one test digit lies 17 σ_1 from the decoder's mean, where the
+        # bin's mass underflows to 0
+        p_bin = torch.exp(decoder_log_prob(x_eval, mean_1, sigma_1)).clamp(min=1e-12)
+        nats_hand -= torch.log(p_bin).flatten(1).sum(1)
 check(
-    "bits_per_dim: total = prior + Σ_t terms",
+    "bits_per_dim total equals the bound (rev-bpd) computed by hand, term by term",
     bpd_gauss["total"],
-    bpd_gauss["prior"] + bpd_gauss["terms"].sum(1),
-    atol=1e-12,
+    nats_hand / (D * math.log(2)),
+    atol=1e-9,
 )
 check(
-    "bits_per_dim: each KL term is λ_t × (mean squared ε error) / ln 2, eq. (rev-lambda)",
+    "bits_per_dim: each KL term is w_t × (mean squared ε error) / ln 2, (rev-lambda)",
     bpd_gauss["terms"][:, 1:],
     diff.vlb_weights[1:] * bpd_gauss["mse"][:, 1:] / math.log(2),
     rtol=1e-9,
     atol=1e-12,
 )
 terms_mean = bpd_gauss["terms"].mean(0).numpy()
+bpd_gauss_total = float(bpd_gauss["total"].mean())
 print(
-    f"Gaussian predictor on {len(x_eval)} test digits: {bpd_gauss['total'].mean():.2f} bits/dim "
-    f"(decoder L_0 {terms_mean[0]:.2f}, KL terms {terms_mean[1:].sum():.2f}, prior {bpd_gauss['prior'].mean():.1e}); "
-    f"raw 8-bit storage: 8 bits/dim"
+    f"Gaussian predictor on {len(x_eval)} test digits: {bpd_gauss_total:.2f} bits/dim"
 )
+print(
+    f"  decoder L_0 {terms_mean[0]:.2f}, KL terms {terms_mean[1:].sum():.2f}, "
+    f"prior {bpd_gauss['prior'].mean():.1e}"
+)
+print(f"  uniform code over the 17 grey levels: log₂ 17 = {math.log2(17):.2f} bits/dim")
+check_le(
+    "the Gaussian predictor's bound is above log₂ 17 bits/dim",
+    math.log2(17),
+    bpd_gauss_total,
+)
+glue("ch5_bpd_gauss", bpd_gauss_total)
+glue("ch5_bpd_gauss_L0", terms_mean[0])
+glue("ch5_bpd_gauss_kl", terms_mean[1:].sum())
+glue("ch5_log2_17", math.log2(17))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -1405,6 +1677,7 @@ axes[0].set(
 )
 cum = np.cumsum(terms_mean[1:]) / terms_mean[1:].sum()
 print(f"share of Σ KL terms in the first 10% of the steps: {cum[T // 10 - 2]:.0%}")
+glue("ch5_kl_share_first_tenth", cum[T // 10 - 2])
 axes[1].plot(np.arange(2, T + 1) / T, cum)
 axes[1].set(
     xlabel="t / T",
@@ -1418,10 +1691,21 @@ plt.show()
 
 # %% [markdown]
 # *Figure: left, the KL terms $L_{t-1}$ of the bound for the Gaussian predictor, in bits/dim,
-# against $t$ (log-log); right, their cumulative share.* The bound is spent almost entirely in the
-# first steps (the printout above gives the share of the first tenth): the same concentration at small $t$ as in the weights $\lambda_t$. This is why a
-# likelihood-trained model must be good at the low-noise end, and why {cite:t}`nichol2021improved`
-# sample $t$ non-uniformly when they train on the bound.
+# against $t$ (log-log); right, their cumulative share.* {glue:text}`ch5_kl_share_first_tenth:.0%`
+# of the KL terms are spent in the first tenth of the steps: the same concentration at small $t$
+# as in the weights $w_t$. This is why a likelihood-trained model must be good at the low-noise
+# end, and why {cite:t}`nichol2021improved` importance-sample $t$ when they train on the bound
+# alone.
+#
+# **How good is {glue:text}`ch5_bpd_gauss:.2f` bits/dim?** It is below the 8 bits/dim of storing
+# the digits as raw 8-bit images, but that is the wrong reference for these data. The digits use
+# only 17 of the 256 levels, and a code that knows just that, giving each of the 17 values the
+# probability $1/17$ at every pixel, costs $\log_2 17 =$ {glue:text}`ch5_log2_17:.2f` bits/dim.
+# The Gaussian predictor's bound is *above* that: at every noise level it treats the digits as
+# Gaussian, blind to the 17 levels, and its decoder term alone costs
+# {glue:text}`ch5_bpd_gauss_L0:.2f` bits/dim, its KL terms {glue:text}`ch5_bpd_gauss_kl:.2f`. A
+# bits/dim figure for these digits must be read against $\log_2 17 \approx 4.09$, not against 8;
+# the same holds for the trained network of chapter 6.
 
 # %% [markdown]
 # ## Where everything is exact: a one-dimensional Gaussian mixture
@@ -1482,7 +1766,10 @@ DATA = (PI, M, S)
 
 
 def mix_log_density(x, ab, mix=DATA):
-    """log q(x_t) of eq. (rev-mix-marginal); ab = ᾱ_t broadcasts against x (ab = 1 gives the data)."""
+    """log q(x_t) of eq. (rev-mix-marginal); ab = ᾱ_t broadcasts against x.
+
+    ab = 1 gives the data density.
+    """
     pi, m, s = mix
     ab = np.asarray(ab)[..., None]
     v = ab * s**2 + 1 - ab
@@ -1546,18 +1833,20 @@ _ = check(
 #
 # $$
 # L_{\text{VLB}} = \underbrace{\tfrac12\big(\bar\alpha_T\, \mathbb{E}[x_0^2] - \bar\alpha_T - \log(1-\bar\alpha_T)\big)}_{L_T}
-# + \sum_{t=2}^{T} \big(\lambda_t\, \mathrm{mmse}_t + C_t\big)
-# + \underbrace{\tfrac12 \log(2\pi\sigma_1^2) + \lambda_1\, \mathrm{mmse}_1}_{L_0} .
+# + \sum_{t=2}^{T} \big(w_t\, \mathrm{mmse}_t + C_t\big)
+# + \underbrace{\tfrac12 \log(2\pi\sigma_1^2) + w_1\, \mathrm{mmse}_1}_{L_0} .
 # $$ (rev-vlb-mmse)
 #
 # Here the decoder is the *continuous* Gaussian $p_\theta(x_0 \mid x_1) = \mathcal{N}(\mu^*(x_1, 1), \sigma_1^2)$,
 # so that all likelihoods are densities and can be compared with the differential entropy of the
 # data. For the variances we compare two choices, and this matters:
 #
-# - $\sigma_t^2 = \beta_t$ for **all** $t$, including the decoder, $\sigma_1^2 = \beta_1$ (Ho et al.'s
-#   "fixed_large"; the library's `fixed_large` uses $\tilde\beta_2$ at $t = 1$, a choice made for the
-#   discretised decoder that costs about $0.15$ nats with a continuous one, since
-#   $\beta_1/\tilde\beta_2 \approx 2$ and $\frac12(2 - 1 - \log 2) \approx 0.15$);
+# - $\sigma_t^2 = \beta_t$ for **all** $t$, including the decoder, $\sigma_1^2 = \beta_1$: the
+#   paper's "fixed large" taken literally. (The code released with {cite:t}`ho2020ddpm`, like the
+#   library's `fixed_large`, uses $\tilde\beta_2$ at $t = 1$, a choice made for the discretised
+#   decoder; with this continuous decoder it would cost about 0.13 nats at $T = 1000$, since
+#   $\beta_1/\tilde\beta_2 \approx 1.9$ there and $\frac12(r - 1 - \log r) \approx 0.13$ for
+#   $r = 1.9$, as the last cell of this section checks);
 # - $\sigma_t^2 = \tilde\beta_t$ for $t \ge 2$ and $\sigma_1^2 = \tilde\beta_2$ (the library's
 #   `fixed_small`).
 #
@@ -1565,12 +1854,15 @@ _ = check(
 # discretises the same continuous process more or less finely. First a check of {eq}`rev-mmse`:
 # for one step we integrate the closed-form KL {eq}`rev-kl-gauss` between the posterior and the
 # model step over $x_0$ and $x_t$ on a two-dimensional grid, and compare with
-# $\lambda_t\,\mathrm{mmse}_t + C_t$.
+# $w_t\,\mathrm{mmse}_t + C_t$.
 
 
 # %%
 def schedule_1d(T_, choice):
-    """NumPy float64 schedule arrays (index i = t − 1) and σ_t² for `choice` in {"beta", "beta_tilde"}."""
+    """NumPy float64 schedule arrays (index i = t − 1) and σ_t² for `choice`.
+
+    `choice` is "beta" or "beta_tilde".
+    """
     d_ = GaussianDiffusion(
         get_beta_schedule("cosine", T_), model_var_type="fixed_small"
     )
@@ -1600,7 +1892,7 @@ def schedule_1d(T_, choice):
 
 
 def vlb_optimal(T_, choice, mix=DATA, n=801):
-    """Eq. (rev-vlb-mmse): the bound of the optimal-mean model, in nats, and the per-t mmse."""
+    """Eq. (rev-vlb-mmse): the optimal-mean model's bound (nats) and the mmse per t."""
     pi, m, s = mix
     b, a, ab, abp, bt, sig2 = schedule_1d(T_, choice)
     sd = np.sqrt(ab * s.max() ** 2 + 1 - ab)
@@ -1618,13 +1910,13 @@ def vlb_optimal(T_, choice, mix=DATA, n=801):
         )
         * dx
     )
-    lam_ = b**2 / (2 * sig2 * a * (1 - ab))
+    w_ = b**2 / (2 * sig2 * a * (1 - ab))
     ratio = bt[1:] / sig2[1:]
     C = 0.5 * (ratio - 1 - np.log(ratio))
     ex2 = np.sum(pi * (m**2 + s**2))
     L_T = 0.5 * (ab[-1] * ex2 - ab[-1] - np.log1p(-ab[-1]))
-    L_0 = 0.5 * np.log(2 * np.pi * sig2[0]) + lam_[0] * mmse[0]
-    return L_T + np.sum(lam_[1:] * mmse[1:] + C) + L_0, mmse
+    L_0 = 0.5 * np.log(2 * np.pi * sig2[0]) + w_[0] * mmse[0]
+    return L_T + np.sum(w_[1:] * mmse[1:] + C) + L_0, mmse
 
 
 T_chk, t_chk = 50, 5
@@ -1647,12 +1939,13 @@ for choice in ("beta", "beta_tilde"):
     kl_2d = (
         np.sum(weight * kl_gauss(mu_post_g, bt[i], mu_star_g, sig2[i])) * 0.002 * 0.002
     )
-    lam_i = b[i] ** 2 / (2 * sig2[i] * a[i] * (1 - ab[i]))
+    w_i = b[i] ** 2 / (2 * sig2[i] * a[i] * (1 - ab[i]))
     C_i = 0.5 * (bt[i] / sig2[i] - 1 - np.log(bt[i] / sig2[i]))
     check(
-        f"σ² = {choice}: L_(t-1) at t = {t_chk} by 2-D quadrature equals λ_t mmse_t + C_t, eq. (rev-mmse)",
+        f"σ² = {choice}: L_(t-1) at t = {t_chk} by 2-D quadrature equals "
+        "w_t mmse_t + C_t, eq. (rev-mmse)",
         kl_2d,
-        lam_i * mmse_chk[i] + C_i,
+        w_i * mmse_chk[i] + C_i,
         atol=1e-7,
     )
 
@@ -1682,7 +1975,8 @@ for t in range(1, T_mc + 1):
     )
 vlb_mc_mix, vlb_se_mix = -log_ratio.mean(), log_ratio.std() / np.sqrt(n_paths)
 _ = check(
-    f"T = {T_mc}: eq. (rev-vlb-mmse) equals the Monte Carlo bound over whole trajectories (4 s.e.)",
+    f"T = {T_mc}: eq. (rev-vlb-mmse) equals the Monte Carlo bound over whole "
+    "trajectories (4 s.e.)",
     vlb_optimal(T_mc, "beta")[0],
     vlb_mc_mix,
     atol=4 * vlb_se_mix,
@@ -1704,8 +1998,9 @@ _ = check(
 # Gaussian bump of width $\sigma_t$, and the trapezoidal rule is then accurate to many digits
 # as long as the grid spacing is a fraction of $\sigma_t$; we use $\Delta x = \sigma_t/3$ and let
 # each step have its own grid, covering $q(x_t)$ by ten standard deviations on either side.
-# For $T = 1000$ the first steps have $\sigma_t \approx 0.005$, so the grids have a few thousand
-# points. A dense kernel matrix would then cost millions of entries per step, but a Gaussian is
+# For $T = 1000$ the first step has $\sigma_1 \approx 0.006$ ($\sigma_1^2 = \beta_1$) or $0.005$
+# ($\sigma_1^2 = \tilde\beta_2$), so the finest grids have about 2000 and 2700 points. A dense
+# kernel matrix would then cost millions of entries per step, but a Gaussian is
 # zero to double precision beyond nine standard deviations, so each source point feeds only the
 # ~55 target points near $\mu^*(x_j, t)$; `np.bincount` adds up those contributions. After the
 # last step we evaluate $p_\theta(x_0)$ on a fine grid of data values and compute
@@ -1713,15 +2008,15 @@ _ = check(
 #
 # Before trusting the numbers we validate the method where the answer is known in closed form:
 # Gaussian data $\mathcal{N}(0.2, 0.3^2)$. Then $\mu^*$ is linear, $\mu^*(x) = c_t x + d_t$, every
-# $p_\theta(x_t) = \mathcal{N}(a_t, w_t)$ is Gaussian, and
-# $a_{t-1} = c_t a_t + d_t$, $w_{t-1} = c_t^2 w_t + \sigma_t^2$.
+# $p_\theta(x_t) = \mathcal{N}(a_t, v_t)$ is Gaussian, and
+# $a_{t-1} = c_t a_t + d_t$, $v_{t-1} = c_t^2 v_t + \sigma_t^2$.
 
 
 # %%
 def gauss_kernel_matvec(y, x, mu, p, sigma):
-    """p_out(y_i) = Σ_j N(y_i; mu_j, σ²) p_j Δx on uniform grids x (source) and y (target).
+    """p_out(y_i) = Σ_j N(y_i; mu_j, σ²) p_j Δx on uniform grids x (source), y (target).
 
-    Only the targets within 9σ of each mu_j are visited (the rest is below 1e-17 relative).
+    Only the targets within 9σ of each mu_j are visited (the rest is < 1e-17 relative).
     """
     dx, dy = x[1] - x[0], y[1] - y[0]
     width = int(np.ceil(18 * sigma / dy)) + 2
@@ -1740,7 +2035,7 @@ DX0 = X0_GRID[1] - X0_GRID[0]
 
 
 def model_density_x0(T_, choice, mix=DATA, points_per_sigma=3.0, reach=10.0):
-    """p_θ(x0) on X0_GRID for the optimal-mean model, by the recursion (rev-density-recursion)."""
+    """p_θ(x0) on X0_GRID for the optimal-mean model, by (rev-density-recursion)."""
     pi, m, s = mix
     b, a, ab, abp, bt, sig2 = schedule_1d(T_, choice)
 
@@ -1766,6 +2061,19 @@ def model_density_x0(T_, choice, mix=DATA, points_per_sigma=3.0, reach=10.0):
     return p
 
 
+for choice, sig_text, n_text in (("beta", 0.006, 2000), ("beta_tilde", 0.005, 2700)):
+    # the finest grid, at t = 1, for T = 1000; the text's figures: sig_text, n_text
+    ab_1, sig_1 = (
+        schedule_1d(1000, choice)[2][0],
+        np.sqrt(schedule_1d(1000, choice)[5][0]),
+    )
+    sd_1 = np.sqrt(ab_1 * S.max() ** 2 + 1 - ab_1)
+    width_1 = np.sqrt(ab_1) * (M.max() - M.min()) + 20 * sd_1  # ten sd on either side
+    n_1 = int(np.ceil(width_1 * 3 / sig_1)) + 1
+    print(f"σ² = {choice}, T = 1000: σ_1 = {sig_1:.4f}, finest grid {n_1} points")
+    check(f"σ² = {choice}: σ_1 ≈ {sig_text}", sig_1, sig_text, atol=0.0005)
+    check(f"σ² = {choice}: about {n_text} grid points", n_1, n_text, atol=100)
+
 gauss_data = (np.array([1.0]), np.array([0.2]), np.array([0.3]))
 for choice in ("beta", "beta_tilde"):
     T_val = 100
@@ -1778,7 +2086,7 @@ for choice in ("beta", "beta_tilde"):
         mean_, var_ = c_ * mean_ + d_, c_**2 * var_ + sig2[i]
     p0 = model_density_x0(T_val, choice, gauss_data)
     check(
-        f"σ² = {choice}: grid recursion equals the closed-form Gaussian p_θ(x0) (T = {T_val})",
+        f"σ² = {choice}: grid recursion = closed-form Gaussian p_θ(x0) (T = {T_val})",
         p0,
         np.exp(log_normal(X0_GRID, mean_, var_)),
         atol=1e-10,
@@ -1807,12 +2115,14 @@ print(f"(sweep took {time.perf_counter() - t_sweep:.1f} s)")
 print(f"H(q(x0)) = {entropy:.5f} nats\n")
 print("      |     σ_t² = β_t  (σ_1² = β_1)     |    σ_t² = β̃_t  (σ_1² = β̃_2)")
 print(
-    f"{'T':>5} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10}"
+    f"{'T':>5} | {'VLB':>9} {'NLL':>9} {'NLL − H':>10} "
+    f"| {'VLB':>9} {'NLL':>9} {'NLL − H':>10}"
 )
 for k, T_ in enumerate(Ts):
     rb, rt = (results[c] for c in ("beta", "beta_tilde"))
     print(
-        f"{T_:5d} | {rb['vlb'][k]:9.5f} {rb['nll'][k]:9.5f} {rb['nll'][k] - entropy:10.2e} | "
+        f"{T_:5d} | {rb['vlb'][k]:9.5f} {rb['nll'][k]:9.5f} "
+        f"{rb['nll'][k] - entropy:10.2e} | "
         f"{rt['vlb'][k]:9.5f} {rt['nll'][k]:9.5f} {rt['nll'][k] - entropy:10.2e}"
     )
 res = {c: {k: np.array(v) for k, v in r.items()} for c, r in results.items()}
@@ -1836,10 +2146,37 @@ for choice, label in (("beta", "σ² = β"), ("beta_tilde", "σ² = β̃")):
         res[choice]["nll"],
     )
     check_le(f"{label}: NLL − H shrinks as T grows", np.diff(res[choice]["nll"]), 0.0)
-_ = check_le(
+check_le(
     "σ² = β: VLB − NLL shrinks as T grows from 20 on",
     np.diff(res["beta"]["vlb"] - res["beta"]["nll"])[1:],
     0.0,
+)
+# The figures quoted below the plot:
+nll_gap = {c: res[c]["nll"] - entropy for c in res}  # NLL − H, per T
+check(
+    "NLL − H ≈ 0.25 nats at T = 10, for either variance",
+    [nll_gap["beta"][0], nll_gap["beta_tilde"][0]],
+    0.25,
+    atol=0.015,
+)
+check_le(
+    "NLL − H < 1e-3 nats at T = 1000, for either variance",
+    [nll_gap["beta"][-1], nll_gap["beta_tilde"][-1]],
+    1e-3,
+)
+vlb_gap = {c: res[c]["vlb"] - res[c]["nll"] for c in res}  # VLB − NLL, per T
+slope = np.log(vlb_gap["beta"][-1] / vlb_gap["beta"][3]) / np.log(Ts[-1] / Ts[3])
+check(
+    "σ² = β: VLB − NLL falls like 1/T from T = 100 to 1000 (log-log slope)",
+    slope,
+    -1,
+    atol=0.1,
+)
+_ = check(
+    "σ² = β̃: VLB − NLL is still about half a nat at T = 1000",
+    vlb_gap["beta_tilde"][-1],
+    0.5,
+    atol=0.05,
 )
 
 # %%
@@ -1899,7 +2236,7 @@ plt.show()
 #   reverse step is an excellent model once the steps are small, exactly the argument of
 #   {cite:t}`sohl2015deep`.
 # - **With $\sigma_t^2 = \beta_t$ the bound converges too**: $\text{VLB} - \text{NLL}$, the KL of
-#   {eq}`rev-elbo-gap`, shrinks steadily from $T = 20$ on (roughly like $1/T$).
+#   {eq}`rev-elbo-gap`, shrinks steadily from $T = 20$ on, roughly like $1/T$ from $T = 100$ on.
 # - **With $\sigma_t^2 = \tilde\beta_t$ it does not**: the bound stays about half a nat above the
 #   likelihood even at $T = 1000$, although that model's likelihood is just as good.
 #
@@ -1907,11 +2244,13 @@ plt.show()
 # $L_{\text{VLB}} - H(q(x_0)) = \mathbb{E}_q\big[\log q(x_{0:T}) - \log p_\theta(x_{0:T})\big] = D_{\mathrm{KL}}\big(q(x_{0:T}) \,\Vert\, p_\theta(x_{0:T})\big)$,
 # and factorising $q(x_{0:T}) = q(x_T)\prod_t q(x_{t-1} \mid x_t)$ (the forward chain read backwards)
 # splits this into the prior mismatch plus, at every step, the expected KL between the **true**
-# reverse step $q(x_{t-1} \mid x_t)$ and the model step. At the first steps the noise is far smaller than the
-# width of the mixture components, the data look locally like a smooth density, and the true
-# reverse variance is close to $\beta_t$. The ratio $\beta_t/\tilde\beta_t = (1-\bar\alpha_t)/(1-\bar\alpha_{t-1})$
+# reverse step $q(x_{t-1} \mid x_t)$ and the model step. At the first steps the noise is far
+# smaller than the width of the mixture components, the data look locally like a smooth
+# density, and the true reverse variance is close to $\beta_t$ (on average it lies between
+# $\tilde\beta_t$ and $\beta_t$ by {eq}`rev-true-var-bounds`, since the mixture's variance, about
+# 0.21, is below 1; the next cell prints it). The ratio $\beta_t/\tilde\beta_t = (1-\bar\alpha_t)/(1-\bar\alpha_{t-1})$
 # is then far from 1: it is the factor by which step $t$ multiplies the noise variance
-# $1 - \bar\alpha_{t-1}$, roughly $t/(t-1)$ for small $t$ ($2, 1.5, 1.33, \dots$), and it does
+# $1 - \bar\alpha_{t-1}$, roughly $t/(t-1)$ for small $t$ and large $T$ ($2, 1.5, 1.33, \dots$), and it does
 # **not** approach 1 as $T$ grows: making the steps smaller makes the first noise level smaller
 # too, and the first few steps still double, then add half to, the noise variance. Each such step
 # costs about $\frac12(r - 1 - \log r)$ nats, and these costs add up to a constant that does
@@ -1921,18 +2260,54 @@ plt.show()
 # in use, and why {cite:t}`nichol2021improved` learn $\sigma_t^2$ between the two and obtain much
 # better bounds (exercise 4 computes the best fixed variance for this example). The next cell
 # prints the ratio for the first steps and the sum of the per-step costs; the decoder's
-# $\sigma_1^2 = \tilde\beta_2$, about half of $\beta_1$, adds roughly another 0.1 nats.
+# $\sigma_1^2 = \tilde\beta_2$, about half of $\beta_1$ at $T = 1000$ ($\beta_1/\tilde\beta_2 \approx 1.9$),
+# adds about 0.13 nats more than $\sigma_1^2 = \beta_1$ would.
 
 # %%
 for T_ in (50, 1000):
     b, a, ab, abp, bt, sig2 = schedule_1d(T_, "beta_tilde")
     r_first = b[1:5] / bt[1:5]
-    print(
-        f"T = {T_:4d}: β_t/β̃_t for t = 2..5 = "
-        + ", ".join(f"{r:.3f}" for r in r_first)
-        + f";  Σ_(t≥2) ½(r − 1 − log r) = {np.sum(0.5 * (b[1:] / bt[1:] - 1 - np.log(b[1:] / bt[1:]))):.3f} nats"
-    )
-print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
+    cost_sum = np.sum(0.5 * (b[1:] / bt[1:] - 1 - np.log(b[1:] / bt[1:])))
+    ratios_text = ", ".join(f"{r:.3f}" for r in r_first)
+    print(f"T = {T_:4d}: β_t/β̃_t for t = 2..5 = {ratios_text}")
+    print(f"           Σ_(t≥2) ½(r − 1 − log r) = {cost_sum:.3f} nats")
+check(
+    "T = 1000: β_t/β̃_t ≈ t/(t − 1) for t = 2..5 (within 10%)",
+    r_first,
+    np.arange(2, 6) / np.arange(1, 5),
+    rtol=0.1,
+)
+# The average true reverse variance of the mixture, eq. (rev-true-var): β̃_t + e_t, with
+# e_t = c_1(t)² E[Var(x0 | x_t)] = β_t² mmse_t / (α_t (1 − ᾱ_t)) (arrays of T = 1000).
+e_mix = b**2 / (a * (1 - ab)) * vlb_optimal(1000, "beta")[1]
+var_mix = np.sum(PI * (M**2 + S**2)) - np.sum(PI * M) ** 2
+check("the mixture's variance is about 0.21, below 1", var_mix, 0.21, atol=0.005)
+check_le(
+    "T = 1000: so its average reverse variance β̃_t + e_t is at most β_t "
+    "(rev-true-var-bounds)",
+    bt[1:] + e_mix[1:],
+    b[1:],
+)
+print(
+    "average reverse variance / β_t for t = 2..5: "
+    + ", ".join(f"{v:.4f}" for v in (bt[1:5] + e_mix[1:5]) / b[1:5])
+)
+# The decoder: σ_1² = β̃_2 against σ_1² = β_1, with
+# L_0 = ½ log(2π σ_1²) + e_1 / (2σ_1²).
+L0_of = lambda s2: 0.5 * np.log(2 * np.pi * s2) + e_mix[0] / (2 * s2)  # noqa: E731
+decoder_cost = L0_of(bt[1]) - L0_of(b[0])
+print(
+    f"T = 1000: β_1/β̃_2 = {b[0] / bt[1]:.3f}; the decoder with σ_1² = β̃_2 costs "
+    f"{decoder_cost:.3f} nats"
+)
+print("           more than with σ_1² = β_1")
+check("β_1/β̃_2 ≈ 1.9 at T = 1000, as the text says", b[0] / bt[1], 1.9, atol=0.05)
+check(
+    "the decoder's extra cost ≈ 0.13 nats, as the text says",
+    decoder_cost,
+    0.13,
+    atol=0.01,
+)
 
 # %% [markdown]
 # ## Summary
@@ -1949,16 +2324,24 @@ print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 #   {eq}`rev-posterior-var`, by completing the square; checked against Bayes' rule on a grid.
 # - With fixed variances the KL between Gaussians {eq}`rev-kl-gauss` is a weighted squared error
 #   of the means plus a constant, {eq}`rev-kl-equal-var`. Writing the mean through the predicted
-#   noise, {eq}`rev-mu-eps`, turns each term into $\lambda_t\,\mathbb{E}\lVert\boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta\rVert^2$
-#   with $\lambda_t = \beta_t^2/(2\sigma_t^2\alpha_t(1-\bar\alpha_t))$, {eq}`rev-lambda`; for
-#   $\sigma_t^2 = \tilde\beta_t$, $\lambda_t = \frac12(\mathrm{SNR}(t-1)/\mathrm{SNR}(t) - 1)$.
-# - $L_{\text{simple}}$, {eq}`rev-l-simple`, drops the $\lambda_t$ (and the constants, and the
+#   noise, {eq}`rev-mu-eps`, turns each term into $w_t\,\mathbb{E}\lVert\boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta\rVert^2$
+#   with $w_t = \beta_t^2/(2\sigma_t^2\alpha_t(1-\bar\alpha_t))$, {eq}`rev-lambda`; for
+#   $\sigma_t^2 = \tilde\beta_t$, $w_t = \frac12(\mathrm{SNR}(t-1)/\mathrm{SNR}(t) - 1)$.
+# - The true reverse variance is $\tilde\beta_t + c_1(t)^2\operatorname{Var}(x_0 \mid \mathbf{x}_t)$,
+#   {eq}`rev-true-var`: never below $\tilde\beta_t$, and on average over $\mathbf{x}_t$ at most
+#   $\beta_t$ when every coordinate of the data has variance at most 1
+#   {eq}`rev-true-var-bounds`; Gaussian data with a larger variance exceed $\beta_t$.
+# - $L_{\text{simple}}$, {eq}`rev-l-simple`, drops the $w_t$ (and the constants, and the
 #   discretisation of $L_0$). It moves weight from the easy low-noise steps to the harder ones, is a
 #   weighted denoising score matching loss {eq}`rev-dsm`, trains better samplers and gives worse
-#   likelihoods; learned variances and the hybrid loss recover them {cite}`nichol2021improved`.
+#   likelihoods. Learned variances with the hybrid loss improve them; the best bounds come from
+#   training on $L_{\text{VLB}}$ alone, with importance-sampled $t$ {cite}`nichol2021improved`.
 # - Likelihoods are reported in bits/dim {eq}`rev-bpd` with a discretised decoder {eq}`rev-decoder`
 #   whose 256 bin probabilities sum to one. A Gaussian fitted to the digits, used as a denoiser,
-#   costs about 6.3 bits/dim, most of it spent at the first steps.
+#   costs {glue:text}`ch5_bpd_gauss:.1f` bits/dim, most of it spent at the first steps. For these
+#   digits, which use 17 grey levels, that must be read against $\log_2 17 \approx 4.09$ bits/dim
+#   (a uniform code over the 17 levels), not against the 8 bits/dim of raw 8-bit storage: the
+#   Gaussian predictor does worse than that uniform code.
 # - On a 1-D mixture, with the optimal predictor $\epsilon^* = -\sqrt{1-\bar\alpha_t}\,\nabla\log q(x_t)$,
 #   everything is computable: $\text{VLB} \ge \text{NLL} \ge H$ holds, the model converges to the data
 #   as $T$ grows, and the bound becomes tight with $\sigma_t^2 = \beta_t$ but keeps a gap of half
@@ -1992,17 +2375,17 @@ print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 #
 # **2. Predicting $\mathbf{x}_0$ instead of $\boldsymbol{\epsilon}$.** A network can also output
 # $\hat{\mathbf{x}}_0$ and set $\boldsymbol{\mu}_\theta = \tilde{\boldsymbol{\mu}}_t(\mathbf{x}_t, \hat{\mathbf{x}}_0)$.
-# Show that then $L_{t-1} = w_t\, \mathbb{E}\lVert \mathbf{x}_0 - \hat{\mathbf{x}}_0 \rVert^2 + C_t$ with
-# $w_t = \bar\alpha_{t-1}\beta_t^2 / \big(2\sigma_t^2 (1-\bar\alpha_t)^2\big)$, and that for
-# $\sigma_t^2 = \tilde\beta_t$ this is $w_t = \frac12\big(\mathrm{SNR}(t-1) - \mathrm{SNR}(t)\big)$.
+# Show that then $L_{t-1} = \rho_t\, \mathbb{E}\lVert \mathbf{x}_0 - \hat{\mathbf{x}}_0 \rVert^2 + C_t$ with
+# $\rho_t = \bar\alpha_{t-1}\beta_t^2 / \big(2\sigma_t^2 (1-\bar\alpha_t)^2\big)$, and that for
+# $\sigma_t^2 = \tilde\beta_t$ this is $\rho_t = \frac12\big(\mathrm{SNR}(t-1) - \mathrm{SNR}(t)\big)$.
 #
 # ````{dropdown} Solution
 # In $\tilde{\boldsymbol{\mu}}_t(\mathbf{x}_t, \mathbf{x}_0) - \tilde{\boldsymbol{\mu}}_t(\mathbf{x}_t, \hat{\mathbf{x}}_0)$
 # the $\mathbf{x}_t$ terms cancel and what remains is
 # $\frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}(\mathbf{x}_0 - \hat{\mathbf{x}}_0)$; squaring and
-# dividing by $2\sigma_t^2$ as in {eq}`rev-kl-equal-var` gives $w_t$. With
+# dividing by $2\sigma_t^2$ as in {eq}`rev-kl-equal-var` gives $\rho_t$. With
 # $\sigma_t^2 = \tilde\beta_t = \frac{(1-\bar\alpha_{t-1})\beta_t}{1-\bar\alpha_t}$,
-# $w_t = \frac{\bar\alpha_{t-1}\beta_t}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}$. On the other hand
+# $\rho_t = \frac{\bar\alpha_{t-1}\beta_t}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}$. On the other hand
 #
 # $$
 # \mathrm{SNR}(t-1) - \mathrm{SNR}(t) = \frac{\bar\alpha_{t-1}(1-\bar\alpha_t) - \bar\alpha_t(1-\bar\alpha_{t-1})}{(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}
@@ -2010,9 +2393,9 @@ print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 # = \frac{\bar\alpha_{t-1}\beta_t}{(1-\bar\alpha_{t-1})(1-\bar\alpha_t)} ,
 # $$
 #
-# which is $2w_t$. This is the discrete-time loss of {cite:t}`kingma2021vdm`. Since
+# which is $2\rho_t$. This is the discrete-time loss of {cite:t}`kingma2021vdm`. Since
 # $\lVert\mathbf{x}_0 - \hat{\mathbf{x}}_0\rVert^2 = \lVert\boldsymbol{\epsilon} - \boldsymbol{\epsilon}_\theta\rVert^2/\mathrm{SNR}(t)$,
-# it agrees with {eq}`rev-lambda-snr`.
+# $\rho_t = w_t\,\mathrm{SNR}(t)$: it agrees with {eq}`rev-lambda-snr`.
 # ````
 #
 # **3. When is each variance exact?** (a) If the data are a single point, $q(\mathbf{x}_0) = \delta(\mathbf{x}_0 - \mathbf{a})$,
@@ -2030,8 +2413,10 @@ print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 # With $\mathbf{x}_t = \sqrt{\alpha_t}\,\mathbf{x}_{t-1} + \sqrt{\beta_t}\,\boldsymbol{\epsilon}$, the pair is jointly
 # Gaussian with $\operatorname{Cov}(\mathbf{x}_{t-1}, \mathbf{x}_t) = \sqrt{\alpha_t}\mathbf{I}$ and
 # $\operatorname{Cov}(\mathbf{x}_t) = \mathbf{I}$, so Gaussian conditioning gives mean $\sqrt{\alpha_t}\,\mathbf{x}_t$ and
-# covariance $(1 - \alpha_t)\mathbf{I} = \beta_t\mathbf{I}$. Real data sit between these extremes,
-# which is why the best variance lies between $\tilde\beta_t$ and $\beta_t$.
+# covariance $(1 - \alpha_t)\mathbf{I} = \beta_t\mathbf{I}$. Between these two extremes lies, on
+# average over $\mathbf{x}_t$, the reverse variance of any data whose coordinates have variance at
+# most 1, such as data in $[-1, 1]$ (eq. {eq}`rev-true-var-bounds`); data with a larger variance
+# push it above $\beta_t$.
 # ````
 #
 # **4. The best fixed variance.** With the optimal mean, the $t$-th term of the bound as a function
@@ -2071,13 +2456,13 @@ print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 # ````
 #
 # **5. The weights and the log-SNR.** Using {eq}`rev-lambda-snr` and $x - 1 \ge \log x$, show that,
-# for $\sigma_t^2 = \tilde\beta_t$, $\sum_{t=2}^{T}\lambda_t \ge \frac12\big(\log\mathrm{SNR}(1) - \log\mathrm{SNR}(T)\big)$,
+# for $\sigma_t^2 = \tilde\beta_t$, $\sum_{t=2}^{T}w_t \ge \frac12\big(\log\mathrm{SNR}(1) - \log\mathrm{SNR}(T)\big)$,
 # with near equality when every ratio $\mathrm{SNR}(t-1)/\mathrm{SNR}(t)$ is close to 1. Compute
 # both sides with `diff.vlb_weights` and `log_snr` for the linear and the cosine schedule
 # ($T = 1000$). Which step makes the cosine schedule's sum so large?
 #
 # ````{dropdown} Solution
-# Each $\lambda_t = \frac12(r_t - 1) \ge \frac12\log r_t$ with $r_t = \mathrm{SNR}(t-1)/\mathrm{SNR}(t)$, and
+# Each $w_t = \frac12(r_t - 1) \ge \frac12\log r_t$ with $r_t = \mathrm{SNR}(t-1)/\mathrm{SNR}(t)$, and
 # the logs telescope to $\frac12(\log\mathrm{SNR}(1) - \log\mathrm{SNR}(T))$.
 #
 # ```python
@@ -2089,8 +2474,67 @@ print(f"\nwhole chapter so far: {time.perf_counter() - chapter_start:.1f} s")
 # ```
 #
 # Linear: 10.17 against 9.66; the difference comes from the first steps, where $r_t \approx 2, 1.5, \dots$
-# is not close to 1. Cosine: 512.8 against 15.0, and $\lambda_T \approx 499.5$ alone accounts for it:
+# is not close to 1. Cosine: 512.8 against 15.0, and $w_T \approx 499.5$ alone accounts for it:
 # the cosine schedule's last $\beta_T$ is clipped at 0.999, so its last step divides the SNR by
 # about a thousand, a single huge log-SNR jump where $r - 1 \gg \log r$. This is one reason
 # likelihood-oriented work prefers continuous time or schedules with small steps at both ends.
 # ````
+
+# %% [markdown]
+# The figures quoted in the solutions, recomputed:
+
+# %%
+check("ex. 1: 1 − ᾱ_2 ≈ 2.2e-4", 1 - abar[1], 2.2e-4, atol=0.05e-4)
+check(
+    "ex. 1: β̃_2/β_2 ≈ 0.4547", diff.posterior_variance[1] / betas[1], 0.4547, atol=5e-5
+)
+T_ex = {}
+for T_ in (100, 1000):  # exercise 4, the solution's code
+    b, a, ab, abp, bt, _ = schedule_1d(T_, "beta")
+    vlb_beta, mmse = vlb_optimal(T_, "beta")
+    e = b**2 / (a * (1 - ab)) * mmse
+    sig2_opt = bt + e
+    ratio = bt[1:] / sig2_opt[1:]
+    kl_terms = e[1:] / (2 * sig2_opt[1:]) + 0.5 * (ratio - 1 - np.log(ratio))
+    L_0 = 0.5 * np.log(2 * np.pi * e[0]) + 0.5
+    ex2 = np.sum(PI * (M**2 + S**2))
+    L_T = 0.5 * (ab[-1] * ex2 - ab[-1] - np.log1p(-ab[-1]))
+    T_ex[T_] = (vlb_beta, L_T + kl_terms.sum() + L_0)
+    print(
+        f"ex. 4, T = {T_}: bound {T_ex[T_][0]:.4f} nats, "
+        f"with the best variances {T_ex[T_][1]:.4f}"
+    )
+check(
+    "ex. 4: the bounds at T = 100, σ² = β and best",
+    T_ex[100],
+    [0.2916, 0.2689],
+    atol=5e-5,
+)
+check(
+    "ex. 4: the bounds at T = 1000, σ² = β and best",
+    T_ex[1000],
+    [0.2374, 0.2349],
+    atol=5e-5,
+)
+check("ex. 4: the entropy of the mixture", entropy, 0.2310, atol=5e-5)
+from diffusion_lib.schedules import log_snr  # noqa: E402
+
+ex5 = {}
+for name in ("linear", "cosine"):  # exercise 5, the solution's code
+    d_ = GaussianDiffusion(get_beta_schedule(name, 1000))
+    ls = log_snr(d_.alphas_cumprod)
+    ex5[name] = (float(d_.vlb_weights[1:].sum()), float(0.5 * (ls[0] - ls[-1])))
+    print(
+        f"ex. 5, {name}: Σ w_t = {ex5[name][0]:.2f}, "
+        f"½ log-SNR range = {ex5[name][1]:.2f}"
+    )
+check("ex. 5, linear: 10.17 against 9.66", ex5["linear"], [10.17, 9.66], atol=5e-3)
+check("ex. 5, cosine: 512.8 against 15.0", ex5["cosine"], [512.8, 15.0], atol=0.05)
+check("ex. 5, cosine: w_T ≈ 499.5", float(d_.vlb_weights[-1]), 499.5, atol=0.05)
+_ = check(
+    "ex. 5, cosine: SNR(T−1)/SNR(T) = 2 w_T + 1 ≈ 1000",
+    float(2 * d_.vlb_weights[-1] + 1),
+    1000,
+    atol=5,
+)
+print(f"\nwhole chapter: {time.perf_counter() - chapter_start:.1f} s")
