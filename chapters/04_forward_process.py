@@ -66,6 +66,7 @@ if importlib.util.find_spec("diffusion_lib") is None:
 
 # %%
 import math
+from statistics import NormalDist
 
 import matplotlib.pyplot as plt
 import torch
@@ -151,14 +152,14 @@ print(
 # Computing $\bar\alpha_t$ from the $\beta_t$ is one cumulative product, {eq}`fwd-alpha-bar`. In
 # code, arrays start at 0, so **entry `i` of every array holds step $t = i + 1$**: `betas[0]`
 # is $\beta_1$ and `abar[T - 1]` is $\bar\alpha_T$. We work in float64 because $\bar\alpha_t$
-# falls to about $4 \times 10^{-5}$ and, for the cosine schedule below, to $10^{-9}$.
+# falls to about $4 \times 10^{-5}$ and, for the cosine schedule below, to a few times
+# $10^{-9}$.
 
 # %%
 T = 1000
 scale = 1000 / T
-betas = torch.linspace(
-    scale * 1e-4, scale * 0.02, T, dtype=torch.float64
-)  # betas[i] = β_{i+1}
+t_steps = torch.arange(1, T + 1, dtype=torch.float64)  # the paper's steps t = 1, ..., T
+betas = scale * (1e-4 + (t_steps - 1) / (T - 1) * (0.02 - 1e-4))  # eq. (fwd-linear)
 alphas = 1 - betas  # α_t = 1 − β_t
 abar = torch.cumprod(alphas, dim=0)  # ᾱ_t, eq. (fwd-alpha-bar)
 print(
@@ -168,22 +169,26 @@ print(
 
 # %% [markdown]
 # The library's `get_beta_schedule("linear", T)` must give the same $\beta$'s, and its
-# `alphas_cumprod_from_betas` the same $\bar\alpha$'s. For $T = 1000$ the last value is pinned
-# in the book at $\bar\alpha_T \approx 4.0358 \times 10^{-5}$ (five significant figures, so we
-# allow half a unit in the last place, $5 \times 10^{-10}$).
+# `alphas_cumprod_from_betas` the same $\bar\alpha$'s. The library also takes a cumulative
+# product, so we compare it with the same product computed another way, as the exponential of
+# a sum of logarithms, $\bar\alpha_t = \exp\sum_{s \le t}\log(1 - \beta_s)$ (exercise 1 uses
+# this form). For $T = 1000$ the last value is pinned in the book at
+# $\bar\alpha_T \approx 4.0358 \times 10^{-5}$ (five significant figures, so we allow half a
+# unit in the last place, $5 \times 10^{-10}$).
 
 # %%
 check(
-    "hand-built linear β equal get_beta_schedule('linear', 1000)",
+    "eq. (fwd-linear), written out, equals get_beta_schedule('linear', 1000)",
     betas,
     get_beta_schedule("linear", T),
     atol=1e-15,
 )
 check(
-    "cumprod(1 − β) equals alphas_cumprod_from_betas",
-    abar,
+    "exp(Σ_{s≤t} log(1 − β_s)) equals alphas_cumprod_from_betas (relative error)",
+    torch.exp(torch.cumsum(torch.log1p(-betas), dim=0)),
     alphas_cumprod_from_betas(betas),
-    atol=1e-15,
+    atol=0.0,
+    rtol=1e-12,
 )
 _ = check(
     "linear schedule, T = 1000: ᾱ_T ≈ 4.0358e-05", abar[-1], 4.0358e-05, atol=5e-10
@@ -207,8 +212,10 @@ _ = check(
 # it is the only scaling under which a unit-variance input stays at unit variance after the step,
 # whatever $\beta_t$ is. The process is called **variance preserving** for this reason
 # {cite}`song2021sde`. With $a_t = 1$ instead, the variance grows to $v_0 + \sum_t \beta_t$ and
-# the end point depends on how much noise was added in total; that "variance exploding" family is
-# the other classic design, met again in chapter 8.
+# the end point depends on how much noise was added in total (for the linear schedule below,
+# $\sum_t \beta_t = 1000 \cdot (10^{-4} + 0.02)/2 = 10.05$, so unit-variance data end with
+# variance $11.05$); that "variance exploding" family is the other classic design, met again in
+# chapter 8 (planned).
 #
 # With $a_t = \sqrt{\alpha_t}$, the recursion {eq}`fwd-var-step` reads $v_t = \alpha_t v_{t-1} + 1 -
 # \alpha_t$. Subtract $1$ from both sides to get $v_t - 1 = \alpha_t (v_{t-1} - 1)$: the distance
@@ -224,7 +231,8 @@ _ = check(
 # So whatever the variance of the data, the variance of $x_t$ is pulled towards $1$, and the pull
 # is complete once $\bar\alpha_t \approx 0$. (The same argument for the mean gives
 # $\mathbb{E}[x_t] = \sqrt{\bar\alpha_t}\,\mathbb{E}[x_0] \to 0$.) The next cell iterates the
-# recursion for several starting variances and compares with {eq}`fwd-var-closed`.
+# recursion for several starting variances and compares with {eq}`fwd-var-closed`, then iterates
+# it once more with $a_t = 1$.
 
 # %%
 v0 = torch.tensor(
@@ -238,20 +246,23 @@ for beta in betas:  # v_t = α_t v_{t-1} + β_t, eq. (fwd-var-step)
 v_iterated = torch.stack(v_iterated)  # (T, 4): row i is step t = i + 1
 v_closed = abar[:, None] * v0 + (1 - abar[:, None])
 check(
-    "iterated variance recursion equals ᾱ_t Var[x_0] + 1 − ᾱ_t for all t",
+    "iterated recursion equals ᾱ_t Var[x_0] + 1 − ᾱ_t for all t (Var[x_0] = 1 stays 1)",
     v_iterated,
     v_closed,
     atol=1e-12,
 )
+v_exploding = torch.ones((), dtype=torch.float64)
+for beta in betas:  # eq. (fwd-var-step) with a_t = 1: only noise is added
+    v_exploding = v_exploding + beta
 check(
-    "unit-variance data keep unit variance at every step",
-    v_iterated[:, 2],
-    1.0,
-    atol=1e-12,
+    "a_t = 1: Var[x_T] = 1 + Σ β_t = 1 + 1000 (1e-4 + 0.02)/2 = 11.05 (it explodes)",
+    v_exploding,
+    11.05,
+    atol=1e-9,
 )
 pixel_var = train.images.flatten(1).var(dim=0).mean().item()
 print(
-    f"the digits have average per-pixel variance {pixel_var:.3f}; "
+    f"the digits have average per-pixel variance {pixel_var:.3f};\n"
     f"at t = 500 the forward process has moved it to "
     f"{abar[499] * pixel_var + 1 - abar[499]:.3f}"
 )
@@ -418,7 +429,9 @@ _ = check(
 
 # %%
 def forward_chain(x0, betas, record_at, generator):
-    """Run the chain x_t = √(1−β_t) x_{t−1} + √β_t ε_t from x0; return {t: x_t} for t in record_at.
+    """Run the chain x_t = √(1−β_t) x_{t−1} + √β_t ε_t from x0.
+
+    Returns {t: x_t} for the steps t in record_at.
 
     ``betas[i]`` is β_{i+1}: the loop runs over the paper's steps t = 1, ..., T.
     """
@@ -456,18 +469,42 @@ for t, zm, zv in zip(t_checked, z_mean.abs().amax(1), z_var.abs().amax(1)):
     print(f"  t = {t:4d}:  {zm:.2f}  {zv:.2f}")
 check("chain sample means match √ᾱ_t x_0 (z-scores)", z_mean, 0.0, atol=5.0)
 check("chain sample variances match 1 − ᾱ_t (z-scores)", z_var, 0.0, atol=5.0)
-_ = check_le(
-    "the wrong formula √α_t x_0 would be rejected (its max |z| exceeds 5)",
-    5.0,
+print(f"the wrong mean √α_t x_0: largest |z| = {z_wrong.abs().max():.1f}")
+check_le(
+    "the wrong mean √α_t x_0 is off by dozens of standard errors (max |z| ≥ 24)",
+    24.0,
     z_wrong.abs().max(),
+)
+check(
+    "at t = 500: √α_t ≈ 0.995 (one step) against √ᾱ_t ≈ 0.28 (the marginal)",
+    [alphas[499].sqrt(), abar[499].sqrt()],
+    [0.995, 0.28],
+    atol=0.0005,
+)
+
+# The numbers of the text: the false-alarm probability and the cost of the simulation.
+p_single = math.erfc(5 / math.sqrt(2))  # P(|Z| > 5) for one standard normal Z
+n_z = z_mean.numel() + z_var.numel()
+check("P(|Z| > 5) = erfc(5/√2) ≈ 5.7e-7", p_single, 5.7e-7, atol=5e-9)
+check("the check tests 2 × 64 × 6 = 768 z-scores", n_z, 768, atol=0)
+check_le("union bound: 768 · P(|Z| > 5) < 5e-4", n_z * p_single, 5e-4)
+# the median of the largest of 768 |Z|: solve (1 − 2(1 − Φ(x)))^768 = 1/2 for x
+u_med = 1 - (1 - 0.5 ** (1 / n_z)) / 2
+median_max_z = NormalDist().inv_cdf(u_med)
+check("the largest of 768 |z| has median ≈ 3.3", median_max_z, 3.3, atol=0.05)
+_ = check(
+    "the simulation drew T × N × D = 6.4e7 random numbers",
+    T * N * x0_digit.numel(),
+    6.4e7,
+    atol=0,
 )
 
 # %% [markdown]
 # All $z$-scores are of order one, as they should be if {eq}`fwd-marginal` holds (the largest of
-# 768 standard normals is typically around 3); the wrong mean $\sqrt{\alpha_t}\,\mathbf{x}_0$ is
-# off by dozens of standard errors. Note that the simulation needed $T \times N \times D \approx
-# 6.4 \times 10^7$ random numbers, while
-# {eq}`fwd-reparam` gives a draw of $\mathbf{x}_t$ for any $t$ with $D = 64$.
+# 768 standard normals in absolute value has median about 3.3); the wrong mean
+# $\sqrt{\alpha_t}\,\mathbf{x}_0$ is off by dozens of standard errors. Note that the simulation
+# needed $T \times N \times D = 6.4 \times 10^7$ random numbers, while {eq}`fwd-reparam` gives a
+# draw of $\mathbf{x}_t$ for any $t$ with $D = 64$.
 
 # %% [markdown]
 # ## The library version and the index convention
@@ -552,12 +589,13 @@ _ = check(
 # same endpoints $\lambda_1, \lambda_T$ differ only in how they spend their steps between them,
 # which is why schedules are best compared as curves $\lambda_t$ against $t/T$ {cite}`kingma2021vdm,chen2023importance`.
 #
-# For $\lambda_t$ the library computes $\log(1-\bar\alpha_t)$ with `log1p`, which keeps full
-# precision when $\bar\alpha_t$ is tiny. Our hand-written version uses the same formula.
+# For $\lambda_t$ the library computes $\log\bar\alpha_t - \log(1-\bar\alpha_t)$, the second
+# logarithm with `log1p`, which keeps full precision when $\bar\alpha_t$ is tiny. Our hand-written
+# version takes the logarithm of the ratio as it is defined; the two must agree to rounding.
 
 # %%
-lam_hand = torch.log(abar) - torch.log1p(-abar)  # eq. (fwd-snr)
-check("library log_snr equals log ᾱ − log(1 − ᾱ)", log_snr(abar), lam_hand, atol=1e-12)
+lam_hand = torch.log(abar / (1 - abar))  # eq. (fwd-snr): λ_t = log SNR(t)
+check("library log_snr equals log(ᾱ / (1 − ᾱ))", log_snr(abar), lam_hand, atol=1e-12)
 check("ᾱ_t = sigmoid(λ_t)", torch.sigmoid(lam_hand), abar, atol=1e-15)
 _ = check_le("log-SNR decreases: λ_{t+1} ≤ λ_t for all t", lam_hand[1:], lam_hand[:-1])
 
@@ -603,7 +641,10 @@ _ = check_le("log-SNR decreases: λ_{t+1} ≤ λ_t for all t", lam_hand[1:], lam
 
 # %%
 def cosine_betas(T, s=0.008, max_beta=0.999):
-    """β_t from ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2), clipped at max_beta."""
+    """β_t from ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2).
+
+    Each β_t is clipped at max_beta, eq. (fwd-beta-from-abar).
+    """
     t = torch.arange(T + 1, dtype=torch.float64)  # paper steps 0, 1, ..., T
     f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
     abar_cos = f / f[0]  # eq. (fwd-cosine), ᾱ_0 = 1
@@ -645,9 +686,11 @@ check(
     rtol=1e-12,
 )
 print(
-    f"cosine: β_1 = {betas_cos[0]:.3e}, β_T−1 = {betas_cos[-2]:.3f}, β_T = {betas_cos[-1]:.3f}, "
-    f"ᾱ_T = {abar_cos[-1]:.2e}; steps clipped: {(betas_cos >= 0.999).sum().item()}"
+    f"cosine: β_1 = {betas_cos[0]:.3e}, β_T−1 = {betas_cos[-2]:.3f}, "
+    f"β_T = {betas_cos[-1]:.3f}, ᾱ_T = {abar_cos[-1]:.2e}; "
+    f"steps clipped: {(betas_cos >= 0.999).sum().item()}"
 )
+_ = check("cosine, T = 1000: ᾱ_T ≈ 2.4e-9", abar_cos[-1], 2.4e-9, atol=5e-11)
 
 # %% [markdown]
 # ### Comparing the schedules
@@ -693,25 +736,40 @@ plt.show()
 # %% [markdown]
 # *Figure: per-step variance $\beta_t$ (left, log scale), signal fraction $\bar\alpha_t$ (middle)
 # and log-SNR $\lambda_t$ (right) against $t/T$ for the linear, cosine, quadratic and sigmoid
-# schedules, $T = 1000$.* The linear schedule drives $\bar\alpha_t$ close to $0$ by about $t/T
-# \approx 0.6$; the cosine schedule's $\bar\alpha_t$ falls almost linearly in the middle and its
-# log-SNR is close to a straight line there, spending steps evenly across noise levels. The
-# quadratic and sigmoid schedules keep more signal early and then destroy it quickly. The
-# cosine log-SNR plunges at the very end, where the clip of $\beta_T$ sets $\bar\alpha_T \approx
-# 2.4 \times 10^{-9}$. The next cell puts a number on "the last part of the chain is nearly pure
-# noise".
+# schedules, $T = 1000$.* The linear schedule drives $\bar\alpha_t$ close to $0$ by about
+# $t/T = 0.6$ ($\bar\alpha_{600} \approx 0.026$); the cosine schedule's $\bar\alpha_t$ falls
+# almost linearly in the middle and its log-SNR is close to a straight line there, spending steps
+# evenly across noise levels. The quadratic and sigmoid schedules keep more signal early and then
+# destroy it quickly. The cosine log-SNR plunges at the very end, where the clip of $\beta_T$
+# sets $\bar\alpha_T \approx 2.4 \times 10^{-9}$. The next cell puts a number on "the last part
+# of the chain is nearly pure noise".
 
 # %%
+share_low_snr = {}
+print(
+    f"{'schedule':>9} {'λ_1':>6} {'λ_T':>7}   share of steps with SNR < 0.01 (λ < −4.6)"
+)
 for name, b in schedules.items():
     lam = log_snr(alphas_cumprod_from_betas(b))
-    print(
-        f"{name:>9}: λ_1 = {lam[0]:6.2f}, λ_T = {lam[-1]:7.2f}, "
-        f"fraction of steps with SNR < 0.01 (λ < {math.log(0.01):.1f}): {(lam < math.log(0.01)).double().mean():.2f}"
-    )
+    share_low_snr[name] = (lam < math.log(0.01)).double().mean().item()
+    print(f"{name:>9} {lam[0]:6.2f} {lam[-1]:7.2f}   {share_low_snr[name]:.3f}")
+check("linear: ᾱ_600 ≈ 0.026", abar[599], 0.026, atol=5e-4)
+check(
+    "linear: about a third of the steps have SNR < 0.01",
+    share_low_snr["linear"],
+    1 / 3,
+    atol=0.01,
+)
+_ = check(
+    "cosine: about 6% of the steps have SNR < 0.01",
+    share_low_snr["cosine"],
+    0.06,
+    atol=0.005,
+)
 
 # %% [markdown]
 # With the linear schedule, about a third of the steps have an SNR below $0.01$, where the
-# noise's standard deviation is ten times the signal's; the cosine schedule spends a smaller share
+# noise's standard deviation is ten times the signal's; the cosine schedule spends only about 6%
 # of its steps there.
 
 # %% [markdown]
@@ -744,7 +802,9 @@ for name, b in schedules.items():
 # $\bar\alpha_T$, and the forward process is "long enough" exactly when $\bar\alpha_T$ is small.
 # Dividing by $\ln 2$ converts nats to bits; dividing further by $D$ gives bits per dimension,
 # the unit of `diff.prior_bpd`. We write {eq}`fwd-prior-kl` by hand and compare it with the
-# library's elementwise `normal_kl` and with `diff.prior_bpd`, on the whole test set.
+# library's elementwise `normal_kl` and with `diff.prior_bpd`, on the whole test set, and check
+# the approximation $\tfrac12\bar\alpha_T\lVert\mathbf{x}_0\rVert^2$: its relative error is
+# about $D\bar\alpha_T/(2\lVert\mathbf{x}_0\rVert^2)$, a few times $10^{-5}$ here.
 
 
 # %%
@@ -772,15 +832,25 @@ check(
     diff.prior_bpd(x0_test),
     atol=1e-15,
 )
-check_le("the prior KL is non-negative", 0.0, kl_hand.min())
+check(
+    "L_T ≈ ½ ᾱ_T ‖x_0‖² nats for every test digit (relative error below 1e-4)",
+    kl_hand.flatten(1).sum(1),
+    0.5 * abar[-1] * (x0_test.flatten(1) ** 2).sum(1),
+    atol=0.0,
+    rtol=1e-4,
+)
+L_T_bits_per_digit = bpd_hand.mean().item() * D
 print(
     f"linear, T = 1000: L_T = {bpd_hand.mean():.2e} bits/dim on average, "
-    f"{bpd_hand.mean() * D:.2e} bits per digit"
+    f"{L_T_bits_per_digit:.2e} bits per digit"
 )
+check("L_T ≈ 1.3e-3 bits per digit", L_T_bits_per_digit, 1.3e-3, atol=5e-5)
+_ = check("L_T ≈ 2e-5 bits per dimension", bpd_hand.mean(), 2e-5, atol=5e-6)
 
 # %% [markdown]
-# About a thousandth of a bit for a whole digit. To see how this depends on the schedule and on $T$, the
-# next cell tabulates $\bar\alpha_T$ and $L_T$ (averaged over the test digits) for several $T$.
+# About $1.3 \times 10^{-3}$ bits for a whole digit: a thousandth of a bit, or $2 \times 10^{-5}$
+# bits per dimension. To see how this depends on the schedule and on $T$, the next cell
+# tabulates $\bar\alpha_T$ and $L_T$ (averaged over the test digits) for several $T$.
 # The last row is a cautionary example: the linear schedule's endpoints $10^{-4}$ and $0.02$ used
 # with $T = 100$ **without** the $1000/T$ rescaling.
 
@@ -794,33 +864,65 @@ rows.append(
 )
 
 print(f"{'schedule':>17} {'T':>5} {'ᾱ_T':>10} {'bits/dim':>10} {'bits/digit':>11}")
-bpd_by_hand, bpd_library = [], []
+bpd_by_hand, bpd_library, table = [], [], {}
 for name, T_, b in rows:
     abar_T = alphas_cumprod_from_betas(b)[-1]
     bpd = prior_kl_nats(x0_test, abar_T).flatten(1).sum(1) / (D * math.log(2))
     bpd_by_hand.append(bpd)
+    table[name, T_] = abar_T.item(), bpd.mean().item()  # ᾱ_T and bits/dim
     bpd_library.append(GaussianDiffusion(b).prior_bpd(x0_test))
     print(
         f"{name:>17} {T_:5d} {abar_T:10.2e} {bpd.mean():10.2e} {bpd.mean() * D:11.2e}"
     )
-_ = check(
+check(
     "eq. (fwd-prior-kl) equals diff.prior_bpd for every row of the table",
     torch.stack(bpd_by_hand),
     torch.stack(bpd_library),
     atol=1e-15,
+)
+# The numbers the text quotes from the table.
+lin = [table["linear", T_] for T_ in (50, 4000)]  # the ends of the range of T
+cos = [table["cosine", T_] for T_ in (50, 100, 250, 1000, 4000)]
+unscaled = table["linear, unscaled", 100]
+check(
+    "linear: ᾱ_T ≈ 7.7e-6 at T = 50 and 4.2e-5 at T = 4000",
+    [lin[0][0] / 1e-6, lin[1][0] / 1e-5],
+    [7.7, 4.2],
+    atol=0.05,
+)
+check(
+    "linear: L_T ≈ 2.6e-4 bits/digit at T = 50, 1.4e-3 at T = 4000",
+    [lin[0][1] * D / 1e-4, lin[1][1] * D / 1e-3],
+    [2.6, 1.4],
+    atol=0.05,
+)
+check_le("cosine: ᾱ_T ≤ 1e-6 for every T", max(a for a, _ in cos), 1e-6)
+check("cosine, T = 4000: ᾱ_T ≈ 1.5e-10", cos[-1][0], 1.5e-10, atol=5e-12)
+check_le(
+    "cosine: L_T ≤ 3.3e-5 bits/digit for every T", max(b for _, b in cos) * D, 3.3e-5
+)
+check(
+    "unscaled linear, T = 100: ᾱ_T ≈ 0.36, and L_T ≈ 0.25 bits/dim",
+    [unscaled[0], unscaled[1]],
+    [0.36, 0.25],
+    atol=0.005,
+)
+_ = check(
+    "unscaled linear, T = 100: L_T ≈ 16 bits/digit", unscaled[1] * D, 16, atol=0.5
 )
 
 # %% [markdown]
 # The table shows three things.
 #
 # - With the $1000/T$ rescaling, the linear schedule's $\bar\alpha_T$ stays between about
-#   $8 \times 10^{-6}$ and $4 \times 10^{-5}$ from $T = 50$ to $T = 4000$, and the prior KL stays
-#   between about $3 \times 10^{-4}$ and $1.4 \times 10^{-3}$ bits per digit (exercise 1 explains
-#   why the rescaling has this effect).
+#   $7.7 \times 10^{-6}$ ($T = 50$) and $4.2 \times 10^{-5}$ ($T = 4000$), and the prior KL
+#   between about $2.6 \times 10^{-4}$ and $1.4 \times 10^{-3}$ bits per digit (exercise 1
+#   explains why the rescaling has this effect).
 # - The cosine schedule ends far closer to $\mathcal{N}(\mathbf{0}, \mathbf{I})$
-#   ($\bar\alpha_T \sim 10^{-9}$ or below, because of the clipped last step), with a prior KL that
-#   is negligible for every $T$.
-# - Without the rescaling, a linear schedule with $T = 100$ keeps $\bar\alpha_T \approx 0.37$
+#   ($\bar\alpha_T$ below $10^{-6}$ at $T = 50$, down to $1.5 \times 10^{-10}$ at $T = 4000$,
+#   because of the clipped last step), with a prior KL of at most $3.3 \times 10^{-5}$ bits per
+#   digit: negligible for every $T$.
+# - Without the rescaling, a linear schedule with $T = 100$ keeps $\bar\alpha_T \approx 0.36$
 #   of the signal: $\mathbf{x}_T$ is far from pure noise, and the mismatch costs about 0.25
 #   bits per pixel, some 16 bits per digit, before any model is trained.
 #
@@ -846,13 +948,26 @@ ax.text(0.02, 1.3, "1 bit", color="grey")
 ax.set(
     yscale="log",
     xlabel="t / T",
-    ylabel=r"$D_{\mathrm{KL}}(q(\mathbf{x}_t|\mathbf{x}_0)\,\Vert\,\mathcal{N}(\mathbf{0},\mathbf{I}))$ (bits per digit)",
+    ylabel=r"$D_{\mathrm{KL}}(q(\mathbf{x}_t|\mathbf{x}_0)\,\Vert\,"
+    r"\mathcal{N}(\mathbf{0},\mathbf{I}))$ (bits per digit)",
     title="How far x_t is from pure noise (T = 1000, average over test digits)",
 )
 ax.grid(alpha=0.3)
 ax.legend()
 fig.tight_layout()
 plt.show()
+# the first step from which x_t is within one bit of pure noise (the KL decreases in t)
+within_1_bit = {n: (torch.nonzero(k < 1)[0, 0].item() + 1) / T for n, k in kl_t.items()}
+print(
+    "within one bit of N(0, I) from t/T = "
+    + ", ".join(f"{t_T:.3f} ({n})" for n, t_T in within_1_bit.items())
+)
+_ = check(
+    "within one bit from t/T ≈ 0.6 (linear) and ≈ 0.9 (cosine)",
+    [within_1_bit["linear"], within_1_bit["cosine"]],
+    [0.6, 0.9],
+    atol=0.015,
+)
 
 # %% [markdown]
 # *Figure: the KL divergence from $q(\mathbf{x}_t \mid \mathbf{x}_0)$ to the standard normal, in
@@ -1016,19 +1131,23 @@ display(viz.animation_html(frames, titles=[f"t = {t}" for t in t_frames], fps=4)
 #
 # ```python
 # s, t = 200, 600
-# ratio = abar[t - 1] / abar[s - 1]                         # ᾱ_t / ᾱ_s
-# x_s = x0_digit.expand(4000, -1)                           # 4000 copies of a fixed x_s
-# x_t = forward_chain(x_s, betas[s:t], {t - s}, torch.Generator().manual_seed(5))[t - s]
-# print((x_t.mean(0) - ratio.sqrt() * x_s[0]).abs().max())  # 0.034, about 2 standard errors
-# print(x_t.var(0).mean(), 1 - ratio)                       # 0.9604 against 0.9607
+# ratio = abar[t - 1] / abar[s - 1]                   # ᾱ_t / ᾱ_s
+# x_s = x0_digit.expand(4000, -1)                     # 4000 copies of a fixed x_s
+# gen = torch.Generator().manual_seed(5)
+# x_t = forward_chain(x_s, betas[s:t], {t - s}, gen)[t - s]
+# print((x_t.mean(0) - ratio.sqrt() * x_s[0]).abs().max())  # 0.034: 2 std. errors
+# print(x_t.var(0).mean(), 1 - ratio)                 # 0.9604 against 0.9607
 # ```
 # ````
 #
 # **3. Variance preserving versus variance exploding.** Let $\mathbf{x}_t$ follow
 # {eq}`fwd-reparam` and define $\mathbf{y}_t := \mathbf{x}_t/\sqrt{\bar\alpha_t}$. Show that
-# $\mathbf{y}_t = \mathbf{x}_0 + \sigma_t\boldsymbol{\epsilon}$ with $\sigma_t^2 = 1/\mathrm{SNR}(t)$,
-# and that $\mathbf{y}_t$ is itself a Markov chain that only adds noise. What is the variance of
-# $\mathbf{y}_T$ for the linear schedule at $T = 1000$?
+# $\mathbf{y}_t = \mathbf{x}_0 + \bar\sigma_t\boldsymbol{\epsilon}$ with
+# $\bar\sigma_t^2 = 1/\mathrm{SNR}(t)$ (the noise-to-signal ratio, written $\bar\sigma$ in
+# {doc}`07_fast_sampling` too; the bar keeps it apart from the reverse step's standard deviation
+# $\sigma_t$ of {doc}`05_reverse_process_vlb`), and that $\mathbf{y}_t$ is itself a Markov chain
+# that only adds noise. What is the variance of $\mathbf{y}_T$ given $\mathbf{x}_0$ for the
+# linear schedule at $T = 1000$?
 #
 # ````{dropdown} Solution
 # Dividing {eq}`fwd-reparam` by $\sqrt{\bar\alpha_t}$ gives $\mathbf{y}_t = \mathbf{x}_0 +
@@ -1039,9 +1158,9 @@ display(viz.animation_html(frames, titles=[f"t = {t}" for t in t_frames], fps=4)
 # is never shrunk, noise is only added, so this is a variance-exploding chain {cite}`song2021sde`,
 # and the two families differ only by the rescaling $\sqrt{\bar\alpha_t}$. Consistently,
 # $\sum_{s\le t}\beta_s/\bar\alpha_s = 1/\bar\alpha_t - 1$ (the telescoping sum of this chapter
-# divided by $\bar\alpha_t$). For the linear schedule, $\sigma_T^2 = 1/\mathrm{SNR}(T) =
-# (1 - 4.0358\times10^{-5})/4.0358\times10^{-5} \approx 2.5\times10^4$, a standard deviation of
-# about 157 for data in $[-1, 1]$.
+# divided by $\bar\alpha_t$). For the linear schedule, $\bar\sigma_T^2 = 1/\mathrm{SNR}(T) =
+# (1 - 4.0358\times10^{-5})/(4.0358\times10^{-5}) \approx 2.5\times10^4$, a standard deviation
+# of about 157 for data in $[-1, 1]$.
 # ````
 #
 # **4. The cosine offset.** For the cosine schedule with $T = 1000$, compute $\sqrt{\beta_1}$ for
