@@ -116,8 +116,18 @@ def zscores(estimate, exact, standard_error):
 # Two conventions for the numerical checks. An **exact identity** (two formulas that must agree
 # algebraically) is checked to a tolerance near rounding error, typically $10^{-12}$. A **Monte
 # Carlo estimate** is random, so we compare it with the exact value in units of its standard error
-# and accept it within five standard errors (a false alarm happens less than once in a million
-# checks); `zscores` above computes that ratio.
+# and accept it within five standard errors: a standard normal exceeds 5 in absolute value with
+# probability $5.7 \times 10^{-7}$, so for one estimate a false alarm happens less than once in a
+# million checks (a check of $k$ estimates at once fails by chance with probability at most $k$
+# times that). `zscores` above computes the ratio.
+
+# %%
+_ = check(
+    "P(|Z| > 5) = erfc(5/√2) ≈ 5.7e-7 for a standard normal Z",
+    math.erfc(5 / math.sqrt(2)),
+    5.7e-7,
+    atol=5e-9,
+)
 
 # %% [markdown]
 # ## Gaussian densities
@@ -199,7 +209,7 @@ _ = check(
 
 # %%
 def log_normal_nd(x, mean, cov):
-    """Eq. (prob-gauss-nd) for rows x of shape (N, D), via the Cholesky factor cov = L Lᵀ."""
+    """Eq. (prob-gauss-nd) for rows x of shape (N, D), via a Cholesky factor of cov."""
     D = mean.shape[-1]
     L = torch.linalg.cholesky(cov)
     u = torch.linalg.solve_triangular(
@@ -288,6 +298,12 @@ axes[1].set(
 )
 fig.tight_layout()
 plt.show()
+_ = check(
+    "the peak of N(1.5, 0.04) is 1/√(2π · 0.04) ≈ 2: a density can exceed 1",
+    log_normal(torch.tensor(1.5), 1.5, 0.04).exp(),
+    2.0,
+    atol=0.01,
+)
 
 # %% [markdown]
 # *Figure: left, three univariate Gaussian densities; right, the contours of a two-dimensional
@@ -407,7 +423,7 @@ xs = torch.linspace(-6, 6, 2001)
 lhs = log_normal(xs, a_, A_) + log_normal(xs, b_, B_)
 rhs = log_normal(torch.tensor(a_), b_, A_ + B_) + log_normal(xs, c_, C_)
 check(
-    "eq. (prob-gauss-product): N(x; a, A) N(x; b, B) = N(a; b, A + B) N(x; c, C), on a grid",
+    "eq. (prob-gauss-product): N(x; a, A) N(x; b, B) = N(a; b, A + B) N(x; c, C), grid",
     lhs,
     rhs,
     atol=1e-12,
@@ -486,7 +502,7 @@ check(
     atol=1e-12,
 )
 _ = check(
-    "posterior mean and variance by Bayes' rule on a grid equal eq. (prob-lin-gauss-posterior)",
+    "posterior mean, variance by Bayes' rule on a grid: eq. (prob-lin-gauss-posterior)",
     torch.stack([mean_grid, var_grid]),
     [post_mean, post_var],
     atol=1e-10,
@@ -531,7 +547,10 @@ _ = check(
 
 # %%
 def gauss_condition(mu1, mu2, S11, S12, S22, x2):
-    """Eq. (prob-gauss-conditional) for scalars (or elementwise tensors): mean and variance of x1 | x2."""
+    """Eq. (prob-gauss-conditional): mean and variance of x1 | x2.
+
+    For scalars, or elementwise for tensors.
+    """
     K = S12 / S22
     return mu1 + K * (x2 - mu2), S11 - K * S12
 
@@ -540,7 +559,7 @@ cond_mean, cond_var = gauss_condition(
     mu0, w_ * mu0, var0, w_ * var0, w_**2 * var0 + var_x, x_obs
 )
 check(
-    "the joint-Gaussian conditional equals the Bayes posterior of the linear-Gaussian model",
+    "the joint-Gaussian conditional equals the linear-Gaussian model's Bayes posterior",
     [float(cond_mean), float(cond_var)],
     [post_mean, post_var],
     atol=1e-12,
@@ -567,7 +586,7 @@ mean_q, var_q = gauss_condition(
 )
 post = diff.q_posterior_mean_variance(x0_[:, None], xt_[:, None], t_idx)
 _ = check(
-    "conditioning the joint Gaussian of (x_(t−1), x_t) gives the library's posterior, t = 2..T",
+    "conditioning the joint Gaussian (x_(t−1), x_t) gives the library's posterior",
     torch.stack([mean_q, var_q]),
     torch.stack([post.mean[:, 0], post.variance[:, 0]]),
     atol=1e-11,
@@ -646,7 +665,10 @@ _ = check(
 
 # %%
 def kl_gauss(m1, v1, m2, v2):
-    """Eq. (prob-kl-gauss-1d): KL(N(m1, v1) ‖ N(m2, v2)) in nats, elementwise; v1, v2 are variances."""
+    """Eq. (prob-kl-gauss-1d): KL(N(m1, v1) ‖ N(m2, v2)) in nats, elementwise.
+
+    v1 and v2 are variances.
+    """
     return 0.5 * (v1 / v2 + (m1 - m2) ** 2 / v2 - 1 + torch.log(v2 / v1))
 
 
@@ -694,7 +716,7 @@ kl_1d = kl_gauss(m1, v1, m2, v2)
 x_q = m1 + v1.sqrt() * randn(400_000, 4)  # 400,000 draws from each q = N(μ1, σ1²)
 log_ratio = log_normal(x_q, m1, v1) - log_normal(x_q, m2, v2)
 check(
-    "eq. (prob-kl-gauss-1d) equals E_q[log q − log p] (Monte Carlo, within 5 standard errors)",
+    "eq. (prob-kl-gauss-1d) = E_q[log q − log p] (Monte Carlo, within 5 std. errors)",
     zscores(log_ratio.mean(0), kl_1d, log_ratio.std(0) / math.sqrt(len(x_q)) + 1e-300),
     0.0,
     atol=5,
@@ -706,7 +728,7 @@ check(
     atol=1e-14,
 )
 check(
-    "eq. (prob-kl-gauss-1d) equals diffusion_lib's normal_kl (which takes log-variances)",
+    "eq. (prob-kl-gauss-1d) equals diffusion_lib's normal_kl (it takes log-variances)",
     kl_1d,
     normal_kl(m1, v1.log(), m2, v2.log()),
     atol=1e-14,
@@ -720,7 +742,7 @@ lr_full = log_normal_nd(x_samples, mu3, Sigma3) - log_normal_nd(
     x_samples, mu_b, Sigma_b
 )
 check(
-    "eq. (prob-kl-gauss-nd) equals kl_divergence(MultivariateNormal, MultivariateNormal)",
+    "eq. (prob-kl-gauss-nd) equals torch's kl_divergence of two MultivariateNormal",
     kl_full,
     dist.kl_divergence(
         dist.MultivariateNormal(mu3, Sigma3), dist.MultivariateNormal(mu_b, Sigma_b)
@@ -728,13 +750,14 @@ check(
     atol=1e-12,
 )
 check(
-    "eq. (prob-kl-gauss-nd) equals E_q[log q − log p] (Monte Carlo, within 5 standard errors)",
+    "eq. (prob-kl-gauss-nd) = E_q[log q − log p] (Monte Carlo, within 5 std. errors)",
     zscores(lr_full.mean(), kl_full, lr_full.std() / math.sqrt(N)),
     0.0,
     atol=5,
 )
 
-# Diagonal covariances in D = 64 (the size of a digit): the full formula, the sum of 1-D terms, normal_kl.
+# Diagonal covariances in D = 64 (the size of a digit): the full formula, the sum of
+# 1-D terms, and normal_kl.
 mu_p, mu_q, var_p, var_q = (
     randn(64),
     randn(64),
@@ -742,7 +765,7 @@ mu_p, mu_q, var_p, var_q = (
     torch.rand(64, generator=g) + 0.1,
 )
 _ = check(
-    "diagonal covariances: eq. (prob-kl-gauss-nd) = Σ_d eq. (prob-kl-gauss-1d) = normal_kl(...).sum()",
+    "diagonal Σ: eq. (prob-kl-gauss-nd) = Σ_d eq. (prob-kl-gauss-1d) = Σ_d normal_kl",
     [
         kl_gauss_nd(mu_q, torch.diag(var_q), mu_p, torch.diag(var_p)),
         kl_gauss(mu_q, var_q, mu_p, var_p).sum(),
@@ -776,10 +799,11 @@ kl_pq = kl_gauss(
     torch.tensor(1.0), torch.tensor(4.0), torch.tensor(0.0), torch.tensor(1.0)
 )
 print(
-    f"KL(N(0, 1) ‖ N(1, 4)) = {kl_qp:.4f} nats,  KL(N(1, 4) ‖ N(0, 1)) = {kl_pq:.4f} nats"
+    f"KL(N(0, 1) ‖ N(1, 4)) = {kl_qp:.4f} nats, "
+    f"KL(N(1, 4) ‖ N(0, 1)) = {kl_pq:.4f} nats"
 )
 _ = check_le(
-    "the KL divergence is not symmetric (the two directions differ by more than 0.5 nats)",
+    "the KL divergence is not symmetric (the directions differ by more than 0.5 nats)",
     0.5,
     (kl_pq - kl_qp).abs(),
 )
@@ -813,7 +837,11 @@ _ = check_le(
 # Two checks. The log-normal variable $Y = e^X$, $X \sim \mathcal{N}(\mu, \sigma^2)$, has
 # $\mathbb{E}[\log Y] = \mu$ and $\log\mathbb{E}[Y] = \mu + \sigma^2/2$ (the moment generating
 # function of a Gaussian), so the Jensen gap is exactly $\sigma^2/2$; we estimate both sides by
-# Monte Carlo. Then we draw 100,000 random pairs of distributions on five points and confirm that
+# Monte Carlo. (That the estimated gap is positive proves nothing: a sample is a distribution
+# too, and Jensen's inequality holds for it whatever the formula. What can fail is its size, so
+# we compare the estimated gap with $\sigma^2/2$, in units of its standard error, from the delta
+# method: $\log\bar Y - \overline{\log Y}$ varies like the mean of $Y_i/\mathbb{E}[Y] - \log Y_i$.)
+# Then we draw 100,000 random pairs of distributions on five points and confirm that
 # none has a negative KL divergence.
 
 # %%
@@ -835,13 +863,22 @@ check(
     0.0,
     atol=5,
 )
-check_le("Jensen, eq. (prob-jensen): E[log Y] ≤ log E[Y]", mean_log_Y, log_mean_Y)
+jensen_gap = log_mean_Y - mean_log_Y
+se_gap = (Y / Y.mean() - Y.log()).std() / math.sqrt(len(Y))  # delta method
+print(f"Jensen gap log E[Y] − E[log Y] = {jensen_gap:.4f} (σ²/2 = {var_x / 2:.4f})")
+check(
+    "Jensen, eq. (prob-jensen): the gap log E[Y] − E[log Y] is σ²/2 (5 std. errors)",
+    zscores(jensen_gap, var_x / 2, se_gap),
+    0.0,
+    atol=5,
+)
 
 q_disc = torch.distributions.Dirichlet(torch.ones(5)).sample((100_000,))
 p_disc = torch.distributions.Dirichlet(torch.full((5,), 0.3)).sample((100_000,))
 kl_disc = (q_disc * (q_disc.log() - p_disc.log())).sum(-1)
 print(
-    f"smallest KL among 100,000 random pairs: {kl_disc.min():.2e} nats; largest: {kl_disc.max():.1f} nats"
+    f"smallest KL among 100,000 random pairs: {kl_disc.min():.2e} nats; "
+    f"largest: {kl_disc.max():.1f} nats"
 )
 _ = check_le(
     "Gibbs' inequality, eq. (prob-gibbs): KL(q ‖ p) ≥ 0 for every pair",
@@ -911,7 +948,11 @@ _ = check_le(
 # $q(z \mid x) = \mathcal{N}(\mu_q, \sigma_q^2)$ both terms of {eq}`prob-elbo-recon-kl` have closed
 # forms: $\mathbb{E}_q[(x - wz - b)^2] = (x - w\mu_q - b)^2 + w^2\sigma_q^2$ in the first, and
 # {eq}`prob-kl-gauss-1d` in the second. We check the Monte Carlo ELBO against the closed form, and
-# the gap identity {eq}`prob-elbo-gap` over a whole grid of variational distributions.
+# the gap identity {eq}`prob-elbo-gap` over a whole grid of variational distributions. The gap is a
+# KL divergence, so on that grid the ELBO stays below $\log p(x)$. Then we do what variational
+# inference does: maximise the ELBO over $(\mu_q, \sigma_q^2)$ numerically, starting far from the
+# posterior. The maximiser must be the posterior {eq}`prob-lin-gauss-posterior`, and the maximum
+# $\log p(x)$.
 
 # %%
 w, b, var_x, x_obs = 2.0, 0.5, 0.5, 3.0
@@ -923,7 +964,7 @@ mean_post = var_post * w * (x_obs - b) / var_x
 
 
 def elbo_closed(mq, vq):
-    """Eq. (prob-elbo-recon-kl) for the linear-Gaussian model and q = N(mq, vq), in closed form."""
+    """Eq. (prob-elbo-recon-kl), closed form: linear-Gaussian model, q = N(mq, vq)."""
     recon = -0.5 * math.log(2 * math.pi * var_x) - (
         (x_obs - w * mq - b) ** 2 + w**2 * vq
     ) / (2 * var_x)
@@ -941,7 +982,7 @@ integrand = (
     - log_normal(zq, mq, vq)
 )
 check(
-    "the ELBO by Monte Carlo, eq. (prob-elbo), equals its closed form (within 5 standard errors)",
+    "the ELBO by Monte Carlo, eq. (prob-elbo), equals its closed form (5 std. errors)",
     zscores(
         integrand.mean(), elbo_closed(mq, vq), integrand.std() / math.sqrt(len(zq))
     ),
@@ -955,17 +996,47 @@ mq_grid, vq_grid = torch.meshgrid(
 elbo_grid = elbo_closed(mq_grid, vq_grid)
 gap = kl_gauss(mq_grid, vq_grid, torch.tensor(mean_post), torch.tensor(var_post))
 check(
-    "eq. (prob-elbo-gap): log p(x) = ELBO(q) + KL(q ‖ p(z | x)) for 3,111 choices of q",
+    f"eq. (prob-elbo-gap): log p(x) = ELBO(q) + KL(q ‖ p(z | x)), {gap.numel():,} q's",
     elbo_grid + gap,
     log_px,
     atol=1e-11,
 )
-check_le("the ELBO never exceeds log p(x)", elbo_grid, log_px)
-_ = check(
+check(
     "the bound is tight at q = p(z | x)",
     elbo_closed(torch.tensor(mean_post), torch.tensor(var_post)),
     log_px,
     atol=1e-12,
+)
+
+# Variational inference: maximise the ELBO over (μ_q, log σ_q²) from (−1, log 3).
+q_params = torch.tensor([-1.0, math.log(3.0)], requires_grad=True)
+opt = torch.optim.LBFGS(
+    [q_params],
+    max_iter=200,
+    tolerance_grad=1e-12,
+    tolerance_change=0.0,
+    line_search_fn="strong_wolfe",
+)
+
+
+def negative_elbo():
+    opt.zero_grad()
+    loss = -elbo_closed(q_params[0], q_params[1].exp())
+    loss.backward()
+    return loss
+
+
+opt.step(negative_elbo)
+mq_best, vq_best = q_params[0].detach(), q_params[1].detach().exp()
+elbo_best = elbo_closed(mq_best, vq_best)
+print(
+    f"maximiser μ_q = {mq_best:.6f}, σ_q² = {vq_best:.6f}; max ELBO = {elbo_best:.6f}"
+)
+_ = check(
+    "the ELBO's maximiser is p(z | x), eq. (prob-lin-gauss-posterior); max = log p(x)",
+    [mq_best, vq_best, elbo_best],
+    [mean_post, var_post, log_px],
+    atol=1e-10,
 )
 
 # %%
@@ -1046,7 +1117,7 @@ plt.show()
 # \operatorname{Var}\big[\hat g_\mu^{\text{score}}\big] = \frac{\mu^4}{\sigma^2} + 14\mu^2 + 15\sigma^2 .
 # $$ (prob-grad-variances)
 #
-# Even at $\mu = 0$ the score-function estimator is 3.75 times noisier, and its variance grows like
+# Even at $\mu = 0$ the score-function estimator has 3.75 times the variance, which grows like
 # $\mu^4/\sigma^2$ away from zero. We check unbiasedness and the variances with a million samples,
 # and that automatic differentiation through $z = \mu + \sigma\epsilon$ computes exactly
 # {eq}`prob-reparam-grad`.
@@ -1069,7 +1140,7 @@ for name, gm, gs in (
     est = torch.stack([gm.mean(), gs.mean()])
     se = torch.stack([gm.std(), gs.std()]) / math.sqrt(n_grad)
     check(
-        f"the {name} estimator is unbiased for ∇(μ² + σ²) = (2μ, 2σ) (within 5 standard errors)",
+        f"the {name} estimator is unbiased for ∇(μ² + σ²) = (2μ, 2σ) (5 std. errors)",
         zscores(est, exact, se),
         0.0,
         atol=5,
@@ -1082,11 +1153,19 @@ def var_and_se(g_):
     return sq.mean(), sq.std() / math.sqrt(len(g_))
 
 
-var_score_formula = (
-    mu_r**4 / sigma_r**2 + 14 * mu_r**2 + 15 * sigma_r**2
-)  # eq. (prob-grad-variances)
+def var_score(mu, sigma=sigma_r):
+    """Eq. (prob-grad-variances): variance of one score-function μ-gradient."""
+    return mu**4 / sigma**2 + 14 * mu**2 + 15 * sigma**2
+
+
+check(
+    "at μ = 0 the variance ratio is 15σ²/(4σ²) = 3.75",
+    var_score(0.0) / (4 * sigma_r**2),
+    3.75,
+    atol=1e-12,
+)
 for name, g_, formula in (
-    ("score-function", score_mu, var_score_formula),
+    ("score-function", score_mu, var_score(mu_r)),
     ("reparameterisation", reparam_mu, 4 * sigma_r**2),
 ):
     var_mc, se_var = var_and_se(g_)
@@ -1136,18 +1215,30 @@ ax.legend()
 ax.grid(alpha=0.3, which="both")
 fig.tight_layout()
 plt.show()
-_ = check_le(
+check_le(
     "the reparameterised gradient has the smaller variance at every μ (Monte Carlo)",
     mc_vars[:, 1],
     mc_vars[:, 0],
+)
+check(
+    "variance ratio (samples needed) at μ = 1: 21.75",
+    var_score(1.0) / (4 * sigma_r**2),
+    21.75,
+    atol=1e-12,
+)
+_ = check(
+    "variance ratio at μ = 3: about 454",
+    var_score(3.0) / (4 * sigma_r**2),
+    454,
+    atol=0.5,
 )
 
 # %% [markdown]
 # *Figure: variance of the two single-sample estimators of $\partial\,\mathbb{E}[z^2]/\partial\mu$
 # for $\sigma = 0.5$, as a function of $\mu$ (log scale): the formulas {eq}`prob-grad-variances`
 # as lines, Monte Carlo estimates as dots.* With the score-function estimator, many more samples
-# are needed for the same accuracy: about $21.75/1 \approx 22$ times more at $\mu = 1$, and about
-# 450 times more at $\mu = 3$. Diffusion models use the trick in its simplest form: the training
+# are needed for the same accuracy: $21.75/1 \approx 22$ times more at $\mu = 1$, and about
+# 454 times more at $\mu = 3$. Diffusion models use the trick in its simplest form: the training
 # input $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol{\epsilon}$
 # of {eq}`fwd-reparam` is a reparameterised sample, and the network is asked to predict the noise
 # $\boldsymbol{\epsilon}$ that produced it.
@@ -1213,7 +1304,7 @@ log_p_affine = (
     - torch.linalg.slogdet(A_sq)[1]
 )
 check(
-    "y = A x + b: change of variables gives N(A μ + b, A Σ Aᵀ), eq. (prob-gauss-linear)",
+    "y = A x + b: change of variables gives N(A μ + b, A Σ Aᵀ), (prob-gauss-linear)",
     log_p_affine,
     dist.MultivariateNormal(A_sq @ mu3 + b_sq, A_sq @ Sigma3 @ A_sq.T).log_prob(y3),
     atol=1e-10,
@@ -1242,7 +1333,10 @@ def coupling_inverse(y_):
 
 
 def coupling_log_density(y_):
-    """Eq. (prob-change-of-variables): log N(x; 0, I) − log|det J|, with log|det J| = κ(x_1)."""
+    """Eq. (prob-change-of-variables): log N(x; 0, I) − log|det J| at x = g⁻¹(y_).
+
+    For the coupling layer, log|det J| = κ(x_1).
+    """
     x_ = coupling_inverse(y_)
     return log_normal(x_, 0.0, 1.0).sum(-1) - kappa(x_[..., 0])
 
@@ -1358,8 +1452,10 @@ plt.show()
 #
 # The library computes $\Phi$ with `erfc`, which stays accurate far in the lower tail where
 # $1 + \operatorname{erf}$ would cancel, and `discretized_gaussian_log_likelihood` takes
-# $\log\sigma$ (argument `log_scales`) and floors tiny bin probabilities at $10^{-12}$ to keep
-# the logarithm finite. We build {eq}`prob-disc-gauss` by hand and compare.
+# $\log\sigma$ (argument `log_scales`) and floors tiny probabilities of interior bins at
+# $10^{-12}$ to keep the logarithm finite. The two edge bins need no floor: their probabilities
+# are values of $\Phi$ itself, whose logarithm the library computes directly (`log_ndtr`), finite
+# even where $\Phi$ underflows. We build {eq}`prob-disc-gauss` by hand and compare.
 
 # %%
 delta = 1 / 255
@@ -1372,7 +1468,10 @@ def Phi(u):
 
 
 def disc_gauss_log_prob(x, mu, sigma, edges=True):
-    """Eq. (prob-disc-gauss) by hand; edges=False forgets the two edge bins (a common mistake)."""
+    """Eq. (prob-disc-gauss) by hand.
+
+    edges=False forgets the two edge bins (a common mistake).
+    """
     upper, lower = x + delta, x - delta
     if edges:
         upper = torch.where(x > 1 - delta, torch.tensor(math.inf), upper)
@@ -1382,7 +1481,7 @@ def disc_gauss_log_prob(x, mu, sigma, edges=True):
 
 u = torch.linspace(-8, 8, 1601)
 check(
-    "Φ via erf, eq. (prob-normal-cdf), equals the library's standard_normal_cdf and torch.special.ndtr",
+    "Φ via erf, eq. (prob-normal-cdf), equals standard_normal_cdf and torch's ndtr",
     [Phi(u), torch.special.ndtr(u)],
     standard_normal_cdf(u),
     atol=1e-15,
@@ -1407,7 +1506,7 @@ for mu, sd in cases:
     totals.append(lp_hand.exp().sum())
     totals_no_edges.append(disc_gauss_log_prob(levels, mu, sd, edges=False).exp().sum())
 check(
-    "eq. (prob-disc-gauss) by hand equals discretized_gaussian_log_likelihood (bin probabilities)",
+    "eq. (prob-disc-gauss) by hand = discretized_gaussian_log_likelihood (bin masses)",
     max_err,
     0.0,
     atol=1e-12,
@@ -1424,6 +1523,28 @@ check_le(
     totals_no_edges[2],
     0.9,
 )
+lp_far = discretized_gaussian_log_likelihood(
+    levels[:2], means=torch.tensor(1.0), log_scales=torch.tensor(math.log(0.01))
+)  # the two lowest levels under N(1, 0.01²): probabilities far below 1e-12
+check(
+    "an interior bin's probability is floored at 1e-12 (x = −1 + 2/255, N(1, 0.01²))",
+    lp_far[1],
+    math.log(1e-12),
+    atol=1e-12,
+)
+z_edge = (-1 + delta - 1) / 0.01  # the edge bin x = −1 is (−∞, −1 + δ]: P = Φ(z_edge)
+check(
+    "the edge bin is not floored: log Φ(z) ≈ −z²/2 − log(−z √(2π)) for z = −199.6",
+    lp_far[0],
+    -(z_edge**2) / 2 - math.log(-z_edge * math.sqrt(2 * math.pi)),
+    atol=1e-3,
+)
+check(
+    "small bins cost log₂(1/(2δ)) = log₂ 127.5 ≈ 7 bits",
+    math.log2(1 / (2 * delta)),
+    7,
+    atol=0.05,
+)
 
 sd_wide = 0.3
 inner = levels[
@@ -1431,20 +1552,34 @@ inner = levels[
 ]  # the approximation is for interior bins; the edge bins hold the tails
 approx = log_normal(inner, 0.1, sd_wide**2) + math.log(2 * delta)
 check(
-    "σ ≫ bin width: log P ≈ log N(x; μ, σ²) + log(2/255) for interior bins (relative error of P below 1e-3)",
+    "σ ≫ bin width: log P ≈ log N(x; μ, σ²) + log(2/255) in the interior (P to 0.1%)",
     disc_gauss_log_prob(inner, 0.1, sd_wide),
     approx,
     atol=1e-3,
 )
 peak_density = log_normal(torch.tensor(0.5), 0.5, 0.01**2).exp()
+p_narrow = disc_gauss_log_prob(levels, 0.5, 0.01).exp()
 print(
-    f"peak density of N(0.5, 0.01²): {peak_density:.1f}; largest bin probability: "
-    f"{disc_gauss_log_prob(levels, 0.5, 0.01).exp().max():.3f}"
+    f"peak density of N(0.5, 0.01²): {peak_density:.1f}; "
+    f"largest bin probability: {p_narrow.max():.3f}"
 )
-_ = check_le(
-    "a bin probability is at most 1 (log P ≤ 0), although the density exceeds 1",
-    disc_gauss_log_prob(levels, 0.5, 0.01).max(),
-    0.0,
+# A density can exceed 1, bin probabilities cannot: they are ≥ 0 and sum to 1
+# (checked above for this (μ, σ) too). The density peaks at 1/(σ√(2π)); the largest
+# bin is the one holding μ = 0.5, of mass Φ((x_k + δ − μ)/σ) − Φ((x_k − δ − μ)/σ)
+# for the level x_k nearest μ.
+k_near = torch.argmin((levels - 0.5).abs())
+check(
+    "N(0.5, 0.01²) peaks at 1/(0.01 √(2π)) ≈ 39.9, far above 1",
+    peak_density,
+    1 / (0.01 * math.sqrt(2 * math.pi)),
+    atol=1e-12,
+)
+_ = check(
+    "its largest bin probability is the mass of the bin around μ, well below 1",
+    p_narrow.max(),
+    torch.special.ndtr((levels[k_near] + delta - 0.5) / 0.01)
+    - torch.special.ndtr((levels[k_near] - delta - 0.5) / 0.01),
+    atol=1e-12,
 )
 
 # %%
@@ -1474,15 +1609,20 @@ ax.grid(alpha=0.3)
 fig.tight_layout()
 plt.show()
 print(
-    f"P(x = 1) = {lp_edge[-1].exp():.3f}: the edge bin collects all the mass above 1 − 1/255"
+    f"P(x = 1) = {lp_edge[-1].exp():.3f}: the edge bin holds the mass above 1 − 1/255"
 )
+edge_ratio = (
+    lp_edge[-1].exp()
+    / (log_normal(levels[-1], mu_edge, sd_edge**2) + math.log(2 * delta)).exp()
+)
+_ = check("P(x = 1) is about 3.0 times density × bin width", edge_ratio, 3.0, atol=0.05)
 
 # %% [markdown]
 # *Figure: the probabilities of the pixel values above 0.8 under a discretised Gaussian with mean
 # 0.97 and standard deviation 0.03 (bars), against the density times the bin width (dots).* In
 # the interior the two agree; the last level, $x = 1$, owns the whole upper tail, so its
-# probability is about three times the density approximation. Chapter 5 uses exactly this decoder for
-# the term $L_0$ of the bound and reports likelihoods in bits per dimension ({eq}`rev-bpd`).
+# probability is about 3.0 times the density approximation. Chapter 5 uses exactly this decoder
+# for the term $L_0$ of the bound and reports likelihoods in bits per dimension ({eq}`rev-bpd`).
 
 # %% [markdown]
 # ```{admonition} Common mistakes
@@ -1533,7 +1673,7 @@ print(
 #   data need probabilities, and the discretised Gaussian {eq}`prob-disc-gauss` with edge bins to
 #   $\pm\infty$ provides them.
 #
-# Next: chapter 3 (GANs, planned) takes a route that needs none of these likelihoods, and
+# Next: {doc}`03_gans` takes a route that needs none of these likelihoods, and
 # {doc}`04_forward_process` starts the diffusion models, which need all of them.
 
 # %% [markdown]
@@ -1553,8 +1693,8 @@ print(
 # gives $\tfrac12(4 - 1 - \log 4) = 0.807$ nats.
 #
 # ```python
-# print(kl_gauss(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(0.0), torch.tensor(4.0)),
-#       kl_gauss(torch.tensor(0.0), torch.tensor(4.0), torch.tensor(0.0), torch.tensor(1.0)))
+# zero, one, four = torch.tensor(0.0), torch.tensor(1.0), torch.tensor(4.0)
+# print(kl_gauss(zero, one, zero, four), kl_gauss(zero, four, zero, one))
 # # tensor(0.3181) tensor(0.8069)
 # ```
 # ````
@@ -1599,7 +1739,7 @@ print(
 # pi = 0.3
 # z = (torch.rand(1_000_000) < pi).double()
 # est = (z - 0.4) ** 2 * (z / pi - (1 - z) / (1 - pi))
-# print(est.mean(), est.std() / 1000)   # ≈ 0.200 ± 0.0005
+# print(est.mean(), est.std() / 1000)   # ≈ 0.200 ± 0.0007
 # ```
 # ````
 #
