@@ -290,9 +290,9 @@ check_outcome(
     gap.max(),
     at_most=0.15,
 )
-glue("ch3_d_gap_mean", gap.mean().item())
-glue("ch3_d_gap_max", gap.max().item())
-glue("ch3_d_gap_untrained", gap_untrained.max().item())
+glue("ch3_d_gap_mean", float(gap.mean()))
+glue("ch3_d_gap_max", float(gap.max()))
+glue("ch3_d_gap_untrained", float(gap_untrained.max()))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 axes[0].plot(xg, lpd.exp(), label="$p_{data}$")
@@ -845,12 +845,12 @@ check_outcome(
     saturated_steps["minimax"] - saturated_steps["non-saturating"],
     at_least=50,
 )
-glue("ch3_sat_worst_D", mm["D_fake"][worst])
-glue("ch3_sat_worst_step", worst_step)
-glue("ch3_sat_grad_mm", mm["minimax"][worst])
-glue("ch3_sat_grad_ns", mm["non-saturating"][worst])
-glue("ch3_sat_steps_mm", saturated_steps["minimax"])
-glue("ch3_sat_steps_ns", saturated_steps["non-saturating"])
+glue("ch3_sat_worst_D", float(mm["D_fake"][worst]))
+glue("ch3_sat_worst_step", int(worst_step))
+glue("ch3_sat_grad_mm", float(mm["minimax"][worst]))
+glue("ch3_sat_grad_ns", float(mm["non-saturating"][worst]))
+glue("ch3_sat_steps_mm", int(saturated_steps["minimax"]))
+glue("ch3_sat_steps_ns", int(saturated_steps["non-saturating"]))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for loss, rec in saturation.items():
@@ -954,8 +954,8 @@ check_outcome(
     update_ratio,
     at_least=1.5,
 )
-glue("ch3_adam_g_over_v", g_over_v)
-glue("ch3_adam_update_ratio", update_ratio)
+glue("ch3_adam_g_over_v", float(g_over_v))
+glue("ch3_adam_update_ratio", float(update_ratio))
 
 # %% [markdown]
 # ## Two other losses: hinge and WGAN-GP
@@ -1277,11 +1277,11 @@ check_outcome(
     "ring-gan: effective modes", zoo_coverage["effective_modes"], at_least=6.0
 )
 check_outcome("ring-gan: high-quality fraction", zoo_hq, at_least=0.6)
-glue("ch3_ring_gan_hit", zoo_hit)
-glue("ch3_ring_gan_off", 1 - zoo_hq)
-glue("ch3_balanced_eff_200", h["effective"][1])
-glue("ch3_balanced_hq_200", h["quality"][1])
-glue("ch3_balanced_hq_1000", h["quality"][-1])
+glue("ch3_ring_gan_hit", int(zoo_hit))
+glue("ch3_ring_gan_off", float(1 - zoo_hq))
+glue("ch3_balanced_eff_200", float(h["effective"][1]))
+glue("ch3_balanced_hq_200", float(h["quality"][1]))
+glue("ch3_balanced_hq_1000", float(h["quality"][-1]))
 
 # %% [markdown]
 # *Figure: 1,000 generated points (red) over the data (grey) at six points of training, with the
@@ -1344,10 +1344,10 @@ check_outcome(
     shares.min(),
     at_least=0.02,
 )
-glue("ch3_digits_top_fake", top_fake)
-glue("ch3_digits_top_real", top_real)
-glue("ch3_digits_share_min", shares.min())
-glue("ch3_digits_share_max", shares.max())
+glue("ch3_digits_top_fake", float(top_fake))
+glue("ch3_digits_top_real", float(top_real))
+glue("ch3_digits_share_min", float(shares.min()))
+glue("ch3_digits_share_max", float(shares.max()))
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
 viz.show_images(digit_samples[:64], nrow=8, ax=axes[0], title="digits-gan samples")
@@ -1501,8 +1501,8 @@ check_outcome(
     min_eff_a,
     at_least=6.5,
 )
-glue("ch3_b_single_share", single_share)
-glue("ch3_a_min_eff", min_eff_a)
+glue("ch3_b_single_share", float(single_share))
+glue("ch3_a_min_eff", float(min_eff_a))
 wander = [
     len(
         {
@@ -1537,7 +1537,7 @@ check_outcome(
     max(quality_c),
     at_most=0.2,
 )
-glue("ch3_c_hq_max", max(quality_c))
+glue("ch3_c_hq_max", float(max(quality_c)))
 
 # %% [markdown]
 # The last line printed is the fine print. PacGAN gives back coverage, not sharpness: after
