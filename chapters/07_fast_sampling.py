@@ -462,11 +462,11 @@ check(
 # $$ (fast-spacings)
 #
 # visited in descending order. The step after an entry always goes to the *next entry of the
-# list*. A bug that circulates (in an older diffusers `DDIMScheduler` among others) computes the
-# previous timestep as $t - \lfloor T/N \rfloor$: right for leading, wrong for linspace and for
-# trailing when $N$ does not divide $T$, where it lands between entries and the sampler visits
-# noise levels nobody chose. The library's `samplers.timesteps` builds the lists; compare them with
-# the formulas and look at where the defect lands:
+# list*. A bug that circulates (in diffusers' `DDIMScheduler.step` among others, still in
+# version 0.42) computes the previous timestep as $t - \lfloor T/N \rfloor$: right for leading,
+# wrong for linspace and for trailing when $N$ does not divide $T$, where it lands between
+# entries and the sampler visits noise levels nobody chose. The library's `samplers.timesteps`
+# builds the lists; compare them with the formulas and look at where the defect lands:
 
 # %%
 N = 7
