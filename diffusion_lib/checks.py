@@ -205,7 +205,18 @@ def glue(name: str, value: Any) -> Any:
         from myst_nb import glue as myst_glue
     except ImportError:
         return value
-    myst_glue(name, value, display=False)
+    myst_glue(name, _plain(value), display=False)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy or torch scalar (anything 0-dimensional with ``.item()``) as a Python number.
+
+    MyST-NB formats ``{glue:text}`name:.2f``` from the glued value's ``text/plain`` repr; for a
+    NumPy 2 scalar that is ``np.float64(0.5)``, which no format spec can read.
+    """
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        return value.item()
     return value
 
 

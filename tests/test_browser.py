@@ -142,7 +142,7 @@ INSPECT = """async () => {
     // sideways: the reader sees half a line. Report the longest line of each such block.
     const code = [...document.querySelectorAll('div.cell div.cell_input pre, div.cell div.cell_output pre')];
     const wide = code.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => {
-        const longest = e.textContent.split('\n').reduce((a, l) => (l.length > a.length ? l : a), '');
+        const longest = e.textContent.split('\\n').reduce((a, l) => (l.length > a.length ? l : a), '');
         return `${e.scrollWidth} px > ${e.clientWidth} px: ${longest.length} chars: ${longest.slice(0, 60)}`;
     });
     const images = [...document.images];

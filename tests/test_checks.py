@@ -118,3 +118,48 @@ def test_glue_records_the_value_for_the_prose(monkeypatch):
     for bad in ("", "two words", "a-b", 3, "ε"):
         with pytest.raises(ValueError, match="name must be letters, digits and '_'"):
             glue(bad, 1.0)
+
+
+@pytest.mark.parametrize(
+    "value, plain",
+    [
+        (np.float64(0.25), 0.25),
+        (np.float32(0.5), 0.5),
+        (np.int64(7), 7),
+        (np.array(1.5), 1.5),
+        (torch.tensor(2.0), 2.0),
+        (torch.tensor(3), 3),
+    ],
+)
+def test_glue_hands_myst_nb_plain_python_numbers(monkeypatch, value, plain):
+    # {glue:text}`name:.2f` formats the glued value's text/plain repr; NumPy 2's
+    # repr of a scalar is np.float64(0.25), which no format spec reads.
+    import sys
+    import types
+
+    from diffusion_lib.checks import glue
+
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=True: calls.append(value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    assert glue("x", value) is value, "the caller gets its own value back"
+    assert type(calls[0]) is type(plain) and calls[0] == plain
+    format(calls[0], ".2f")
+    assert f"{calls[0]!r}" == repr(plain)
+
+
+def test_glue_leaves_arrays_and_other_values_alone(monkeypatch):
+    import sys
+    import types
+
+    from diffusion_lib.checks import glue
+
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=True: calls.append(value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    array = np.arange(3.0)
+    glue("x", array)
+    glue("y", "text")
+    assert calls[0] is array and calls[1] == "text"
