@@ -1323,9 +1323,7 @@ print(
 top_fake, top_real = fake_scores["mean_top_prob"], real_scores["mean_top_prob"]
 shares = fake_scores["class_histogram"]
 print(f"mean top-class probability: GAN {top_fake:.3f}, test digits {top_real:.3f}")
-print(
-    "class shares of the GAN's samples, 0 to 9:", " ".join(f"{x:.3f}" for x in shares)
-)
+print("GAN's class shares, 0–9:", " ".join(f"{x:.3f}" for x in shares))
 # measured under seed shifts 0/1/2: 0.951 / 0.952 / 0.951
 check_outcome(
     "the classifier is confident on the GAN's digits: mean top probability",

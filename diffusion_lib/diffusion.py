@@ -127,8 +127,9 @@ def discretized_gaussian_log_likelihood(
 
     Derived in chapter 5, eq. (rev-decoder): each level owns the interval of width 2/255 around
     it, and the two edge levels own everything beyond, so the 256 probabilities sum to one
-    (Ho et al., 2020, eq. (13)). As in improved-diffusion, a probability below 1e-12 is floored
-    there, so the loss stays finite.
+    (Ho et al., 2020, eq. (13)). As in improved-diffusion, an interior bin's probability below
+    1e-12 is floored there, so the loss stays finite; the two edge bins need no floor, since
+    they are computed as log Φ in log space (``torch.special.log_ndtr``).
 
     Args:
         x: data in [-1, 1], on the grid -1 + 2k/255.
