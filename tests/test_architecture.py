@@ -1,6 +1,7 @@
 """The library's layers (CONTRIBUTING.md, "Layers"): a module imports only modules of lower
-layers, so dependencies point one way and there is no cycle. A new import that points up or
-sideways fails here; move the shared piece down a layer instead."""
+layers, so dependencies point one way and there is no cycle, and no module imports another's
+private names. A new import that points up or sideways fails here; move the shared piece down a
+layer (public, with a docstring) instead."""
 
 from __future__ import annotations
 
@@ -123,3 +124,30 @@ def test_an_upward_or_sideways_import_is_reported():
     assert violations("samplers", {"viz"}), "same layer: sideways"
     assert violations("checks", {"nowhere"}), "not a module"
     assert not violations("zoo", {"train", "gan"})
+
+
+def private_imports(path: Path) -> list[str]:
+    """Names with a leading underscore that ``path`` imports from another library module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        library = isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").startswith("diffusion_lib")
+        )
+        if library:
+            found += [
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_no_module_imports_another_s_private_names(path):
+    assert not private_imports(path), f"{module_name(path)} imports private names: {private_imports(path)}"
+
+
+def test_private_imports_are_seen(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text("from .train import _helper, public\nfrom os import _exit\n", encoding="utf-8")
+    assert private_imports(fake) == ["train._helper"]
