@@ -552,6 +552,7 @@ class GaussianDiffusion:
         t: TimestepLike,
         *,
         clip_denoised: bool = False,
+        prediction_type: str = "epsilon",
     ) -> dict:
         """One term of the VLB per example, in bits per dimension.
 
@@ -559,14 +560,21 @@ class GaussianDiffusion:
         L_t = KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)); at t = 0 it is the decoder term
         L_0 = −log p_θ(x_0 | x_1) under the discretised Gaussian.
 
+        Args:
+            prediction_type: what the model predicts (:data:`PREDICTION_TYPES`), default ε; the
+                terms depend only on μ_θ, so the three agree for models that imply the same x̂_0.
+
         Returns:
-            dict with ``output`` (B,) in bits/dim, ``pred_x0`` and ``eps`` (the model output).
+            dict with ``output`` (B,) in bits/dim, ``pred_x0`` and ``eps`` (the ε the model's
+            output implies; the output itself for an ε-predictor).
         """
         self._check_x("x0", x0)
         self._check_same_shape("x_t", x_t, "x0", x0)
         t = self._check_t(t, x0.shape[0], x0.device)
         true_mean, _, true_log_variance = self.q_posterior_mean_variance(x0, x_t, t)
-        out = self.p_mean_variance(model, x_t, t, clip_denoised=clip_denoised)
+        out = self.p_mean_variance(
+            model, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type
+        )
         output = mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"]))
         first = t == 0
         if bool(first.any()):  # the decoder costs four erfc per pixel: only where it is needed
@@ -595,17 +603,22 @@ class GaussianDiffusion:
         *,
         clip_denoised: bool = False,
         generator: Optional[torch.Generator] = None,
+        prediction_type: str = "epsilon",
     ) -> dict:
         """The whole VLB in bits per dimension: L_T + Σ_{t>1} L_{t−1} + L_0, one x_t per step.
 
         Derived in chapter 5, eq. (rev-bpd). Each KL term uses one draw of x_t ~ q(x_t | x_0),
         so the total is an unbiased single-sample estimate of the VLB. Costs T model calls.
 
+        Args:
+            prediction_type: what the model predicts (:data:`PREDICTION_TYPES`), default ε.
+
         Returns:
             dict with ``total`` (B,), ``prior`` (B,), ``terms`` (B, T) indexed by t, and ``mse``
-            (B, T), the ε mean-squared error at each t.
+            (B, T), the mean-squared error of the ε the model implies, at each t.
         """
         self._check_x("x0", x0)
+        check_prediction_type(prediction_type)
         batch = x0.shape[0]
         terms = torch.zeros(batch, self.num_timesteps, dtype=x0.dtype, device=x0.device)
         mse = torch.zeros_like(terms)
@@ -614,7 +627,9 @@ class GaussianDiffusion:
                 t = torch.full((batch,), i, dtype=torch.long, device=x0.device)
                 noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
                 x_t = self.q_sample(x0, t, noise)
-                out = self.vlb_terms(model, x0, x_t, t, clip_denoised=clip_denoised)
+                out = self.vlb_terms(
+                    model, x0, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type
+                )
                 terms[:, i] = out["output"]
                 mse[:, i] = mean_flat((out["eps"] - noise) ** 2)
             prior = self.prior_bpd(x0)

@@ -32,16 +32,14 @@ from torch.nn import functional as F
 
 from .train import (
     TrainConfig,
-    _data_list,
-    _ema_decay_at,
-    _optimizer_state_from,
-    _optimizer_tensors,
-    _progress_bar,
-    _sample_batch,
-    _warmup_schedule,
+    TrainingState,
+    data_list,
+    ema_decay_at,
     ema_update,
-    load_checkpoint,
-    save_checkpoint,
+    progress_bar,
+    sample_batch,
+    smoothed,
+    warmup_schedule,
 )
 
 __all__ = [
@@ -413,7 +411,7 @@ def train_gan(
     z_dim = getattr(generator_net, "z_dim", None)
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
         raise ValueError(f"generator_net must have an int attribute z_dim >= 1, got {z_dim!r}")
-    real_data = _data_list(data)[0]
+    real_data = data_list(data)[0]
 
     torch.manual_seed(config.seed)
     rng = torch.Generator().manual_seed(config.seed)
@@ -425,63 +423,19 @@ def train_gan(
     d_opt = torch.optim.Adam(
         discriminator.parameters(), lr=gan.d_lr or config.lr, betas=betas, weight_decay=config.weight_decay
     )
-    g_sched, d_sched = _warmup_schedule(g_opt, config), _warmup_schedule(d_opt, config)
+    g_sched, d_sched = warmup_schedule(g_opt, config), warmup_schedule(d_opt, config)
     losses: list = []
     d_losses: list = []
-    start = 0
+    state = TrainingState(
+        {"generator": generator_net, "discriminator": discriminator, "ema": ema},
+        {"g_optimizer": (g_opt, g_sched), "d_optimizer": (d_opt, d_sched)},
+        rng,
+        {"losses": losses, "d_losses": d_losses},
+    )
     config_json = {"train": asdict(config), "gan": asdict(gan)}
-    parts = {"generator": generator_net, "discriminator": discriminator, "ema": ema}
-    optimizers = {"g_optimizer": (g_opt, g_sched), "d_optimizer": (d_opt, d_sched)}
-
-    if checkpoint is not None:
-        fresh = (
-            {k: copy.deepcopy(m.state_dict()) for k, m in parts.items()},
-            {
-                k: (copy.deepcopy(o.state_dict()), copy.deepcopy(s.state_dict()))
-                for k, (o, s) in optimizers.items()
-            },
-            rng.get_state(),
-            torch.get_rng_state(),
-        )
-        try:
-            tensors, meta = load_checkpoint(checkpoint)
-            if meta.get("config") == config_json and 0 <= meta.get("step", -1) <= config.steps:
-                for key, module in parts.items():
-                    n = len(key) + 1
-                    module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(f"{key}.")})
-                for key, (opt, sched) in optimizers.items():
-                    opt.load_state_dict(_optimizer_state_from(tensors, meta[key], prefix=key))
-                    sched.load_state_dict(meta[f"{key}_schedule"])
-                rng.set_state(tensors["generator_rng"])
-                torch.set_rng_state(tensors["torch_rng"])
-                losses = [float(v) for v in meta["losses"]]
-                d_losses = [float(v) for v in meta["d_losses"]]
-                start = int(meta["step"])
-                if len(losses) != start or len(d_losses) != start:
-                    raise ValueError(f"checkpoint has {len(losses)} losses for {start} steps")
-        except FileNotFoundError:
-            pass
-        except Exception:  # corrupt or mismatched: start afresh, from the fresh state
-            for key, module in parts.items():
-                module.load_state_dict(fresh[0][key])
-            for key, (opt, sched) in optimizers.items():
-                opt.load_state_dict(fresh[1][key][0])
-                sched.load_state_dict(fresh[1][key][1])
-            rng.set_state(fresh[2])
-            torch.set_rng_state(fresh[3])
-            start, losses, d_losses = 0, [], []
-
-    def save(step: int) -> None:
-        tensors, meta = {}, {"config": config_json, "step": step, "losses": losses, "d_losses": d_losses}
-        for key, module in parts.items():
-            tensors.update({f"{key}.{k}": v for k, v in module.state_dict().items()})
-        for key, (opt, sched) in optimizers.items():
-            opt_tensors, meta[key] = _optimizer_tensors(opt, prefix=key)
-            tensors.update(opt_tensors)
-            meta[f"{key}_schedule"] = sched.state_dict()
-        tensors["generator_rng"] = rng.get_state()
-        tensors["torch_rng"] = torch.get_rng_state()
-        save_checkpoint(checkpoint, tensors, meta)
+    start = 0
+    if checkpoint is not None:  # resume from a checkpoint of this very configuration
+        start = state.resume(checkpoint, config=config_json, steps=config.steps)
 
     def step_on(loss: torch.Tensor, opt, sched, module: nn.Module) -> None:
         opt.zero_grad(set_to_none=True)
@@ -491,12 +445,12 @@ def train_gan(
 
     generator_net.train()
     discriminator.train()
-    bar = _progress_bar(start, config, description, progress)
+    bar = progress_bar(start, config, description, progress)
     running_g = running_d = None
     for step in bar:
         d_total = 0.0
         for _ in range(gan.d_steps):
-            (real,) = _sample_batch([real_data], config.batch_size, rng)
+            (real,) = sample_batch([real_data], config.batch_size, rng)
             with torch.no_grad():
                 fake = generator_net(_noise(generator_net, config.batch_size, rng))
             d_loss = discriminator_loss(discriminator(real), discriminator(fake), gan.loss)
@@ -512,17 +466,16 @@ def train_gan(
         step_on(g_loss, g_opt, g_sched, generator_net)
         discriminator.requires_grad_(True)
         g_sched.step()
-        ema_update(ema, generator_net, _ema_decay_at(step, config.ema_decay))
+        ema_update(ema, generator_net, ema_decay_at(step, config.ema_decay))
         g_value, d_value = float(g_loss.detach()), d_total / gan.d_steps
         losses.append(g_value)
         d_losses.append(d_value)
-        running_g = g_value if running_g is None else 0.98 * running_g + 0.02 * g_value
-        running_d = d_value if running_d is None else 0.98 * running_d + 0.02 * d_value
+        running_g, running_d = smoothed(running_g, g_value), smoothed(running_d, d_value)
         bar.set_postfix(g=f"{running_g:.3f}", d=f"{running_d:.3f}", refresh=False)
         if callback is not None:
             callback(step + 1, generator_net, ema)
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            save(step + 1)
+            state.save(checkpoint, config=config_json, step=step + 1)
     bar.close()
     generator_net.eval()
     discriminator.eval()

@@ -52,13 +52,14 @@ def ddpm(
     return_trajectory: bool = False,
     device: Optional[torch.device] = None,
     dtype: torch.dtype = torch.float32,
+    prediction_type: str = "epsilon",
 ):
     """Ancestral sampling (Ho et al., 2020, Algorithm 2): x_T ~ N(0, I), then x_{t−1} ~ p_θ(· | x_t).
 
     Derived in chapter 5, eq. (rev-ancestral-step); used in chapter 6.
 
     Args:
-        model: ``model(x_t, t)`` returning ε_θ.
+        model: ``model(x_t, t)``; its output is read according to ``prediction_type``.
         diffusion: the process the model was trained with.
         shape: the batch shape (B, ...).
         x_T: starting noise of that shape; drawn with ``generator`` if None.
@@ -67,19 +68,23 @@ def ddpm(
         progress: show a tqdm bar on stderr.
         return_trajectory: also return the list [x_T, x_{T−1}, …, x_0].
         device, dtype: where to draw the noise when ``x_T`` is None (default CPU float32).
+        prediction_type: ``"epsilon"``, ``"x0"`` or ``"v"``, as for :func:`ddim`.
 
     Returns:
         x_0, or ``(x_0, trajectory)`` when ``return_trajectory``.
     """
     from tqdm.auto import tqdm
 
+    check_prediction_type(prediction_type)
     x = _initial_noise(shape, x_T, generator, device or "cpu", dtype)
     trajectory = [x] if return_trajectory else None
     steps = range(diffusion.num_timesteps - 1, -1, -1)
     for i in tqdm(steps, desc="DDPM sampling", disable=not progress, leave=False, mininterval=1.0):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = diffusion.p_sample(model, x, t, noise=noise, clip_denoised=clip_denoised)["sample"]
+        x = diffusion.p_sample(
+            model, x, t, noise=noise, clip_denoised=clip_denoised, prediction_type=prediction_type
+        )["sample"]
         if trajectory is not None:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x

@@ -26,15 +26,30 @@ from .files import atomic_write_bytes
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "TrainingState",
     "train",
     "ema_update",
+    "ema_decay_at",
+    "warmup_schedule",
+    "progress_bar",
+    "smoothed",
+    "data_list",
+    "sample_batch",
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_paths",
 ]
 
 LossFn = Callable[[nn.Module, Sequence[torch.Tensor], torch.Generator], torch.Tensor]
-CHECKPOINT_FORMAT = 1
+# Version of the checkpoint layout (TrainingState's keys); a checkpoint of another version is
+# not resumed but started afresh. 2: one layout for every training loop (TrainingState).
+CHECKPOINT_FORMAT = 2
+# The EMA's warm-up (1 + s) / (EMA_WARMUP + s): TensorFlow's ExponentialMovingAverage with
+# num_updates, 10 there as here (see ema_decay_at).
+EMA_WARMUP = 10.0
+# The progress bar shows an exponential moving average of the loss with this weight on the
+# past: about the last 1 / (1 − 0.98) = 50 steps, enough to smooth minibatch noise.
+RUNNING_LOSS_SMOOTHING = 0.98
 
 
 def _is_real(value) -> bool:
@@ -103,7 +118,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         ema_b.copy_(b)
 
 
-def _ema_decay_at(step: int, decay: float) -> float:
+def ema_decay_at(step: int, decay: float) -> float:
     """The EMA's decay at update ``step`` (0, 1, …): ``min(decay, (1 + step) / (10 + step))``.
 
     The warm-up is the rule of TensorFlow's ``tf.train.ExponentialMovingAverage`` when it is
@@ -119,44 +134,18 @@ def _ema_decay_at(step: int, decay: float) -> float:
     tends to decay / (1 − decay) steps.
     Derived and checked in chapter 6.
     """
-    return min(decay, (1.0 + step) / (10.0 + step))
+    return min(decay, (1.0 + step) / (EMA_WARMUP + step))
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optimizer") -> tuple[dict, dict]:
-    """Split an optimizer's state into tensors (for safetensors, keys ``prefix.INDEX.KEY``) and plain JSON."""
-    state = optimizer.state_dict()
-    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
-    for index, entries in state["state"].items():
-        plain["state"][str(index)] = {}
-        for key, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"{prefix}.{index}.{key}"] = value.detach().cpu().contiguous()
-                plain["state"][str(index)][key] = "tensor"
-            else:
-                plain["state"][str(index)][key] = value
-    return tensors, plain
-
-
-def _optimizer_state_from(tensors: dict, plain: dict, prefix: str = "optimizer") -> dict:
-    """The inverse of :func:`_optimizer_tensors`: an optimizer ``state_dict``."""
-    state = {}
-    for index, entries in plain["state"].items():
-        state[int(index)] = {
-            key: tensors[f"{prefix}.{index}.{key}"] if value == "tensor" else value
-            for key, value in entries.items()
-        }
-    return {"state": state, "param_groups": plain["param_groups"]}
-
-
-def _warmup_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
+def warmup_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
     """The learning rate ramps linearly from lr/warmup_steps to lr over ``config.warmup_steps``."""
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     )
 
 
-def _progress_bar(start: int, config: TrainConfig, description: str, progress: bool):
-    """The training loop's tqdm bar over steps ``start..config.steps`` (on stderr)."""
+def progress_bar(start: int, config: TrainConfig, description: str, progress: bool):
+    """A training loop's tqdm bar over steps ``start..config.steps`` (on stderr)."""
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -170,7 +159,15 @@ def _progress_bar(start: int, config: TrainConfig, description: str, progress: b
     )
 
 
-def _data_list(data) -> list:
+def smoothed(running: Optional[float], value: float) -> float:
+    """The progress bar's running loss: ``value`` at the first step, then an exponential moving
+    average with weight :data:`RUNNING_LOSS_SMOOTHING` on the past."""
+    if running is None:
+        return value
+    return RUNNING_LOSS_SMOOTHING * running + (1 - RUNNING_LOSS_SMOOTHING) * value
+
+
+def data_list(data) -> list:
     """``data`` (a tensor or a sequence of tensors sharing their first dimension) as a list."""
     data = [data] if torch.is_tensor(data) else list(data)
     if not data or any(not torch.is_tensor(d) for d in data):
@@ -231,9 +228,114 @@ def load_checkpoint(path: Union[str, Path]) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def _sample_batch(data: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator):
+def sample_batch(data: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator) -> list:
+    """A minibatch of ``batch_size`` rows drawn with replacement (the same rows of each tensor)."""
     index = torch.randint(0, data[0].shape[0], (batch_size,), generator=generator)
     return [d[index] for d in data]
+
+
+class TrainingState:
+    """Everything a training run changes, saved and restored as one: the networks (an EMA copy
+    included), the optimisers with their learning-rate schedules, the random generator that
+    draws minibatches and noise, torch's global random state, and the recorded series (losses).
+
+    Both training loops of the library (:func:`train` here, ``gan.train_gan``) keep their state
+    in one, so a run interrupted at any checkpoint resumes to the weights an uninterrupted run
+    would reach, and what a checkpoint holds is defined in one place. Checkpoint layout
+    (:data:`CHECKPOINT_FORMAT`): tensors ``NAME.KEY`` per network, ``NAME.INDEX.KEY`` per
+    optimiser tensor, ``rng`` and ``torch_rng``; JSON ``config``, ``step``, each optimiser's
+    other state under ``NAME`` and its schedule under ``NAME_schedule``, each series by name.
+
+    Args:
+        modules: {name: network}, e.g. ``{"model": model, "ema": ema}``.
+        optimizers: {name: (optimizer, lr_scheduler)}.
+        generator: the run's ``torch.Generator``.
+        series: {name: list of floats, one per step done}, e.g. ``{"losses": []}``.
+    """
+
+    def __init__(self, modules: dict, optimizers: dict, generator: torch.Generator, series: dict):
+        self.modules = modules
+        self.optimizers = optimizers
+        self.generator = generator
+        self.series = series
+
+    def snapshot(self) -> tuple[dict, dict]:
+        """The state as (tensors, plain JSON-able meta), copies that later steps do not change."""
+        tensors, meta = {}, {}
+        for name, module in self.modules.items():
+            tensors.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
+        for name, (optimizer, schedule) in self.optimizers.items():
+            state = optimizer.state_dict()
+            plain = {"param_groups": copy.deepcopy(state["param_groups"]), "state": {}}
+            for index, entries in state["state"].items():
+                plain["state"][str(index)] = {}
+                for key, value in entries.items():
+                    if torch.is_tensor(value):
+                        tensors[f"{name}.{index}.{key}"] = value.detach().cpu().clone()
+                        plain["state"][str(index)][key] = "tensor"
+                    else:
+                        plain["state"][str(index)][key] = value
+            meta[name] = plain
+            meta[f"{name}_schedule"] = copy.deepcopy(schedule.state_dict())
+        tensors["rng"] = self.generator.get_state()
+        tensors["torch_rng"] = torch.get_rng_state()
+        meta.update({name: list(values) for name, values in self.series.items()})
+        return tensors, meta
+
+    def restore(self, tensors: dict, meta: dict) -> None:
+        """Load a :meth:`snapshot` (or a checkpoint's tensors and meta) into the state.
+
+        Raises:
+            KeyError, ValueError, RuntimeError: the snapshot does not fit these networks and
+                optimisers; the state may then be half restored (see :meth:`resume`).
+        """
+        for name, module in self.modules.items():
+            n = len(name) + 1
+            module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(f"{name}.")})
+        for name, (optimizer, schedule) in self.optimizers.items():
+            plain = meta[name]
+            state = {
+                int(index): {
+                    key: tensors[f"{name}.{index}.{key}"] if value == "tensor" else value
+                    for key, value in entries.items()
+                }
+                for index, entries in plain["state"].items()
+            }
+            optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+            schedule.load_state_dict(meta[f"{name}_schedule"])
+        self.generator.set_state(tensors["rng"])
+        torch.set_rng_state(tensors["torch_rng"])
+        for name, values in self.series.items():
+            values[:] = [float(v) for v in meta[name]]
+
+    def save(self, path: Union[str, Path], *, config: dict, step: int) -> None:
+        """Write the state after ``step`` steps of a run of ``config`` as a checkpoint at ``path``."""
+        tensors, meta = self.snapshot()
+        save_checkpoint(path, tensors, {**meta, "config": config, "step": step})
+
+    def resume(self, path: Union[str, Path], *, config: dict, steps: int) -> int:
+        """Restore the checkpoint at ``path`` if it is of a run of ``config``; return its step.
+
+        All or nothing: a checkpoint that is missing, corrupt, of another configuration or
+        format, or that fails half-way through loading leaves the state as it was, and the run
+        starts at step 0.
+        """
+        fresh = self.snapshot()
+        try:
+            tensors, meta = load_checkpoint(path)
+            step = meta.get("step", -1)
+            if meta.get("config") != config or not (isinstance(step, int) and 0 <= step <= steps):
+                return 0
+            self.restore(tensors, meta)
+            lengths = {name: len(values) for name, values in self.series.items()}
+            if any(length != step for length in lengths.values()):
+                raise ValueError(f"checkpoint has {lengths} values for {step} steps")
+            return step
+        except FileNotFoundError:
+            return 0
+        except Exception:  # corrupt or mismatched: start afresh, from the state as it was
+            self.restore(*fresh)
+            return 0
 
 
 @torch.enable_grad()  # train even when the caller has switched gradients off
@@ -252,7 +354,7 @@ def train(
     Each step draws a minibatch (with replacement) using a generator seeded from
     ``config.seed``, computes ``loss_fn(model, batch, generator)`` (the generator also drives
     the loss's own randomness, e.g. t and ε), clips the gradient norm, takes an AdamW step with
-    linear warm-up, and updates the EMA weights (decay warmed up as in :func:`_ema_decay_at`).
+    linear warm-up, and updates the EMA weights (decay warmed up as in :func:`ema_decay_at`).
     The same seed, data and model initialisation
     give the same weights.
 
@@ -273,74 +375,27 @@ def train(
     Returns:
         ``TrainResult(model, ema, losses)``.
     """
-    data = _data_list(data)
+    data = data_list(data)
 
     torch.manual_seed(config.seed)  # dropout and any other global randomness
     generator = torch.Generator().manual_seed(config.seed)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = _warmup_schedule(optimizer, config)
+    schedule = warmup_schedule(optimizer, config)
     losses: list = []
-    start = 0
+    state = TrainingState(
+        {"model": model, "ema": ema}, {"optimizer": (optimizer, schedule)}, generator, {"losses": losses}
+    )
     config_json = asdict(config)
-
-    if checkpoint is not None:
-        # Resume from a checkpoint of this very configuration; anything else starts afresh.
-        # Everything is restored or nothing is: a checkpoint that fails half-way through
-        # loading must not leave the model with its weights and the optimizer without its state.
-        fresh = (
-            copy.deepcopy(model.state_dict()),
-            copy.deepcopy(ema.state_dict()),
-            copy.deepcopy(optimizer.state_dict()),
-            copy.deepcopy(schedule.state_dict()),
-            generator.get_state(),
-            torch.get_rng_state(),
-        )
-        try:
-            tensors, meta = load_checkpoint(checkpoint)
-            if meta.get("config") == config_json and 0 <= meta.get("step", -1) <= config.steps:
-                model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-                ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-                optimizer.load_state_dict(_optimizer_state_from(tensors, meta["optimizer"]))
-                schedule.load_state_dict(meta["schedule"])
-                generator.set_state(tensors["generator"])
-                torch.set_rng_state(tensors["torch_rng"])
-                losses = [float(v) for v in meta["losses"]]
-                start = int(meta["step"])
-                if len(losses) != start:
-                    raise ValueError(f"checkpoint has {len(losses)} losses for {start} steps")
-        except FileNotFoundError:
-            pass
-        except Exception:  # a corrupt or mismatched checkpoint: start again, from the fresh state
-            model.load_state_dict(fresh[0])
-            ema.load_state_dict(fresh[1])
-            optimizer.load_state_dict(fresh[2])
-            schedule.load_state_dict(fresh[3])
-            generator.set_state(fresh[4])
-            torch.set_rng_state(fresh[5])
-            start, losses = 0, []
-
-    def save(step: int) -> None:
-        opt_tensors, opt_plain = _optimizer_tensors(optimizer)
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-        tensors.update(opt_tensors)
-        tensors["generator"] = generator.get_state()
-        tensors["torch_rng"] = torch.get_rng_state()
-        meta = {
-            "config": config_json,
-            "step": step,
-            "losses": losses,
-            "optimizer": opt_plain,
-            "schedule": schedule.state_dict(),
-        }
-        save_checkpoint(checkpoint, tensors, meta)
+    start = 0
+    if checkpoint is not None:  # resume from a checkpoint of this very configuration
+        start = state.resume(checkpoint, config=config_json, steps=config.steps)
 
     model.train()
-    bar = _progress_bar(start, config, description, progress)
+    bar = progress_bar(start, config, description, progress)
     running = None
     for step in bar:
-        batch = _sample_batch(data, config.batch_size, generator)
+        batch = sample_batch(data, config.batch_size, generator)
         loss = loss_fn(model, batch, generator)
         if not torch.is_tensor(loss) or loss.ndim != 0:
             raise ValueError(
@@ -351,13 +406,13 @@ def train(
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         schedule.step()
-        ema_update(ema, model, _ema_decay_at(step, config.ema_decay))
+        ema_update(ema, model, ema_decay_at(step, config.ema_decay))
         value = float(loss.detach())
         losses.append(value)
-        running = value if running is None else 0.98 * running + 0.02 * value
+        running = smoothed(running, value)
         bar.set_postfix(loss=f"{running:.4f}", refresh=False)
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            save(step + 1)
+            state.save(checkpoint, config=config_json, step=step + 1)
     bar.close()
     model.eval()
     ema.eval()

@@ -3,17 +3,18 @@
     python scripts/test_summary.py RECORD_FILE [JUNIT_XML ...]
 
 RECORD_FILE holds one line per step written by scripts/step.sh (label, seconds, PASS/FAIL,
-exit status). Each JUNIT_XML is a pytest --junitxml report; the notebook report (nbval) also
-gives each chapter's execution time. The last line is the plain test count
-("tests: N passed, N failed, N skipped") over all the pytest reports. Exits 0; the Makefile
-decides the exit status of `make test` from the steps themselves.
+exit status). Each JUNIT_XML is a pytest --junitxml report. Each chapter's execution time comes
+from the book build's execution cache (`_build/.jupyter_cache`, or `.jupyter_cache-shift-k`
+under a seed shift k, as scripts/book_publishing.py sets it), where the build ran it. The last
+line is the plain test count ("tests: N passed, N failed, N skipped") over all the pytest
+reports. Exits 0; the Makefile decides the exit status of `make test` from the steps themselves.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
-from collections import defaultdict
 from pathlib import Path
 
 
@@ -27,10 +28,9 @@ def read_steps(path: Path) -> list[tuple[str, float, str, int]]:
 
 
 def read_junit(path: Path):
-    """Return (passed, failed, skipped, {file: seconds}) for one pytest junit report."""
+    """Return (passed, failed, skipped) for one pytest junit report."""
     root = ET.parse(path).getroot()
     passed = failed = skipped = 0
-    per_file: dict[str, float] = defaultdict(float)
     for case in root.iter("testcase"):
         kinds = {child.tag for child in case}
         if kinds & {"failure", "error"}:
@@ -39,10 +39,30 @@ def read_junit(path: Path):
             skipped += 1
         else:
             passed += 1
-        # nbval names its items "<path>::Cell N"; the classname is the dotted path.
-        name = case.get("file") or case.get("classname", "?")
-        per_file[name] += float(case.get("time", 0.0))
-    return passed, failed, skipped, dict(per_file)
+    return passed, failed, skipped
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def execution_times(build: Path) -> dict[str, float]:
+    """{page: seconds} of the latest execution of each notebook page in the book's cache."""
+    shift = os.environ.get("DIFFUSION_LIB_SEED_SHIFT", "").strip()
+    name = ".jupyter_cache" if shift in ("", "0") else f".jupyter_cache-shift-{shift}"
+    if not (build / name).is_dir():
+        return {}
+    try:
+        from jupyter_cache import get_cache
+    except ImportError:
+        return {}
+    latest: dict[str, tuple] = {}
+    for record in get_cache(str(build / name)).list_cache_records():
+        path = Path(record.uri)
+        page = (path.relative_to(ROOT) if path.is_relative_to(ROOT) else path).with_suffix("")
+        page = page.as_posix()
+        if page not in latest or record.created > latest[page][0]:
+            latest[page] = (record.created, float(record.data.get("execution_seconds", 0.0)))
+    return {page: seconds for page, (_, seconds) in sorted(latest.items())}
 
 
 def main(argv: list[str]) -> int:
@@ -58,13 +78,13 @@ def main(argv: list[str]) -> int:
 
     totals = [0, 0, 0]
     for report in reports:
-        passed, failed, skipped, per_file = read_junit(report)
+        passed, failed, skipped = read_junit(report)
         totals = [totals[0] + passed, totals[1] + failed, totals[2] + skipped]
-        if "notebook" in report.stem:
-            print("  chapter execution times (nbval):")
-            for name, seconds in sorted(per_file.items()):
-                chapter = name.removeprefix("build.notebooks.").removesuffix(".ipynb")
-                print(f"    {chapter:<40} {seconds:8.1f} s")
+    times = execution_times(ROOT / "_build")
+    if times:
+        print("  execution times (book build, models trained on first use included):")
+        for name, seconds in times.items():
+            print(f"    {name:<40} {seconds:8.1f} s")
     print(f"tests: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     return 0
 

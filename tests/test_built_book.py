@@ -92,7 +92,7 @@ def test_launch_buttons_open_the_notebook_that_the_build_produced(docname, publi
     nbformat.validate(nb)
     assert cells(nb) == cells(jupytext.read(source_of(docname))), f"{path} is not {docname}'s notebook"
     made = ROOT / "build" / "notebooks" / Path(path).name
-    if docname.startswith("chapters/") and made.is_file():  # `make notebooks` (nbval ran on it)
+    if docname.startswith("chapters/") and made.is_file():  # `make notebooks` (for nbval)
         assert cells(nb) == cells(nbformat.read(made, as_version=4)), f"{path} differs from {made}"
 
     binder = [h for h in links if h.startswith(cfg["launch_buttons"]["binderhub_url"])]

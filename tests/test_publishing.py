@@ -337,8 +337,23 @@ def test_make_and_ci_run_the_book_checks_after_the_build():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     for target in ("vendor", "book-check"):
         assert re.search(rf"^{target}:", makefile, re.M), f"Makefile lacks target {target!r}"
-    recipe = makefile[makefile.index("\ntest:") :]
-    assert recipe.index("book-strict") < recipe.index("book-check"), "book-check runs after the build"
+    recipe = makefile[makefile.index("\ntest:") : makefile.index("\nlint:")]
+    assert recipe.index("book-fresh") < recipe.index("book-check"), "book-check runs after the build"
+
+
+def test_make_test_executes_each_chapter_once():
+    """`make test` executes every chapter in the book build alone (not also under nbval), and
+    that build starts from an empty execution cache and reads every page again, so nothing is
+    skipped because an older build cached it."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile[makefile.index("\ntest:") : makefile.index("\nlint:")]
+    assert "nbval" not in recipe, "make test runs nbval as well as the book build"
+    fresh = makefile[makefile.index("\nbook-fresh:") :].split("\n\n")[0]
+    assert re.search(r"rm -rf _build/\.jupyter_cache ", fresh), fresh
+    assert "_build/.jupyter_cache-shift-*" in fresh, "the caches of other seed shifts too"
+    assert re.search(r"jupyter-book build \. -W --keep-going --all$", fresh, re.M), fresh
+    assert config()["execute"]["execute_notebooks"] == "cache"
+    assert config()["execute"]["allow_errors"] is False, "a failed check must fail the build"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "chromium" in ci and "AIGC_REQUIRE_BOOK_CHECKS=1" in ci
 
@@ -412,3 +427,28 @@ def test_the_extension_and_the_library_read_the_same_variable():
     from diffusion_lib.seeds import ENV_SEED_SHIFT
 
     assert ext.SEED_SHIFT_VARIABLE == ENV_SEED_SHIFT
+
+
+def test_the_summary_reads_each_page_s_latest_execution_time(tmp_path, monkeypatch):
+    import nbformat.v4 as v4
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    summary = load_script("test_summary")
+    build = tmp_path / "_build"
+    monkeypatch.delenv("DIFFUSION_LIB_SEED_SHIFT", raising=False)
+    assert summary.execution_times(build) == {}, "no cache, no times"
+
+    def cached(cache_dir, page, code, seconds):
+        nb = v4.new_notebook(cells=[v4.new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        bundle = CacheBundleIn(nb, str(summary.ROOT / f"{page}.py"), data={"execution_seconds": seconds})
+        get_cache(str(cache_dir)).cache_notebook_bundle(bundle, check_validity=False)
+
+    cached(build / ".jupyter_cache", "chapters/01_a", "1", 12.0)
+    cached(build / ".jupyter_cache", "chapters/02_b", "2", 3.0)
+    cached(build / ".jupyter_cache", "chapters/01_a", "1 + 1", 40.0)  # edited, run again
+    cached(build / ".jupyter_cache-shift-2", "chapters/01_a", "1", 7.0)
+    assert summary.execution_times(build) == {"chapters/01_a": 40.0, "chapters/02_b": 3.0}
+    monkeypatch.setenv("DIFFUSION_LIB_SEED_SHIFT", "2")
+    assert summary.execution_times(build) == {"chapters/01_a": 7.0}

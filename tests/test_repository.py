@@ -386,7 +386,7 @@ def test_entry_points_are_wired():
 
 # ----------------------------------------------------------------------------- the kernel
 def test_python3_kernel_runs_this_environment(tmp_path):
-    """nbval and the book build run chapters in the kernel named `python3`; it must be this
+    """The book build and nbval run chapters in the kernel named `python3`; it must be this
     environment's interpreter, where diffusion_lib is installed."""
     from jupyter_client.manager import start_new_kernel
 

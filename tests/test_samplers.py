@@ -343,13 +343,38 @@ def test_samplers_agree_across_prediction_types(linear, prediction_type):
     a = samplers.ddpm(
         wiggly_eps, linear, x_T.shape, x_T=x_T, generator=torch.Generator().manual_seed(2), progress=False
     )
-    # ddpm's signature has no prediction_type; p_sample has.
-    x = x_T
-    g = torch.Generator().manual_seed(2)
-    for i in range(T - 1, -1, -1):
-        noise = torch.randn(x.shape, generator=g, dtype=x.dtype)
-        x = linear.p_sample(other, x, i, noise=noise, prediction_type=prediction_type)["sample"]
-    assert torch.allclose(a, x, atol=1e-9, rtol=0)
+    b = samplers.ddpm(
+        other, linear, x_T.shape, x_T=x_T, generator=torch.Generator().manual_seed(2), progress=False,
+        prediction_type=prediction_type,
+    )  # fmt: skip
+    assert torch.allclose(a, b, atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match="prediction_type must be one of"):
+        samplers.ddpm(other, linear, x_T.shape, x_T=x_T, progress=False, prediction_type="score")
+
+
+@pytest.mark.parametrize("prediction_type", ["x0", "v"])
+def test_the_bound_is_the_same_whatever_the_model_predicts(linear, prediction_type):
+    # The VLB's terms depend only on μ_θ: an x_0- or v-predictor that implies the same x̂_0 as an
+    # ε-predictor has the same terms, decoder term included, and the same bits/dim.
+    g = torch.Generator().manual_seed(3)
+    x0 = (torch.randint(0, 256, (4, 1, 4, 4), generator=g) / 127.5 - 1).double()
+    other = as_prediction_type(linear, wiggly_eps, prediction_type)
+    t = torch.tensor([0, 1, T // 2, T - 1])
+    x_t = linear.q_sample(x0, t, torch.randn(x0.shape, generator=g, dtype=x0.dtype))
+    a = linear.vlb_terms(wiggly_eps, x0, x_t, t)
+    b = linear.vlb_terms(other, x0, x_t, t, prediction_type=prediction_type)
+    assert torch.allclose(a["output"], b["output"], atol=1e-9, rtol=1e-9)
+    assert torch.allclose(a["eps"], b["eps"], atol=1e-9)
+    wrong = linear.vlb_terms(other, x0, x_t, t)  # read as ε: another bound
+    assert (wrong["output"] - a["output"]).abs().max() > 1e-3
+    bpd_a = linear.bits_per_dim(wiggly_eps, x0, generator=torch.Generator().manual_seed(4))
+    bpd_b = linear.bits_per_dim(
+        other, x0, generator=torch.Generator().manual_seed(4), prediction_type=prediction_type
+    )
+    for key in ("total", "terms", "mse"):
+        assert torch.allclose(bpd_a[key], bpd_b[key], atol=1e-9, rtol=1e-9), key
+    with pytest.raises(ValueError, match="prediction_type must be one of"):
+        linear.bits_per_dim(other, x0, prediction_type="score")
 
 
 def test_v_is_a_rotation_of_x0_and_eps(linear):

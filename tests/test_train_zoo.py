@@ -157,7 +157,7 @@ def test_load_checkpoint_rejects_missing_and_corrupt_files(tmp_path):
     with pytest.raises(ValueError, match="corrupt checkpoint"):
         train.load_checkpoint(prefix)
     json_path.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="has format 'list', expected 1"):
+    with pytest.raises(ValueError, match=f"has format 'list', expected {train.CHECKPOINT_FORMAT}"):
         train.load_checkpoint(prefix)
     json_path.write_text(good)
     (tmp_path / "ck.safetensors").write_bytes(b"\x00garbage")
@@ -216,6 +216,89 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.losses == straight.losses
     _, meta = train.load_checkpoint(prefix)
     assert meta["step"] == CONFIG.steps
+
+
+def a_state(seed=0):
+    """A TrainingState of a tiny network after two AdamW steps (so the optimiser has state)."""
+    model = tiny_net(seed)
+    ema = tiny_net(seed + 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    schedule = train.warmup_schedule(optimizer, CONFIG)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(POINTS, torch.zeros(64, dtype=torch.long)).pow(2).mean().backward()
+        optimizer.step()
+        schedule.step()
+    torch.randn(3, generator=generator)
+    series = {"losses": [1.0, 0.5]}
+    modules = {"model": model, "ema": ema}
+    return train.TrainingState(modules, {"opt": (optimizer, schedule)}, generator, series)
+
+
+def test_a_training_state_restores_what_it_snapshot(tmp_path):
+    state = a_state(0)
+    tensors, meta = state.snapshot()
+    expected_next = torch.randn(4, generator=state.generator)
+    other = a_state(7)  # other weights, optimiser moments, generator and losses
+    other.restore(tensors, meta)
+    assert_same_weights(other.modules["model"], state.modules["model"])
+    assert_same_weights(other.modules["ema"], state.modules["ema"])
+    a, b = other.optimizers["opt"][0].state_dict(), state.optimizers["opt"][0].state_dict()
+    for index in a["state"]:
+        for key, value in a["state"][index].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["state"][index][key])), key
+    assert other.optimizers["opt"][1].state_dict() == state.optimizers["opt"][1].state_dict()
+    assert torch.equal(torch.randn(4, generator=other.generator), expected_next), "the generator too"
+    assert other.series == {"losses": [1.0, 0.5]}
+    # and through a checkpoint on disk
+    state.save(tmp_path / "ck", config={"a": 1}, step=2)
+    third = a_state(9)
+    assert third.resume(tmp_path / "ck", config={"a": 1}, steps=10) == 2
+    assert_same_weights(third.modules["model"], state.modules["model"])
+
+
+def test_a_training_state_resumes_only_its_own_config_and_step_count(tmp_path):
+    state = a_state(0)
+    state.save(tmp_path / "ck", config={"a": 1}, step=2)
+    for config, steps in (({"a": 2}, 10), ({"a": 1}, 1)):  # another run; more steps than asked
+        other = a_state(7)
+        before = other.snapshot()
+        assert other.resume(tmp_path / "ck", config=config, steps=steps) == 0
+        assert all(torch.equal(before[0][k], v) for k, v in other.snapshot()[0].items() if k != "torch_rng")
+    assert a_state(7).resume(tmp_path / "missing", config={"a": 1}, steps=10) == 0
+
+
+def test_a_checkpoint_of_an_older_format_is_started_afresh(tmp_path):
+    state = a_state(0)
+    tensors, meta = state.snapshot()
+    train.save_checkpoint(tmp_path / "ck", tensors, {**meta, "config": {"a": 1}, "step": 2})
+    json_path = tmp_path / "ck.json"
+    old = json.loads(json_path.read_text())
+    old["format"] = train.CHECKPOINT_FORMAT - 1
+    json_path.write_text(json.dumps(old))
+    other = a_state(7)
+    model_before = {k: v.clone() for k, v in other.modules["model"].state_dict().items()}
+    assert other.resume(tmp_path / "ck", config={"a": 1}, steps=10) == 0
+    assert all(torch.equal(v, model_before[k]) for k, v in other.modules["model"].state_dict().items())
+
+
+def test_a_training_state_with_fewer_losses_than_steps_is_not_resumed(tmp_path):
+    state = a_state(0)
+    state.save(tmp_path / "ck", config={"a": 1}, step=3)  # 2 losses recorded, 3 steps claimed
+    other = a_state(7)
+    model_before = {k: v.clone() for k, v in other.modules["model"].state_dict().items()}
+    assert other.resume(tmp_path / "ck", config={"a": 1}, steps=10) == 0
+    assert all(torch.equal(v, model_before[k]) for k, v in other.modules["model"].state_dict().items())
+    assert other.series == {"losses": [1.0, 0.5]}, "restored as it was, not half-loaded"
+
+
+def test_the_running_loss_and_the_ema_warm_up():
+    assert train.smoothed(None, 3.0) == 3.0
+    assert train.smoothed(1.0, 3.0) == pytest.approx(0.98 * 1.0 + 0.02 * 3.0)
+    assert train.ema_decay_at(0, 0.999) == pytest.approx(1 / 10)
+    assert train.ema_decay_at(90, 0.999) == pytest.approx(91 / 100)
+    assert train.ema_decay_at(10**6, 0.999) == 0.999
 
 
 def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):

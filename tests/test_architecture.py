@@ -1,0 +1,153 @@
+"""The library's layers (CONTRIBUTING.md, "Layers"): a module imports only modules of lower
+layers, so dependencies point one way and there is no cycle, and no module imports another's
+private names. A new import that points up or sideways fails here; move the shared piece down a
+layer (public, with a docstring) instead."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "diffusion_lib"
+
+# Every module of diffusion_lib and its layer; a module may import only lower layers.
+LAYERS = {
+    # 0: foundations, importing nothing of the library
+    "checks": 0,
+    "seeds": 0,
+    "files": 0,
+    "schedules": 0,
+    "data": 0,
+    "diffusion": 0,
+    "metrics": 0,
+    "nets.embeddings": 0,
+    "nets.classifier": 0,
+    # 1: built on one foundation
+    "nets.mlp": 1,
+    "nets.unet": 1,
+    "nets": 2,  # the package's __init__ re-exports mlp, unet and embeddings
+    "train": 1,
+    "viz": 1,
+    "samplers": 1,
+    # 2: a model family on the training loop
+    "gan": 2,
+    # 3: named, cached models of every family
+    "zoo": 3,
+    # 4: entry points
+    "__main__": 4,
+    "__init__": 4,
+}
+# The one import that points up, made lazily inside a function so that importing metrics does
+# not import the zoo: metrics' default classifier is the zoo's "digits-classifier".
+UPWARD = {("metrics", "zoo")}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def library_imports(path: Path) -> set[str]:
+    """The diffusion_lib modules that ``path`` imports, at the top or inside functions."""
+    name = module_name(path)
+    # the package a relative import starts from
+    package = [] if name == "__init__" else name.split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = node.module.split(".") if node.module else []
+            elif node.module and node.module.split(".")[0] == "diffusion_lib":
+                base, module = [], node.module.split(".")[1:]
+            else:
+                continue
+            if module:  # from .nets.unet import UNet
+                found.add(".".join(base + module))
+            else:  # from . import zoo
+                found.update(".".join(base + [alias.name]) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("diffusion_lib."):
+                    found.add(alias.name.split(".", 1)[1])
+    return found - {"__version__"}
+
+
+def violations(name: str, imports: set[str]) -> list[str]:
+    """What is wrong with module ``name`` importing ``imports`` (empty when nothing is)."""
+    wrong = []
+    for target in sorted(imports):
+        layer = LAYERS.get(target)
+        if layer is None:
+            wrong.append(f"{name} imports {target}, which is not a library module")
+        elif (name, target) not in UPWARD and layer >= LAYERS[name]:
+            wrong.append(
+                f"{name} (layer {LAYERS[name]}) imports {target} (layer {layer}): "
+                "dependencies point down only (CONTRIBUTING.md, 'Layers')"
+            )
+    return wrong
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer():
+    names = {module_name(p) for p in MODULES}
+    assert names == set(LAYERS), (
+        f"modules without a layer: {sorted(names - set(LAYERS))}; "
+        f"layers of modules that do not exist: {sorted(set(LAYERS) - names)}"
+    )
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_a_module_imports_only_lower_layers(path):
+    assert not violations(module_name(path), library_imports(path))
+
+
+def test_the_parser_sees_imports():
+    # If import parsing broke, every module would pass trivially.
+    zoo = library_imports(PACKAGE / "zoo.py")
+    assert {"train", "gan", "diffusion", "seeds", "samplers"} <= zoo, zoo
+    assert library_imports(PACKAGE / "metrics.py") == {"zoo"}
+    assert library_imports(PACKAGE / "nets" / "unet.py") == {"nets.embeddings"}
+
+
+def test_an_upward_or_sideways_import_is_reported():
+    assert violations("train", {"zoo"}) and "train (layer 1) imports zoo" in violations("train", {"zoo"})[0]
+    assert violations("samplers", {"viz"}), "same layer: sideways"
+    assert violations("checks", {"nowhere"}), "not a module"
+    assert not violations("zoo", {"train", "gan"})
+
+
+def private_imports(path: Path) -> list[str]:
+    """Names with a leading underscore that ``path`` imports from another library module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        library = isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").startswith("diffusion_lib")
+        )
+        if library:
+            found += [
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_no_module_imports_another_s_private_names(path):
+    assert not private_imports(path), f"{module_name(path)} imports private names: {private_imports(path)}"
+
+
+def test_private_imports_are_seen(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text("from .train import _helper, public\nfrom os import _exit\n", encoding="utf-8")
+    assert private_imports(fake) == ["train._helper"]
