@@ -253,7 +253,17 @@ class TrainingState:
         series: {name: list of floats, one per step done}, e.g. ``{"losses": []}``.
     """
 
+    # Names the checkpoint uses itself (save_checkpoint adds format and tensors_sha256).
+    RESERVED = ("rng", "torch_rng", "config", "step", "format", "tensors_sha256")
+
     def __init__(self, modules: dict, optimizers: dict, generator: torch.Generator, series: dict):
+        names = [*modules, *optimizers, *(f"{name}_schedule" for name in optimizers), *series]
+        clashes = sorted({n for n in names if names.count(n) > 1 or n in self.RESERVED})
+        if clashes:
+            raise ValueError(
+                f"names of networks, optimisers and series must be distinct and not among "
+                f"{', '.join(self.RESERVED)}, got {', '.join(map(repr, clashes))} more than once or reserved"
+            )
         self.modules = modules
         self.optimizers = optimizers
         self.generator = generator

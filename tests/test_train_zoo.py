@@ -293,6 +293,20 @@ def test_a_training_state_with_fewer_losses_than_steps_is_not_resumed(tmp_path):
     assert other.series == {"losses": [1.0, 0.5]}, "restored as it was, not half-loaded"
 
 
+def test_a_training_state_refuses_names_that_would_clash_in_its_checkpoint():
+    state = a_state(0)
+    model, opt = state.modules["model"], state.optimizers["opt"]
+    for modules, optimizers, series in (
+        ({"opt": model}, {"opt": opt}, {}),  # a network and an optimiser of one name
+        ({"model": model}, {"opt": opt}, {"model": []}),
+        ({"model": model}, {"opt": opt}, {"opt_schedule": []}),
+        ({"rng": model}, {"opt": opt}, {}),
+        ({"model": model}, {"opt": opt}, {"step": []}),
+    ):
+        with pytest.raises(ValueError, match="must be distinct and not among rng, torch_rng"):
+            train.TrainingState(modules, optimizers, state.generator, series)
+
+
 def test_the_running_loss_and_the_ema_warm_up():
     assert train.smoothed(None, 3.0) == 3.0
     assert train.smoothed(1.0, 3.0) == pytest.approx(0.98 * 1.0 + 0.02 * 3.0)
