@@ -46,6 +46,7 @@ import torch
 
 from diffusion_lib import metrics, samplers, zoo
 from diffusion_lib.data import digits
+from diffusion_lib.families.diffusion import reference_samples
 
 SOLVERS = {  # label: (sampler, keyword arguments); every one clips x̂_0 to [-1, 1]
     "DDIM η=0": ("ddim", {"eta": 0.0}),
@@ -88,7 +89,7 @@ class FrechetToTest:
 
 def one_draw(args, loaded, classifier, fd, seed: int) -> dict:
     """Every row for the noise draw ``seed``: {(label, spacing, nfe): (FD, bootstrap FDs, ms)}."""
-    reference = zoo.reference_samples(
+    reference = reference_samples(
         "digits-ddpm", args.samples, seed=seed, batch_size=args.batch_size, progress=False
     )
     x_T = reference.x_T
@@ -140,7 +141,7 @@ def quality(args) -> None:
     for seed in seeds:
         draws.append(one_draw(args, loaded, classifier, fd, seed))
         if seed == seeds[0]:  # the fast distance is the library's
-            ref = zoo.reference_samples(
+            ref = reference_samples(
                 "digits-ddpm", args.samples, seed=seed, batch_size=args.batch_size, progress=False
             )
             library = metrics.fid_features(ref.x0, test, classifier)

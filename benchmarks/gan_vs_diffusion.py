@@ -81,7 +81,7 @@ def main(argv=None) -> None:
             model = zoo.load(name, seed=seed, progress=False)
             generator = torch.Generator().manual_seed(1000 + seed)
             with torch.no_grad():
-                if model.entry.kind == "gan":
+                if model.entry.family == "gan":
                     images = gan.sample(model.model, args.samples, generator=generator)
                 else:
                     shape = (args.samples, *model.entry.sample_shape)

@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     entry = zoo.entry("digits-ddpm")
-    threads = args.threads or entry.extra.get("train_threads", torch.get_num_threads())
+    threads = args.threads or entry.train_threads
     torch.set_num_threads(threads)
     peak = matmul_peak()
     print(f"peak: float32 matmul 2048², {peak / 1e9:.1f} GFLOP/s on {threads} thread(s)")
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
 
     def network():
         torch.manual_seed(entry.init_seed)
-        return UNet(**{k: v for k, v in entry.network.items() if k != "type"})
+        return UNet(**{k: v for k, v in entry.spec.network.items() if k != "type"})
 
     def loss_fn(model, batch, generator):
         return diffusion.training_losses(model, batch[0], generator=generator)["loss"].mean()

@@ -110,6 +110,7 @@ from diffusion_lib import (
     zoo,
 )
 from diffusion_lib.checks import glue
+from diffusion_lib.families.diffusion import reference_samples
 from diffusion_lib.nets import UNet, timestep_embedding
 from diffusion_lib.nets.unet import ResBlock, SelfAttention
 from diffusion_lib.seeds import shifted
@@ -486,7 +487,7 @@ print(
 
 # %%
 digits_entry = zoo.entry("digits-ddpm")
-net_kwargs = {k: v for k, v in digits_entry.network.items() if k != "type"}
+net_kwargs = {k: v for k, v in digits_entry.spec.network.items() if k != "type"}
 torch.manual_seed(shifted(0))  # an initialisation seed: the network takes a step below
 unet = UNet(**net_kwargs).eval()
 print(
@@ -1146,7 +1147,7 @@ _ = check_outcome("ε_θ(x_T, T) ≈ x_T: mean squared error", mse_T, at_most=0.
 # 1,000 network calls per batch, the most expensive step of the chapter. We draw 16 digits from a
 # fixed generator and keep their trajectory $\mathbf{x}_T, \dots, \mathbf{x}_0$ for the animation.
 # For the grid and the metrics we use 500 samples of the same model and sampler that the zoo
-# computes once and caches beside the model (`zoo.reference_samples`, a few minutes on first use;
+# computes once and caches beside the model (`reference_samples` of the diffusion family, a few minutes on first use;
 # chapter 7 uses the same samples as its reference).
 
 # %%
@@ -1170,7 +1171,7 @@ check(
     few,
     atol=0.0,
 )
-reference = zoo.reference_samples("digits-ddpm", 500, seed=0)
+reference = reference_samples("digits-ddpm", 500, seed=0)
 samples = reference.x0  # Algorithm 2 with clipping, from the zoo's cache
 print(
     f"{len(samples)} cached samples, range [{samples.min():.2f}, {samples.max():.2f}] "

@@ -92,6 +92,7 @@ from diffusion_lib import (
     zoo,
 )
 from diffusion_lib.checks import glue
+from diffusion_lib.families.diffusion import reference_samples
 from diffusion_lib.diffusion import normal_kl, split_prediction
 
 torch.manual_seed(0)
@@ -1037,7 +1038,7 @@ check_outcome("with the raw ε_θ it is not: max difference", gap, at_least=0.05
 # the DDPM samples:
 
 # %%
-reference = zoo.reference_samples("digits-ddpm", 500, seed=0)
+reference = reference_samples("digits-ddpm", 500, seed=0)
 n_eval, n_boot = 500, 200
 glue("ch7_n_eval", n_eval)
 glue("ch7_n_boot", n_boot)

@@ -90,6 +90,7 @@ from scipy import linalg
 from diffusion_lib import check, check_le, check_outcome, data, gan, metrics, samplers
 from diffusion_lib import viz, zoo
 from diffusion_lib.checks import glue
+from diffusion_lib.families.diffusion import reference_samples
 
 torch.manual_seed(0)
 torch.set_grad_enabled(False)  # evaluation only: no gradients in this chapter
@@ -1538,7 +1539,7 @@ for name in ("ring-gan", "ring-ddpm"):
         g = torch.Generator().manual_seed(100 + seed)
         counter = CountCalls(m.model)
         start = time.perf_counter()
-        if m.entry.kind == "gan":
+        if m.entry.family == "gan":
             points = gan.sample(m.model, 2000, generator=g)
         else:
             points = samplers.ddpm(m.model, m.diffusion, (2000, 2), generator=g,
@@ -1606,7 +1607,7 @@ for seed in (0, 1, 2):
         digits_row("digits-gan", seed, images, seconds, m.record["train_seconds"], 1)
     )
 ddpm_digits = zoo.load("digits-ddpm")
-reference = zoo.reference_samples("digits-ddpm", 500, seed=0)
+reference = reference_samples("digits-ddpm", 500, seed=0)
 digit_samples["digits-ddpm", 0] = reference.x0
 digit_rows.append(
     digits_row("digits-ddpm", 0, reference.x0, reference.seconds_per_sample,

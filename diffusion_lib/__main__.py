@@ -4,12 +4,13 @@
 
     python -m diffusion_lib list
     python -m diffusion_lib train NAME [--steps N] [--seed S]
-    python -m diffusion_lib sample NAME --n N --out FILE.npz [--sampler ddpm|ddim|dpm-solver++]
-           [--steps K] [--eta E] [--spacing leading|trailing|linspace] [--seed S]
-           [--grid FILE.png] [--batch-size B]
+    python -m diffusion_lib sample NAME --n N --out FILE.npz [--seed S] [--grid FILE.png]
+           [--batch-size B] [the options of NAME's family]
 
-A GAN (kind "gan" in ``list``) samples in one generator pass, G(z) with z ~ N(0, I) drawn from
-the seeded generator, so ``sample`` rejects --sampler, --steps, --eta and --spacing for it.
+Every command goes through the model's family (:mod:`diffusion_lib.family`): ``sample`` takes
+the options the families declare (a diffusion model's --sampler, --steps, --eta, --spacing; a
+GAN takes none: it samples in one generator pass), and a family's options given for a model of
+another family are an error. So a new family gets a working command line without a change here.
 
 Progress bars go to stderr and each command prints one summary line on stdout. A user error
 (an unknown model, a bad number, an output folder that does not exist …) prints one line,
@@ -21,23 +22,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
-from . import gan, samplers, zoo
+from . import zoo
+from .family import SampleOption, families, int_in
 from .files import atomic_write_bytes
 
-__all__ = ["main", "SAMPLERS"]
+__all__ = ["main"]
 
 MAX_SEED = 2**63 - 1
-SAMPLABLE_KINDS = ("diffusion", "gan")
 GRID_MAX_IMAGES = 256
 
 
@@ -45,78 +45,39 @@ class UserError(Exception):
     """A mistake in the command line: reported in one line, exit status 2."""
 
 
-# ---------------------------------------------------------------- samplers
-class SamplerSpec(NamedTuple):
-    """How `sample --sampler NAME` runs: the function, its defaults, the options it takes."""
+def family_options() -> dict[str, tuple[SampleOption, list]]:
+    """Every family's sampling options by flag: the option and the families that take it.
 
-    run: Callable[..., torch.Tensor]
-    default_steps: Optional[int]  # None: every training step (T)
-    default_spacing: Optional[str]
-    takes_eta: bool
-
-
-def _ddpm(model, diffusion, shape, *, generator, clip_denoised, steps, eta, spacing) -> torch.Tensor:
-    return samplers.ddpm(model, diffusion, shape, generator=generator, clip_denoised=clip_denoised)
-
-
-def _ddim(model, diffusion, shape, *, generator, clip_denoised, steps, eta, spacing) -> torch.Tensor:
-    return samplers.ddim(
-        model, diffusion, shape, steps=steps, eta=eta, spacing=spacing, generator=generator,
-        clip_denoised=clip_denoised,
-    )  # fmt: skip
-
-
-def _dpm_solver_pp(model, diffusion, shape, *, generator, clip_denoised, steps, eta, spacing) -> torch.Tensor:
-    return samplers.dpm_solver_pp(
-        model,
-        diffusion,
-        shape,
-        steps=steps,
-        spacing=spacing,
-        generator=generator,
-        clip_denoised=clip_denoised,
-    )
-
-
-# The samplers `sample --sampler` accepts, in one place. Defaults: chapter 7's measurements.
-SAMPLERS: dict[str, SamplerSpec] = {
-    "ddpm": SamplerSpec(_ddpm, None, None, False),
-    "ddim": SamplerSpec(_ddim, 50, "leading", True),
-    "dpm-solver++": SamplerSpec(_dpm_solver_pp, 20, "linspace", False),
-}
-
-
-def _sampler_options(args, entry: zoo.ZooEntry) -> dict:
-    """--steps, --eta and --spacing checked against the sampler and the model; defaults filled in.
-
-    A GAN takes none of them (nor --sampler): it samples in one generator pass.
+    Raises:
+        ValueError: two families declare one flag with different argparse settings.
     """
-    if entry.kind == "gan":
-        for option in ("sampler", "steps", "eta", "spacing"):
-            if getattr(args, option) is not None:
-                raise UserError(
-                    f"--{option} applies to diffusion models; {entry.name!r} is a GAN, sampled in one "
-                    "generator pass"
+    options: dict[str, tuple[SampleOption, list]] = {}
+    for name, family in families().items():
+        for option in family.sample_options:
+            if option.flag in options and options[option.flag][0].kwargs != option.kwargs:
+                raise ValueError(
+                    f"family {name!r} declares {option.flag} unlike {', '.join(options[option.flag][1])}"
                 )
-        return {}
-    if args.sampler is None:
-        args.sampler = "ddpm"
-    spec = SAMPLERS[args.sampler]
-    T = entry.num_timesteps
-    if spec.default_steps is None:
-        for option, value in (("--steps", args.steps), ("--spacing", args.spacing)):
-            if value is not None:
-                raise UserError(f"{option} applies to ddim and dpm-solver++; ddpm takes all {T} steps")
-    if args.eta is not None and not spec.takes_eta:
-        raise UserError(f"--eta applies to ddim only, not to {args.sampler}")
-    if args.steps is not None and args.steps > T:
-        raise UserError(f"--steps must be at most the model's {T} training steps, got {args.steps}")
-    steps = args.steps if args.steps is not None else spec.default_steps
-    return {
-        "steps": min(steps, T) if steps is not None else None,  # a default is capped at T
-        "eta": args.eta if args.eta is not None else 0.0,
-        "spacing": args.spacing or spec.default_spacing,
-    }
+            options.setdefault(option.flag, (option, []))[1].append(name)
+    return options
+
+
+def _sampling_options(args, entry: zoo.ZooEntry) -> dict:
+    """The family's options for ``entry``, checked and completed; another family's are refused."""
+    family = zoo.family_of(entry)
+    own = {option.flag for option in family.sample_options}
+    for flag, (option, owners) in family_options().items():
+        if flag not in own and getattr(args, option.dest) is not None:
+            takes = ", ".join(sorted(own)) if own else "no sampling options"
+            raise UserError(
+                f"{flag} applies to {' and '.join(owners)} models; {entry.name!r} is a {family.name} "
+                f"model and takes {takes}"
+            )
+    given = {option.dest: getattr(args, option.dest) for option in family.sample_options}
+    try:
+        return family.sampling_options(entry, given)
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 # ---------------------------------------------------------------- argument checks
@@ -128,45 +89,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def _eta(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
-
-
-_eta.__name__ = "number"
-
-
-def _int_in(minimum: int, maximum: Optional[int] = None):
-    """An argparse type: an int in [minimum, maximum], with a message naming the allowed range."""
-    allowed = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
 def _model_entry(name: str, *, sampling: bool) -> zoo.ZooEntry:
     if name not in zoo.names():
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(zoo.names())}")
     entry = zoo.entry(name)
-    if sampling and entry.kind not in SAMPLABLE_KINDS:
-        samplable = [n for n in zoo.names() if zoo.entry(n).kind in SAMPLABLE_KINDS]
+    family = zoo.family_of(entry)
+    if sampling and not family.samplable:
+        samplable = [n for n in zoo.names() if zoo.family_of(zoo.entry(n)).samplable]
         raise UserError(
-            f"model {name!r} is a {entry.kind} and cannot be sampled; choose one of {', '.join(samplable)}"
+            f"model {name!r} is a {family.name} and cannot be sampled; choose one of {', '.join(samplable)}"
         )
     return entry
 
@@ -197,15 +128,10 @@ def _check_cache() -> Path:
     return folder
 
 
-def _num_classes(entry: zoo.ZooEntry) -> Optional[int]:
-    value = entry.network.get("num_classes")
-    return int(value) if value is not None else None
-
-
 # ---------------------------------------------------------------- commands
 def _cached_status(entry: zoo.ZooEntry) -> str:
     try:
-        weights, record, _ = zoo._paths(entry)
+        weights, record, _ = zoo.paths(entry)
         if (
             weights.is_file()
             and record.is_file()
@@ -220,9 +146,9 @@ def _cached_status(entry: zoo.ZooEntry) -> str:
 def _list(args) -> int:
     entries = [zoo.entry(name) for name in zoo.names()]
     width = max((len(e.name) for e in entries), default=0)
-    kind_width = max((len(e.kind) for e in entries), default=0)
+    family_width = max((len(e.family) for e in entries), default=0)
     for e in entries:
-        print(f"{e.name:<{width}}  {e.kind:<{kind_width}}  {_cached_status(e)}  {e.description}")
+        print(f"{e.name:<{width}}  {e.family:<{family_width}}  {_cached_status(e)}  {e.description}")
     return 0
 
 
@@ -230,7 +156,7 @@ def _train(args) -> int:
     _model_entry(args.name, sampling=False)
     _check_cache()
     loaded = zoo.load(args.name, retrain=True, progress=True, steps=args.steps, seed=args.seed)
-    weights, _, _ = zoo._paths(loaded.entry)
+    weights, _, _ = zoo.paths(loaded.entry)
     print(
         f"trained {args.name} ({loaded.entry.train.steps} steps, seed {loaded.entry.train.seed}) "
         f"in {loaded.record['train_seconds']:.1f} s; saved to {weights}"
@@ -240,74 +166,41 @@ def _train(args) -> int:
 
 def _sample(args) -> int:
     entry = _model_entry(args.name, sampling=True)
-    options = _sampler_options(args, entry)
+    options = _sampling_options(args, entry)
     out = _output_path("--out", args.out, ".npz")
     grid = _output_path("--grid", args.grid, ".png") if args.grid is not None else None
+    if grid is not None and len(entry.sample_shape) == 1 and entry.sample_shape[0] != 2:
+        raise UserError(
+            f"--grid draws images or 2-D points; {args.name!r} makes points of {entry.sample_shape[0]}"
+        )
     _check_cache()
 
     loaded = zoo.load(args.name, progress=True)
-    points = len(entry.sample_shape) == 1
-    num_classes = _num_classes(entry)
-    labels = torch.arange(args.n) % num_classes if num_classes else None
+    family = zoo.family_of(entry)
     generator = torch.Generator().manual_seed(args.seed)
-    sampler = SAMPLERS[args.sampler].run if entry.kind == "diffusion" else None
-
     start = time.perf_counter()
-    batches = []
-    for first in range(0, args.n, args.batch_size):
-        size = min(args.batch_size, args.n - first)
-        model = loaded.model
-        if labels is not None:
-            y = labels[first : first + size]
-            model = lambda x, t, _net=loaded.model, _y=y: _net(x, t, _y)  # noqa: E731
-        if sampler is None:  # a GAN: G(z), z ~ N(0, I) drawn batch after batch
-            batches.append(gan.sample(loaded.model, size, generator=generator).to("cpu", torch.float32))
-            continue
-        # Images live in [-1, 1], so x̂_0 is clipped there; 2-D points are in data units.
-        x0 = sampler(
-            model,
-            loaded.diffusion,
-            (size, *entry.sample_shape),
-            generator=generator,
-            clip_denoised=not points,
-            **options,
-        )
-        batches.append(x0.detach().to("cpu", torch.float32))
-    x0 = torch.cat(batches)
+    arrays = family.sample(loaded, args.n, batch_size=args.batch_size, generator=generator, options=options)
     seconds = time.perf_counter() - start
 
-    arrays = {}
-    if points:
-        arrays["points"] = x0.numpy().astype(np.float32)
-    else:
-        arrays["images"] = ((x0 + 1.0) / 2.0).clamp(0.0, 1.0).numpy().astype(np.float32)
-    if labels is not None:
-        arrays["labels"] = labels.numpy().astype(np.int64)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(out, buffer.getvalue())
+    what = "images" if "images" in arrays else "points" if "points" in arrays else "samples"
     if grid is not None:
-        picture = _scatter_png(arrays["points"]) if points else _grid_png(x0[:GRID_MAX_IMAGES])
+        if what == "images":
+            picture = _grid_png(torch.from_numpy(arrays["images"][:GRID_MAX_IMAGES]) * 2.0 - 1.0)
+        elif what == "points" and arrays["points"].shape[1] == 2:
+            picture = _scatter_png(arrays["points"])
+        else:
+            raise UserError(f"--grid draws images or 2-D points; {args.name!r} made {what}")
         atomic_write_bytes(grid, picture)
 
-    what = "points" if points else "images"
     also = f" and {grid}" if grid is not None else ""
     print(
-        f"sampled {args.n} {what} from {args.name} with {_describe(args.sampler, options, entry)} "
-        f"(seed {args.seed}) "
+        f"sampled {args.n} {what} from {args.name} with {family.describe(entry, options)} (seed {args.seed}) "
         f"in {seconds:.1f} s; wrote {out}{also}"
     )
     return 0
-
-
-def _describe(sampler: Optional[str], options: dict, entry: zoo.ZooEntry) -> str:
-    """E.g. 'ddim (50 steps, eta 0, leading)', 'ddpm (1000 steps)' or 'one generator pass'."""
-    if entry.kind == "gan":
-        return "one generator pass"
-    if options["steps"] is None:
-        return f"{sampler} ({entry.num_timesteps} steps)"
-    eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
-    return f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
 
 
 def _grid_png(images: torch.Tensor) -> bytes:
@@ -350,52 +243,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser("list", help="the named models: name, kind, cached or not, description")
+    commands.add_parser("list", help="the named models: name, family, cached or not, description")
 
     train = commands.add_parser(
         "train", help="train (or retrain) a model into the cache", description="Train NAME into the cache."
     )
     train.add_argument("name", metavar="NAME", help="a model from 'list'")
     train.add_argument(
-        "--steps", type=_int_in(1), help="training steps (default: the model's own; changes its cache key)"
+        "--steps", type=int_in(1), help="training steps (default: the model's own; changes its cache key)"
     )
     train.add_argument(
-        "--seed", type=_int_in(0, MAX_SEED), help="training seed (default: the model's own; changes its key)"
+        "--seed", type=int_in(0, MAX_SEED), help="training seed (default: the model's own; changes its key)"
     )
 
     sample = commands.add_parser(
         "sample",
-        help="draw samples from a diffusion model or a GAN into an .npz file (training it first if not "
-        "cached)",
-        description="Draw N samples from NAME (trained first if it is not cached) into FILE.npz. A GAN "
-        "samples in one generator pass from seeded noise and takes no --sampler, --steps, --eta or "
-        "--spacing. "
-        "For image models the file holds 'images': float32 in [0, 1], shape (N, C, H, W). For models "
-        "of 2-D points (such as ring-ddpm) it holds 'points' instead: float32 (N, 2) in data units. "
-        "Class-conditional models also store 'labels' (int64, N), cycling through the classes. The "
-        "same --seed and --batch-size give the same samples.",
+        help="draw samples from a model (a diffusion model, a GAN, …) into an .npz file (training it first "
+        "if not cached)",
+        description="Draw N samples from NAME (trained first if it is not cached) into FILE.npz. For image "
+        "models the file holds 'images': float32 in [0, 1], shape (N, C, H, W). For models of points "
+        "(such as ring-ddpm) it holds 'points' instead: float32 (N, D) in data units. Class-conditional "
+        "models also store 'labels' (int64, N), cycling through the classes. The same --seed and "
+        "--batch-size give the same samples. Each family takes its own options (in brackets: the "
+        "families that take it).",
     )
-    sample.add_argument("name", metavar="NAME", help="a diffusion model or a GAN from 'list'")
-    sample.add_argument("--n", type=_int_in(1), required=True, help="number of samples")
+    sample.add_argument("name", metavar="NAME", help="a model from 'list' that can be sampled")
+    sample.add_argument("--n", type=int_in(1), required=True, help="number of samples")
     sample.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the samples")
-    sample.add_argument(
-        "--sampler",
-        choices=list(SAMPLERS),
-        help="a diffusion model's sampler (default: ddpm, all T steps)",
-    )
-    sample.add_argument(
-        "--steps",
-        type=_int_in(1),
-        help="network evaluations for ddim (default 50) and dpm-solver++ (default 20), at most T",
-    )
-    sample.add_argument("--eta", type=_eta, help="ddim's noise scale η in [0, 1] (default 0: deterministic)")
-    sample.add_argument(
-        "--spacing",
-        choices=samplers.SPACINGS,
-        help="which timesteps ddim and dpm-solver++ visit (default: leading for ddim, linspace for "
-        "dpm-solver++); see chapter 7",
-    )
-    sample.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0, help="sampling seed (default: 0)")
+    for flag, (option, owners) in family_options().items():
+        kwargs = dict(option.kwargs)
+        kwargs["help"] = f"{kwargs.get('help', '')} [{', '.join(owners)}]".strip()
+        sample.add_argument(flag, dest=option.dest, default=None, **kwargs)
+    sample.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="sampling seed (default: 0)")
     sample.add_argument(
         "--grid",
         metavar="FILE.png",
@@ -403,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
         "the points",
     )
     sample.add_argument(
-        "--batch-size", type=_int_in(1), default=256, help="samples drawn at once (default: 256)"
+        "--batch-size", type=int_in(1), default=256, help="samples drawn at once (default: 256)"
     )
     return parser
 

@@ -34,6 +34,9 @@ __all__ = [
     "swiss_roll",
     "checkerboard",
     "TOY_SETS",
+    "register_dataset",
+    "datasets",
+    "training_tensors",
     "read_idx",
     "mnist",
     "MNIST_SPLITS",
@@ -294,6 +297,49 @@ TOY_SETS: dict[str, Callable[..., torch.Tensor]] = {
     "checkerboard": checkerboard,
 }
 """The 2-D toy sets by name; each is called as ``TOY_SETS[name](n, seed=...)`` → (n, 2) float32."""
+
+
+# ---------------------------------------------------------------- training data by name
+_DATASETS: dict[str, Callable[..., list]] = {}
+
+
+def register_dataset(name: str, make: Callable[..., list]) -> None:
+    """Make ``name`` usable as a zoo entry's training data: ``make(**kwargs)`` returns a list of
+    tensors sharing their first dimension (e.g. ``[images, labels]``). Replaces one of that name.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty str, or ``make`` is not callable.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty str, got {name!r}")
+    if not callable(make):
+        raise ValueError(f"make must be callable, got {type(make).__name__}")
+    _DATASETS[name] = make
+
+
+def datasets() -> list[str]:
+    """The names :func:`training_tensors` knows, sorted."""
+    return sorted(_DATASETS)
+
+
+def training_tensors(name: str, **kwargs) -> list:
+    """The training tensors of the dataset ``name`` (see :func:`register_dataset`).
+
+    The book's: ``"digits"`` → ``[images, labels]`` (kwargs: ``split``, default ``"train"``);
+    each of :data:`TOY_SETS` → ``[points]`` (kwargs: the generator's, e.g. ``n``, ``seed``).
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones); the dataset's own
+            errors for bad kwargs.
+    """
+    if name not in _DATASETS:
+        raise ValueError(f"data must be one of {', '.join(map(repr, datasets()))}, got {name!r}")
+    return list(_DATASETS[name](**kwargs))
+
+
+register_dataset("digits", lambda split="train": list(digits(split)))
+for _toy_name, _toy in TOY_SETS.items():
+    register_dataset(_toy_name, lambda _make=_toy, **kwargs: [_make(**kwargs)])
 
 
 # ---------------------------------------------------------------- IDX files and MNIST

@@ -15,7 +15,10 @@ Data lie in [-1, 1]; the decoder L_0 is a Gaussian discretised into 256 bins.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+import weakref
 from typing import Callable, NamedTuple, Optional, Union
 
 import torch
@@ -30,6 +33,7 @@ __all__ = [
     "standard_normal_cdf",
     "discretized_gaussian_log_likelihood",
     "mean_flat",
+    "randn_like_on",
 ]
 
 MODEL_VAR_TYPES = ("fixed_small", "fixed_large")
@@ -154,14 +158,71 @@ def discretized_gaussian_log_likelihood(
     return torch.where(x < -_EDGE, log_cdf_upper, torch.where(x > _EDGE, log_survival_lower, log_mass))
 
 
+# Copies of the float64 buffers on other devices, one per (device, dtype), keyed by the buffer's
+# id and dropped when the buffer is freed: so that reading a buffer on a GPU never waits for the
+# host (the CPU reads the float64 buffer directly).
+_DEVICE_COPIES: dict[int, dict] = {}
+
+
+def _buffer_on(buffer: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``buffer`` cast to ``like``'s dtype on ``like``'s device, made once per (device, dtype)."""
+    copies = _DEVICE_COPIES.get(id(buffer))
+    if copies is None:
+        copies = _DEVICE_COPIES[id(buffer)] = {}
+        weakref.finalize(buffer, _DEVICE_COPIES.pop, id(buffer), None)
+    key = (like.device, like.dtype)
+    if key not in copies:  # cast on the CPU first: some devices have no float64
+        copies[key] = buffer.to(dtype=like.dtype).to(device=like.device)
+    return copies[key]
+
+
 def _extract(buffer: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Read ``buffer[t]`` and shape it ``(B, 1, ..., 1)`` to broadcast against ``like``.
 
-    The float64 buffer is indexed on the CPU, then cast to ``like``'s dtype and device, so
-    float64 inputs keep full precision and GPU inputs stay on the GPU.
+    On the CPU the float64 buffer is indexed, then cast to ``like``'s dtype, so float64 inputs
+    keep full precision. On another device it is read from a copy of the buffer kept there (cast
+    on the CPU once), with ``t`` on that device: the same values, and no round trip to the host.
     """
-    values = buffer[t.detach().to("cpu")].to(device=like.device, dtype=like.dtype)
+    if like.device.type == "cpu":
+        values = buffer[t.detach().to("cpu")].to(dtype=like.dtype)
+    else:
+        values = _buffer_on(buffer, like)[t.detach().to(like.device)]
     return values.reshape(values.shape + (1,) * (like.ndim - 1))
+
+
+# How deep the current thread is in GaussianDiffusion's public methods: a public method called by
+# another (q_sample by training_losses, p_mean_variance by p_sample, …) does not check its inputs
+# again; validation happens once, at the entry point.
+_CALLS = threading.local()
+
+
+def _nested() -> bool:
+    """Whether the running public method was called by another public method."""
+    return getattr(_CALLS, "depth", 0) > 1
+
+
+def _entry_point(method):
+    """Mark a public method of GaussianDiffusion: it checks its inputs unless called by another."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        _CALLS.depth = getattr(_CALLS, "depth", 0) + 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _CALLS.depth -= 1
+
+    return wrapper
+
+
+def randn_like_on(like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """N(0, I) noise of ``like``'s shape, dtype and device, drawn on ``generator``'s device.
+
+    A CPU generator drives a model on a GPU: the noise is drawn on the CPU and moved, so the
+    same seed gives the same noise on every device.
+    """
+    device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
 
 
 class GaussianDiffusion:
@@ -237,6 +298,8 @@ class GaussianDiffusion:
 
     # ----------------------------------------------------------------- input checks
     def _check_x(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if _nested():  # checked by the public method that called this one
+            return x
         if not torch.is_tensor(x):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
@@ -246,6 +309,8 @@ class GaussianDiffusion:
         return x
 
     def _check_same_shape(self, name: str, x: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+        if _nested():
+            return
         self._check_x(name, x)
         if x.shape != ref.shape:
             raise ValueError(
@@ -253,12 +318,20 @@ class GaussianDiffusion:
             )
 
     def _check_t(self, t: TimestepLike, batch_size: int, device: torch.device) -> torch.Tensor:
-        """Validate timesteps; an int (or 0-d tensor) is broadcast to the batch."""
+        """Validate timesteps; an int (or 0-d tensor) is broadcast to the batch.
+
+        An int is checked on the host; a tensor's range costs one read of its min and max (a
+        synchronisation on a GPU), done only by the outermost public method of a call.
+        """
         last = self.num_timesteps - 1
         if isinstance(t, bool):
             raise TypeError("t must be an int64 tensor of shape (B,) or an int, got bool")
         if isinstance(t, int):
-            t = torch.full((batch_size,), t, dtype=torch.long, device=device)
+            if not 0 <= t <= last:
+                raise ValueError(f"t must be in [0, {last}], got {t}")
+            return torch.full((batch_size,), t, dtype=torch.long, device=device)
+        if _nested() and torch.is_tensor(t) and t.ndim == 1 and t.dtype == torch.long:
+            return t
         if not torch.is_tensor(t):
             raise TypeError(f"t must be an int64 tensor of shape (B,) or an int, got {type(t).__name__}")
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
@@ -274,6 +347,7 @@ class GaussianDiffusion:
         return t.long()
 
     # ----------------------------------------------------------------- forward process
+    @_entry_point
     def q_mean_variance(self, x0: torch.Tensor, t: TimestepLike) -> MeanVariance:
         """The marginal q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I).
 
@@ -290,6 +364,7 @@ class GaussianDiffusion:
         log_variance = _extract(self.log_one_minus_alphas_cumprod, t, x0)
         return MeanVariance(mean, variance, log_variance)
 
+    @_entry_point
     def q_sample(
         self,
         x0: torch.Tensor,
@@ -311,7 +386,7 @@ class GaussianDiffusion:
         self._check_x("x0", x0)
         t = self._check_t(t, x0.shape[0], x0.device)
         if noise is None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = randn_like_on(x0, generator)
         else:
             self._check_same_shape("noise", noise, "x0", x0)
         return (
@@ -319,6 +394,7 @@ class GaussianDiffusion:
             + _extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
         )
 
+    @_entry_point
     def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: TimestepLike) -> MeanVariance:
         """The posterior q(x_{t-1} | x_t, x_0) = N(μ̃_t(x_t, x_0), β̃_t I).
 
@@ -341,6 +417,7 @@ class GaussianDiffusion:
         log_variance = _extract(self.posterior_log_variance_clipped, t, x_t)
         return MeanVariance(mean, variance, log_variance)
 
+    @_entry_point
     def predict_x0_from_eps(self, x_t: torch.Tensor, t: TimestepLike, eps: torch.Tensor) -> torch.Tensor:
         """Invert the reparameterisation: x_0 = (x_t − √(1 − ᾱ_t) ε)/√ᾱ_t.
 
@@ -354,6 +431,7 @@ class GaussianDiffusion:
             - _extract(self.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
         )
 
+    @_entry_point
     def predict_eps_from_x0(self, x_t: torch.Tensor, t: TimestepLike, x0: torch.Tensor) -> torch.Tensor:
         """The noise that takes x_0 to x_t: ε = (x_t − √ᾱ_t x_0)/√(1 − ᾱ_t).
 
@@ -366,6 +444,7 @@ class GaussianDiffusion:
             self.sqrt_recipm1_alphas_cumprod, t, x_t
         )
 
+    @_entry_point
     def v_target(self, x0: torch.Tensor, t: TimestepLike, eps: torch.Tensor) -> torch.Tensor:
         """The velocity v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 of Salimans & Ho (2022).
 
@@ -380,6 +459,7 @@ class GaussianDiffusion:
             - _extract(self.sqrt_one_minus_alphas_cumprod, t, x0) * x0
         )
 
+    @_entry_point
     def split_model_output(
         self, x_t: torch.Tensor, t: TimestepLike, model_output: torch.Tensor, prediction_type: str = "epsilon"
     ) -> Prediction:
@@ -412,6 +492,7 @@ class GaussianDiffusion:
         return split_prediction(x_t, model_output, alpha, sigma, prediction_type)
 
     # ----------------------------------------------------------------- reverse process
+    @_entry_point
     def p_mean_variance(
         self,
         model: Model,
@@ -455,6 +536,7 @@ class GaussianDiffusion:
             "eps": eps,
         }
 
+    @_entry_point
     def p_sample(
         self,
         model: Model,
@@ -473,12 +555,13 @@ class GaussianDiffusion:
         Returns:
             dict with ``sample`` (x_{t−1}) and ``pred_x0``.
         """
+        self._check_x("x_t", x_t)
+        t = self._check_t(t, x_t.shape[0], x_t.device)
         out = self.p_mean_variance(
             model, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type
         )
-        t = self._check_t(t, x_t.shape[0], x_t.device)
         if noise is None:
-            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+            noise = randn_like_on(x_t, generator)
         else:
             self._check_same_shape("noise", noise, "x_t", x_t)
         nonzero = (t != 0).to(x_t.dtype).reshape((-1,) + (1,) * (x_t.ndim - 1))
@@ -496,8 +579,11 @@ class GaussianDiffusion:
         """Timestep indices drawn uniformly from [0, T-1], int64 of shape (batch_size,)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        return torch.randint(0, self.num_timesteps, (batch_size,), generator=generator, device=device)
+        where = generator.device if generator is not None else device  # drawn where the generator is
+        t = torch.randint(0, self.num_timesteps, (batch_size,), generator=generator, device=where)
+        return t.to(device)
 
+    @_entry_point
     def training_losses(
         self,
         model: Model,
@@ -533,7 +619,7 @@ class GaussianDiffusion:
             t = self.sample_timesteps(x0.shape[0], generator=generator, device=x0.device)
         t = self._check_t(t, x0.shape[0], x0.device)
         if noise is None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = randn_like_on(x0, generator)
         x_t = self.q_sample(x0, t, noise)
         eps = model(x_t, t)
         if not torch.is_tensor(eps) or eps.shape != x0.shape:
@@ -544,6 +630,7 @@ class GaussianDiffusion:
             target = self.v_target(x0, t, noise)
         return {"loss": mean_flat((target - eps) ** 2), "t": t, "noise": noise, "x_t": x_t, "eps": eps}
 
+    @_entry_point
     def vlb_terms(
         self,
         model: Model,
@@ -586,6 +673,7 @@ class GaussianDiffusion:
             output = output.masked_scatter(first, decoder_nll)
         return {"output": output / math.log(2.0), "pred_x0": out["pred_x0"], "eps": out["eps"]}
 
+    @_entry_point
     def prior_bpd(self, x0: torch.Tensor) -> torch.Tensor:
         """L_T = KL(q(x_T | x_0) ‖ N(0, I)) per example, in bits per dimension.
 
@@ -596,6 +684,7 @@ class GaussianDiffusion:
         zero = torch.zeros((), dtype=x0.dtype, device=x0.device)
         return mean_flat(normal_kl(mean, log_variance, zero, zero)) / math.log(2.0)
 
+    @_entry_point
     def bits_per_dim(
         self,
         model: Model,
@@ -625,7 +714,7 @@ class GaussianDiffusion:
         with torch.no_grad():
             for i in reversed(range(self.num_timesteps)):
                 t = torch.full((batch,), i, dtype=torch.long, device=x0.device)
-                noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+                noise = randn_like_on(x0, generator)
                 x_t = self.q_sample(x0, t, noise)
                 out = self.vlb_terms(
                     model, x0, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type

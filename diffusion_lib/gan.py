@@ -39,6 +39,7 @@ from .train import (
     progress_bar,
     sample_batch,
     smoothed,
+    training_device,
     warmup_schedule,
 )
 
@@ -369,6 +370,7 @@ def train_gan(
     progress: bool = True,
     description: str = "training GAN",
     callback: Optional[Callable[[int, nn.Module, nn.Module], None]] = None,
+    device: Optional[Union[str, torch.device]] = None,
 ) -> GANResult:
     """Train a GAN by alternating gradient steps on D and G. Derived in chapter 3, Algorithm 1.
 
@@ -397,9 +399,11 @@ def train_gan(
             not for the steps a resumed checkpoint skips), e.g. to record samples over training
             as chapter 3 does; the networks are in training mode, so sample under
             ``torch.no_grad()`` and do not change them.
+        device: where to train, as for :func:`diffusion_lib.train.train` (default: where the
+            generator's parameters are); z and the minibatch indices come from the CPU generator.
 
     Returns:
-        ``GANResult(generator, discriminator, ema, losses, d_losses)``.
+        ``GANResult(generator, discriminator, ema, losses, d_losses)``, the networks on ``device``.
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
@@ -412,6 +416,10 @@ def train_gan(
     if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
         raise ValueError(f"generator_net must have an int attribute z_dim >= 1, got {z_dim!r}")
     real_data = data_list(data)[0]
+    device = training_device(generator_net, device)
+    generator_net.to(device)
+    discriminator.to(device)
+    real_data = real_data.to(device)
 
     torch.manual_seed(config.seed)
     rng = torch.Generator().manual_seed(config.seed)

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .diffusion import GaussianDiffusion, check_prediction_type, split_prediction
+from .diffusion import GaussianDiffusion, check_prediction_type, randn_like_on, split_prediction
 
 __all__ = ["ddpm", "ddim", "ddim_invert", "dpm_solver_pp", "timesteps", "SPACINGS"]
 
@@ -32,7 +32,7 @@ def _initial_noise(shape, x_T, generator, device, dtype) -> torch.Tensor:
     if not shape or any((not isinstance(s, int)) or isinstance(s, bool) or s < 1 for s in shape):
         raise ValueError(f"shape must be a tuple of ints >= 1, got {shape!r}")
     if x_T is None:
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return randn_like_on(torch.empty(shape, device=device, dtype=dtype), generator)
     if not torch.is_tensor(x_T) or tuple(x_T.shape) != shape:
         got = tuple(x_T.shape) if torch.is_tensor(x_T) else type(x_T).__name__
         raise ValueError(f"x_T must have shape {shape}, got {got}")
@@ -80,10 +80,9 @@ def ddpm(
     trajectory = [x] if return_trajectory else None
     steps = range(diffusion.num_timesteps - 1, -1, -1)
     for i in tqdm(steps, desc="DDPM sampling", disable=not progress, leave=False, mininterval=1.0):
-        t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = diffusion.p_sample(
-            model, x, t, noise=noise, clip_denoised=clip_denoised, prediction_type=prediction_type
+        noise = randn_like_on(x, generator)
+        x = diffusion.p_sample(  # t as an int: checked on the host, no synchronisation per step
+            model, x, i, noise=noise, clip_denoised=clip_denoised, prediction_type=prediction_type
         )["sample"]
         if trajectory is not None:
             trajectory.append(x)
@@ -246,7 +245,7 @@ def ddim(
         sigma = ddim_sigma(a, a_next, eta)
         x = math.sqrt(a_next) * x0 + math.sqrt(max(1.0 - a_next - sigma**2, 0.0)) * eps
         if sigma > 0.0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + sigma * randn_like_on(x, generator)
         if trajectory is not None:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x

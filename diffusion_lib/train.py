@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,12 +39,18 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_paths",
+    "default_device",
+    "training_device",
+    "ENV_DEVICE",
 ]
 
 LossFn = Callable[[nn.Module, Sequence[torch.Tensor], torch.Generator], torch.Tensor]
 # Version of the checkpoint layout (TrainingState's keys); a checkpoint of another version is
 # not resumed but started afresh. 2: one layout for every training loop (TrainingState).
 CHECKPOINT_FORMAT = 2
+# Where training runs when no device is given: this variable ("cpu", "cuda", "cuda:1", …) or, if
+# it is unset, CUDA when available (Colab) and the CPU otherwise.
+ENV_DEVICE = "DIFFUSION_LIB_DEVICE"
 # The EMA's warm-up (1 + s) / (EMA_WARMUP + s): TensorFlow's ExponentialMovingAverage with
 # num_updates, 10 there as here (see ema_decay_at).
 EMA_WARMUP = 10.0
@@ -167,6 +174,34 @@ def smoothed(running: Optional[float], value: float) -> float:
     return RUNNING_LOSS_SMOOTHING * running + (1 - RUNNING_LOSS_SMOOTHING) * value
 
 
+def default_device() -> torch.device:
+    """``$DIFFUSION_LIB_DEVICE`` if set, else ``cuda`` when torch sees a GPU, else ``cpu``.
+
+    Raises:
+        ValueError: the variable names no device torch knows, or CUDA that is not available.
+    """
+    raw = os.environ.get(ENV_DEVICE, "").strip()
+    if not raw:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(raw)
+    except RuntimeError:
+        raise ValueError(
+            f"{ENV_DEVICE} must name a torch device such as 'cpu' or 'cuda', got {raw!r}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{ENV_DEVICE} is {raw!r}, but torch sees no CUDA device")
+    return device
+
+
+def training_device(model: nn.Module, device: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """``device`` if given, else the device of ``model``'s first parameter (the CPU if it has none)."""
+    if device is not None:
+        return torch.device(device)
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def data_list(data) -> list:
     """``data`` (a tensor or a sequence of tensors sharing their first dimension) as a list."""
     data = [data] if torch.is_tensor(data) else list(data)
@@ -231,7 +266,7 @@ def load_checkpoint(path: Union[str, Path]) -> tuple[dict, dict]:
 def sample_batch(data: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator) -> list:
     """A minibatch of ``batch_size`` rows drawn with replacement (the same rows of each tensor)."""
     index = torch.randint(0, data[0].shape[0], (batch_size,), generator=generator)
-    return [d[index] for d in data]
+    return [d[index.to(d.device)] for d in data]
 
 
 class TrainingState:
@@ -358,6 +393,7 @@ def train(
     checkpoint: Optional[Union[str, Path]] = None,
     progress: bool = True,
     description: str = "training",
+    device: Optional[Union[str, torch.device]] = None,
 ) -> TrainResult:
     """Train ``model`` to minimise ``loss_fn`` on minibatches drawn from ``data``.
 
@@ -381,11 +417,19 @@ def train(
             (another config, corrupt, half-written) is ignored and overwritten.
         progress: show a tqdm bar (on stderr) with the running loss.
         description: the bar's label.
+        device: where to train: the model and the data are moved there. Default: where the
+            model's parameters are (the zoo passes :func:`default_device`, CUDA when available).
+            The run's generator stays on the CPU (minibatch indices, and the noise of the
+            library's losses, are drawn there and moved), so the same seed gives the same draws
+            on every device and the same model on the same device.
 
     Returns:
-        ``TrainResult(model, ema, losses)``.
+        ``TrainResult(model, ema, losses)``, the networks on ``device``.
     """
     data = data_list(data)
+    device = training_device(model, device)
+    model.to(device)
+    data = [d.to(device) for d in data]
 
     torch.manual_seed(config.seed)  # dropout and any other global randomness
     generator = torch.Generator().manual_seed(config.seed)

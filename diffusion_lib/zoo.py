@@ -1,24 +1,34 @@
-"""Named, reproducible models, trained on first use and cached. Used from chapter 6 on.
+"""Named, reproducible models of every family, trained on first use and cached. Used from chapter 3 on.
 
-Every model the book uses comes from here, so each is trained once per machine. A cached model
-lives in ``$DIFFUSION_LIB_HOME`` (default ``~/.cache/diffusion_lib``) as
+Every model the book uses comes from here, so each is trained once per machine. A zoo entry
+(:class:`ZooEntry`) names its family (:mod:`diffusion_lib.family`), the family's typed spec, its
+training data (:class:`DataSpec`: a dataset by name, or the outputs of another zoo model), its
+training hyperparameters and the models it depends on. The zoo never looks inside a spec: it asks
+the entry's family to build, train and describe the model. The book's entries live in
+``diffusion_lib/entries/chapterNN.py``, grouped by the chapter that introduces them, and are found
+on first use; a reader registers more with :func:`register`.
+
+A cached model lives in ``$DIFFUSION_LIB_HOME`` (default ``~/.cache/diffusion_lib``) as
 ``NAME-KEY.safetensors`` (the EMA weights) plus ``NAME-KEY.json`` (its full configuration and
-training record), both written atomically. ``KEY`` is a hash of the full configuration and the
-library version, so changing either trains a new model. A missing, corrupt or mismatched file
-is retrained, never unpickled. An interrupted training run resumes from its checkpoint.
+training record), both written atomically. ``KEY`` is a hash of the configuration, the keys of
+the models it depends on, the device it trains on and the library version, so changing any of
+them (retraining a dependency included) trains a new model. A missing, corrupt or mismatched
+file is retrained, never unpickled. An interrupted training run resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import pkgutil
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -26,92 +36,147 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from . import __version__
-from .diffusion import GaussianDiffusion
+from .data import training_tensors
+from .family import Family, get_family
 from .files import atomic_write_bytes
-from .schedules import get_beta_schedule
 from .seeds import shifted
-from .train import TrainConfig, checkpoint_paths, train
+from .train import TrainConfig, checkpoint_paths, default_device
 
 __all__ = [
+    "DataSpec",
     "ZooEntry",
     "ZooModel",
-    "ReferenceSamples",
+    "ModelOutput",
     "names",
     "entry",
+    "family_of",
     "load",
-    "reference_samples",
+    "outputs",
+    "paths",
     "cache_dir",
     "register",
+    "unregister",
 ]
 
 ENV_HOME = "DIFFUSION_LIB_HOME"
-KINDS = ("diffusion", "classifier", "gan")
+# Version of a cached model's JSON record. 2: families (spec, data spec, dependencies, device).
+RECORD_FORMAT = 2
+
+
+def _json_able(name: str, value) -> None:
+    try:
+        json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be JSON-able, got {value!r} ({err})") from None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A zoo model's training data: a dataset by name (:func:`diffusion_lib.data.training_tensors`)
+    or the output of another zoo model (its family's :meth:`~diffusion_lib.family.Family.output`).
+
+    Build one with :meth:`dataset` or :meth:`outputs_of`. ``kwargs`` go to the dataset or the
+    output, and are part of the cache key.
+    """
+
+    name: Optional[str] = None
+    kwargs: dict = field(default_factory=dict)
+    model: Optional[str] = None
+    output: Optional[str] = None
+
+    def __post_init__(self):
+        if (self.name is None) == (self.model is None):
+            raise ValueError(
+                f"a data spec names a dataset or a model, not both or neither; got name={self.name!r}, "
+                f"model={self.model!r}"
+            )
+        if (self.model is None) != (self.output is None):
+            raise ValueError(f"output must be given exactly with model, got output={self.output!r}")
+        if not isinstance(self.kwargs, dict):
+            raise ValueError(f"kwargs must be a dict, got {type(self.kwargs).__name__}")
+        _json_able("data kwargs", self.kwargs)
+
+    @classmethod
+    def dataset(cls, name: str, **kwargs) -> DataSpec:
+        """The dataset ``name`` called with ``kwargs``, e.g. ``DataSpec.dataset("ring", n=8000)``."""
+        return cls(name=name, kwargs=kwargs)
+
+    @classmethod
+    def outputs_of(cls, model: str, output: str, **kwargs) -> DataSpec:
+        """The output ``output`` of the zoo model ``model`` (a dependency of the entry)."""
+        return cls(model=model, output=output, kwargs=kwargs)
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """Everything that defines a zoo model; all of it goes into the cache key.
+    """Everything that defines a zoo model.
 
     Attributes:
         name: the model's name, e.g. ``"digits-ddpm"``.
         description: one line for ``python -m diffusion_lib list``.
-        kind: ``"diffusion"`` (an ε-predictor with its GaussianDiffusion), ``"classifier"`` or
-            ``"gan"`` (a generator and a discriminator; the cache keeps the generator's EMA).
-        data: the training data's name, understood by :func:`_training_data`.
-        network: ``{"type": ..., **constructor kwargs}`` for :func:`_build_network`; for a GAN
-            ``{"type": "mlp_gan", "generator": {...}, "discriminator": {...}}``, the kwargs of
-            :class:`~diffusion_lib.gan.MLPGenerator` and :class:`~diffusion_lib.gan.MLPDiscriminator`
-            less ``sample_shape``.
-        sample_shape: the shape of one sample, e.g. (1, 8, 8) or (2,).
-        schedule, num_timesteps, model_var_type: the diffusion process (diffusion models only).
+        family: the name of its family (:func:`diffusion_lib.family.families`).
+        spec: the family's typed configuration (its ``spec_type``), e.g. the network and the
+            noise schedule of a diffusion model.
+        data: its training data.
+        sample_shape: the shape of one sample (or, for a classifier, one input), e.g. (1, 8, 8).
         train: the training hyperparameters.
-        init_seed: seed for the network's initial weights.
-        extra: anything else; ``"gan"`` holds a GAN's :class:`~diffusion_lib.gan.GANConfig` kwargs,
-            ``"data_kwargs"`` the data's, ``"train_threads"`` the threads to train with.
+        train_threads: the torch threads to train with, fixed so that the cached model does not
+            depend on which process trained it first (the thread count changes the rounding).
+        chapter: the chapter that introduces the model.
+        init_seed: seed of the network's initial weights.
+        depends_on: zoo models it needs besides its data's (the data's model is added).
     """
 
     name: str
     description: str
-    kind: str
-    data: str
-    network: dict
+    family: str
+    spec: Any
+    data: DataSpec
     sample_shape: tuple
     train: TrainConfig
-    schedule: str = "linear"
-    num_timesteps: int = 1000
-    model_var_type: str = "fixed_small"
+    train_threads: int
+    chapter: int
     init_seed: int = 0
-    extra: dict = field(default_factory=dict)
+    depends_on: tuple = ()
+
+    def dependencies(self) -> tuple:
+        """The zoo models this one needs: ``depends_on``, then its data's model if any."""
+        extra = (self.data.model,) if self.data.model is not None else ()
+        return tuple(dict.fromkeys((*self.depends_on, *extra)))
 
     def config(self) -> dict:
-        """The JSON-able configuration that identifies this model (with the library version)."""
-        config = asdict(self)
+        """The JSON-able configuration that identifies this model: every field but the
+        description and the chapter, the keys of its dependencies (so retraining one retrains
+        this one), the device it trains on, and the library version."""
+        config = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("description", "chapter")
+        }
+        config["spec"] = asdict(self.spec)
+        config["data"] = asdict(self.data)
+        config["train"] = asdict(self.train)
         config["sample_shape"] = list(self.sample_shape)
+        config["depends_on"] = list(self.depends_on)
+        config["dependency_keys"] = {name: _resolved(name).key() for name in self.dependencies()}
+        config["device"] = default_device().type
         config["library_version"] = __version__
         return config
 
     def key(self) -> str:
         """A short hash of :meth:`config`: the cache file's identity."""
-        blob = json.dumps(self.config(), sort_keys=True).encode()
+        with _visiting(self.name):
+            blob = json.dumps(self.config(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
-
-    def diffusion(self) -> Optional[GaussianDiffusion]:
-        """The model's diffusion process, or None for a classifier or a GAN."""
-        if self.kind != "diffusion":
-            return None
-        return GaussianDiffusion(
-            get_beta_schedule(self.schedule, self.num_timesteps), model_var_type=self.model_var_type
-        )
 
 
 @dataclass
 class ZooModel:
-    """A loaded zoo model: the network (EMA weights, eval mode; a GAN's generator), its diffusion
-    process (None unless a diffusion model) and its record."""
+    """A loaded zoo model: the network (EMA weights, eval mode, on the CPU; a GAN's generator),
+    its family's process (``diffusion``: the GaussianDiffusion of a diffusion model, else None)
+    and its record (configuration, training time, losses)."""
 
     entry: ZooEntry
     model: nn.Module
-    diffusion: Optional[GaussianDiffusion]
+    diffusion: Any
     record: dict
 
     @property
@@ -121,28 +186,91 @@ class ZooModel:
 
 _REGISTRY: dict[str, ZooEntry] = {}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ENTRIES_FOUND = False
+_VISITING: list = []
+
+
+class _visiting:
+    """Track the chain of dependencies being keyed, to refuse a cycle with a clear message."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        if self.name in _VISITING:
+            cycle = " -> ".join([*_VISITING[_VISITING.index(self.name) :], self.name])
+            raise ValueError(f"depends_on must not form a cycle, got {cycle}")
+        _VISITING.append(self.name)
+
+    def __exit__(self, *exc):
+        _VISITING.pop()
+
+
+def _find_entries() -> None:
+    """Import the book's entries (every module of ``diffusion_lib.entries``), once."""
+    global _ENTRIES_FOUND
+    if _ENTRIES_FOUND:
+        return
+    _ENTRIES_FOUND = True
+    package = importlib.import_module(f"{__package__}.entries")
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        importlib.import_module(f"{package.__name__}.{module}")
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def register(zoo_entry: ZooEntry) -> ZooEntry:
-    """Add an entry to the zoo (used by the library itself, and by readers for their own).
+    """Add an entry to the zoo (used by the library itself, and by readers for their own);
+    an entry of the same name is replaced.
 
     Raises:
-        ValueError: the name is not a plain file name (letters, digits, ``.``, ``_``, ``-``,
-            not starting with a punctuation mark), or the kind is unknown.
+        ValueError: the name is not a plain file name (letters, digits, ``.``, ``_``, ``-``, not
+            starting with a punctuation mark); the family is unknown or the spec not its own;
+            a field of the wrong type.
     """
+    if not isinstance(zoo_entry, ZooEntry):
+        raise ValueError(f"zoo_entry must be a ZooEntry, got {type(zoo_entry).__name__}")
     if not isinstance(zoo_entry.name, str) or not _NAME.fullmatch(zoo_entry.name):
         raise ValueError(
             "name must be letters, digits, '.', '_' or '-', starting with a letter or digit, "
             f"got {zoo_entry.name!r}"
         )
-    if zoo_entry.kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {zoo_entry.kind!r}")
+    get_family(zoo_entry.family).check_spec(zoo_entry.spec)
+    if not isinstance(zoo_entry.data, DataSpec):
+        raise ValueError(f"data must be a DataSpec, got {type(zoo_entry.data).__name__}")
+    if not isinstance(zoo_entry.train, TrainConfig):
+        raise ValueError(f"train must be a TrainConfig, got {type(zoo_entry.train).__name__}")
+    shape = zoo_entry.sample_shape
+    if (
+        not isinstance(shape, tuple)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+    ):
+        raise ValueError(f"sample_shape must be a non-empty tuple of ints >= 1, got {shape!r}")
+    _check_int("train_threads", zoo_entry.train_threads, 1)
+    _check_int("chapter", zoo_entry.chapter, 1)
+    _check_int("init_seed", zoo_entry.init_seed, 0)
+    if not isinstance(zoo_entry.depends_on, tuple) or not all(
+        isinstance(d, str) for d in zoo_entry.depends_on
+    ):
+        raise ValueError(f"depends_on must be a tuple of model names, got {zoo_entry.depends_on!r}")
+    if zoo_entry.name in zoo_entry.dependencies():
+        raise ValueError(f"depends_on must not name the model itself, got {zoo_entry.name!r}")
     _REGISTRY[zoo_entry.name] = zoo_entry
     return zoo_entry
 
 
+def unregister(name: str) -> None:
+    """Remove the entry called ``name`` (a reader's or a test's own); nothing if there is none."""
+    _REGISTRY.pop(name, None)
+
+
 def names() -> list[str]:
     """The names of the models in the zoo, sorted."""
+    _find_entries()
     return sorted(_REGISTRY)
 
 
@@ -152,9 +280,28 @@ def entry(name: str) -> ZooEntry:
     Raises:
         ValueError: no such model; the message lists the known names.
     """
+    _find_entries()
     if name not in _REGISTRY:
         raise ValueError(f"name must be one of {', '.join(names())}, got {name!r}")
     return _REGISTRY[name]
+
+
+def family_of(zoo_entry: ZooEntry) -> Family:
+    """The family object of an entry."""
+    return get_family(zoo_entry.family)
+
+
+def _resolved(name: str, *, steps: Optional[int] = None, seed: Optional[int] = None) -> ZooEntry:
+    """The entry ``name`` as :func:`load` trains it: overrides applied, seeds shifted."""
+    zoo_entry = entry(name)
+    changes = {k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None}
+    if changes:
+        zoo_entry = replace(zoo_entry, train=replace(zoo_entry.train, **changes))
+    return replace(
+        zoo_entry,
+        init_seed=shifted(zoo_entry.init_seed),
+        train=replace(zoo_entry.train, seed=shifted(zoo_entry.train.seed)),
+    )
 
 
 def cache_dir() -> Path:
@@ -165,8 +312,9 @@ def cache_dir() -> Path:
     return path
 
 
-def _paths(zoo_entry: ZooEntry) -> tuple[Path, Path, Path]:
-    """The cached weights, the cached record, and the prefix of the training checkpoint.
+def paths(zoo_entry: ZooEntry) -> tuple[Path, Path, Path]:
+    """The cached weights, the cached record, and the prefix of the training checkpoint of an
+    entry as :func:`load` resolved it (``ZooModel.entry``).
 
     Suffixes are appended (a name may contain dots), and the checkpoint's files
     (``NAME-KEY.partial.safetensors``/``.json``) never coincide with the cache's.
@@ -175,133 +323,62 @@ def _paths(zoo_entry: ZooEntry) -> tuple[Path, Path, Path]:
     return folder / f"{stem}.safetensors", folder / f"{stem}.json", folder / f"{stem}.partial"
 
 
-# ---------------------------------------------------------------- building and training
-def _build_network(zoo_entry: ZooEntry) -> nn.Module:
-    from .nets import MLPDenoiser, UNet
-
-    spec = dict(zoo_entry.network)
-    kind = spec.pop("type")
-    if kind == "mlp_gan":  # the generator only: the cache keeps its EMA
-        return _build_gan(zoo_entry)[0]
-    builders: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "mlp": MLPDenoiser}
-    if kind == "digits_classifier":
-        from .nets.classifier import DigitsClassifier
-
-        builders["digits_classifier"] = DigitsClassifier
-    if kind not in builders:
-        raise ValueError(f"network type must be one of {', '.join(sorted(builders))}, got {kind!r}")
-    torch.manual_seed(zoo_entry.init_seed)
-    return builders[kind](**spec)
-
-
-def _build_gan(zoo_entry: ZooEntry) -> tuple[nn.Module, nn.Module]:
-    """A GAN's generator and discriminator, initialised from ``init_seed`` (in that order)."""
-    from .gan import MLPDiscriminator, MLPGenerator
-
-    spec = dict(zoo_entry.network)
-    if spec.pop("type") != "mlp_gan" or set(spec) != {"generator", "discriminator"}:
-        raise ValueError(
-            "network must be {'type': 'mlp_gan', 'generator': {...}, 'discriminator': {...}} for a GAN, "
-            f"got {zoo_entry.network!r}"
-        )
-    torch.manual_seed(zoo_entry.init_seed)
-    shape = tuple(zoo_entry.sample_shape)
-    generator = MLPGenerator(sample_shape=shape, **spec["generator"])
-    discriminator = MLPDiscriminator(sample_shape=shape, **spec["discriminator"])
-    return generator, discriminator
-
-
-def _training_data(zoo_entry: ZooEntry) -> list:
-    from . import data
-
-    if zoo_entry.data == "digits":
-        train_set = data.digits("train")
-        return [train_set.images, train_set.labels]
-    if zoo_entry.data == "ring":
-        return [data.ring(**zoo_entry.extra.get("data_kwargs", {}))]
-    raise ValueError(f"data must be 'digits' or 'ring', got {zoo_entry.data!r}")
-
-
-def _loss_fn(zoo_entry: ZooEntry):
-    if zoo_entry.kind == "diffusion":
-        diffusion = zoo_entry.diffusion()
-
-        def diffusion_loss(model, batch, generator):
-            return diffusion.training_losses(model, batch[0], generator=generator)["loss"].mean()
-
-        return diffusion_loss
-
-    def classifier_loss(model, batch, generator):
-        return nn.functional.cross_entropy(model(batch[0]), batch[1])
-
-    return classifier_loss
-
-
-def _run_training(zoo_entry: ZooEntry, partial: Path, progress: bool) -> tuple[nn.Module, dict]:
-    """Train the entry's network(s); the EMA network to cache and the losses for its record."""
-    if zoo_entry.kind == "gan":
-        from .gan import GANConfig, train_gan
-
-        generator, discriminator = _build_gan(zoo_entry)
-        result = train_gan(
-            generator,
-            discriminator,
-            _training_data(zoo_entry)[0],
-            zoo_entry.train,
-            GANConfig(**zoo_entry.extra.get("gan", {})),
-            checkpoint=partial,
-            progress=progress,
-            description=zoo_entry.name,
-        )
-        return result.ema, {"losses": result.losses, "d_losses": result.d_losses}
-    result = train(
-        _build_network(zoo_entry),
-        _loss_fn(zoo_entry),
-        _training_data(zoo_entry),
-        zoo_entry.train,
-        checkpoint=partial,
-        progress=progress,
-        description=zoo_entry.name,
-    )
-    return result.ema, {"losses": result.losses}
+# ---------------------------------------------------------------- training and loading
+def _training_data(zoo_entry: ZooEntry, progress: bool) -> list:
+    spec = zoo_entry.data
+    if spec.model is None:
+        return training_tensors(spec.name, **spec.kwargs)
+    return list(outputs(spec.model, spec.output, progress=progress, **spec.kwargs).tensors.values())
 
 
 def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
-    weights_path, record_path, partial = _paths(zoo_entry)
+    family = family_of(zoo_entry)
+    weights_path, record_path, partial = paths(zoo_entry)
+    dependencies = {name: load(name, progress=progress) for name in zoo_entry.dependencies()}
+    data = _training_data(zoo_entry, progress)
+    device = default_device()
     if progress:
         print(
-            f"training {zoo_entry.name} ({zoo_entry.train.steps} steps); cached in {weights_path.parent}",
+            f"training {zoo_entry.name} ({zoo_entry.train.steps} steps on {device.type}); cached in "
+            f"{weights_path.parent}",
             file=sys.stderr,
         )
     start = time.perf_counter()
     threads = torch.get_num_threads()
-    torch.set_num_threads(zoo_entry.extra.get("train_threads", threads))
+    torch.set_num_threads(zoo_entry.train_threads)
     try:
-        ema, losses = _run_training(zoo_entry, partial, progress)
+        trained = family.train(
+            zoo_entry, data, dependencies=dependencies, checkpoint=partial, progress=progress, device=device
+        )
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
-    weights = save_safetensors({k: v.contiguous() for k, v in ema.state_dict().items()})
+    network = trained.model.to("cpu")
+    weights = save_safetensors({k: v.contiguous() for k, v in network.state_dict().items()})
     record = {
-        "format": 1,
+        "format": RECORD_FORMAT,
         "name": zoo_entry.name,
+        "family": zoo_entry.family,
         "key": zoo_entry.key(),
         "config": zoo_entry.config(),
         "train_seconds": round(seconds, 2),
-        **losses,
+        **trained.series,
         "torch_version": torch.__version__,
+        "device": device.type,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     atomic_write_bytes(weights_path, weights)
     atomic_write_bytes(record_path, json.dumps(record, sort_keys=True).encode())
     for leftover in checkpoint_paths(partial):
         leftover.unlink(missing_ok=True)
-    return ZooModel(zoo_entry, ema.eval(), zoo_entry.diffusion(), record)
+    network.requires_grad_(False)
+    return ZooModel(zoo_entry, network.eval(), family.process(zoo_entry), record)
 
 
 def _load_cached(zoo_entry: ZooEntry) -> Optional[ZooModel]:
     """The cached model, or None if it is missing, corrupt or made from another config."""
-    weights_path, record_path, _ = _paths(zoo_entry)
+    family = family_of(zoo_entry)
+    weights_path, record_path, _ = paths(zoo_entry)
     if not weights_path.is_file() or not record_path.is_file():
         return None
     try:
@@ -315,13 +392,13 @@ def _load_cached(zoo_entry: ZooEntry) -> Optional[ZooModel]:
         weights = weights_path.read_bytes()
         if record.get("weights_sha256") != hashlib.sha256(weights).hexdigest():
             raise ValueError("its weights do not match its record")
-        network = _build_network(zoo_entry)
+        network = family.build(zoo_entry)
         network.load_state_dict(load_safetensors(weights), strict=True)
     except Exception as err:  # corrupt or mismatched: say so, then retrain
         print(f"cached {zoo_entry.name} at {weights_path} is unusable ({err}); retraining", file=sys.stderr)
         return None
     network.requires_grad_(False)
-    return ZooModel(zoo_entry, network.eval(), zoo_entry.diffusion(), record)
+    return ZooModel(zoo_entry, network.eval(), family.process(zoo_entry), record)
 
 
 def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides) -> ZooModel:
@@ -329,28 +406,21 @@ def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides
 
     Args:
         name: one of :func:`names`.
-        retrain: train again even if a cached copy exists.
+        retrain: train again even if a cached copy exists (its dependencies are loaded as usual).
         progress: show the training progress bar (on stderr).
         **overrides: ``steps`` and/or ``seed`` change the training run (and so the cache key),
             e.g. ``load("digits-ddpm", steps=200)`` for a quick, worse model.
 
     The training seed (the entry's or ``seed``) and the initialisation seed are moved by the
     book-wide seed shift (:func:`diffusion_lib.seeds.shifted`, ``$DIFFUSION_LIB_SEED_SHIFT``),
-    which is therefore part of the cache key; under the default shift 0 nothing changes.
+    which is therefore part of the cache key; under the default shift 0 nothing changes. The
+    models it depends on are loaded (or trained) first. It trains on
+    :func:`diffusion_lib.train.default_device` and is returned on the CPU.
     """
-    zoo_entry = entry(name)
     unknown = set(overrides) - {"steps", "seed"}
     if unknown:
         raise ValueError(f"overrides must be among steps, seed, got {', '.join(sorted(unknown))}")
-    if overrides:
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        if changes:
-            zoo_entry = replace(zoo_entry, train=replace(zoo_entry.train, **changes))
-    zoo_entry = replace(
-        zoo_entry,
-        init_seed=shifted(zoo_entry.init_seed),
-        train=replace(zoo_entry.train, seed=shifted(zoo_entry.train.seed)),
-    )
+    zoo_entry = _resolved(name, **overrides)
     if not retrain:
         cached = _load_cached(zoo_entry)
         if cached is not None:
@@ -358,41 +428,38 @@ def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides
     return _train(zoo_entry, progress)
 
 
-# ---------------------------------------------------------------- reference samples
-class ReferenceSamples(NamedTuple):
-    """DDPM samples of a zoo model with every step, and the noise they started from."""
+# ---------------------------------------------------------------- a model's outputs, cached
+class ModelOutput(NamedTuple):
+    """An output of a zoo model (:func:`outputs`): named tensors and the seconds it took to make."""
 
-    x_T: torch.Tensor
-    x0: torch.Tensor
-    seconds_per_sample: float
+    tensors: dict
+    seconds: float
 
 
-def reference_samples(
-    name: str, n: int, *, seed: int = 0, batch_size: int = 500, progress: bool = True
-) -> ReferenceSamples:
-    """``n`` ancestral samples (all T steps) of a zoo diffusion model, computed once and cached.
+def outputs(name: str, output: str, *, progress: bool = True, **kwargs) -> ModelOutput:
+    """The output ``output`` of the zoo model ``name`` with ``kwargs``, computed once and cached.
 
-    The reference against which chapter 7 measures the fast samplers, which then start from the
-    same ``x_T`` (common random numbers). x_T is ``randn((n, *sample_shape))`` from a generator
-    seeded with ``seed``; the steps' noise comes from a second generator seeded ``seed + 1``,
-    batch after batch. Cached beside the model as ``NAME-KEY.ref-HASH.safetensors`` with a JSON
-    record (the model's key is in the name, so retraining the model makes new samples). Images
-    are clipped to [-1, 1] at each step; 2-D points are not.
+    What a model can output is its family's (``Family.outputs``, e.g. a diffusion model's
+    ``"ddpm_samples"``); the same call gives the same tensors. Cached beside the model as
+    ``NAME-KEY.out-HASH.safetensors`` with a JSON record; the model's key is in the name, so
+    retraining the model computes the output again. A corrupt or mismatched file is recomputed.
+
+    Raises:
+        ValueError: an unknown model or output, or kwargs that are not JSON-able; the family's
+            own errors for bad kwargs.
     """
-    from .samplers import ddpm
-
-    for arg, value, low in (("n", n, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
+    _json_able("kwargs", kwargs)
+    family = family_of(entry(name))
+    if output not in family.outputs:  # checked before anything is trained
+        known = ", ".join(map(repr, family.outputs)) or "none"
+        raise ValueError(f"output must be one of {known} for {name!r} (a {family.name}), got {output!r}")
     loaded = load(name, progress=progress)
-    if loaded.diffusion is None:
-        raise ValueError(f"model {name!r} is a {loaded.entry.kind}; reference samples need a diffusion model")
-    config = {"sampler": "ddpm", "n": n, "seed": seed, "batch_size": batch_size, "version": __version__}
+    config = {"output": output, "kwargs": kwargs, "version": __version__}
     tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    weights_path, _, _ = _paths(loaded.entry)
+    weights_path, _, _ = paths(loaded.entry)
     stem = weights_path.name[: -len(".safetensors")]
     path, record_path = (
-        weights_path.with_name(f"{stem}.ref-{tag}{suffix}") for suffix in (".safetensors", ".json")
+        weights_path.with_name(f"{stem}.out-{tag}{suffix}") for suffix in (".safetensors", ".json")
     )
     try:
         record = json.loads(record_path.read_text())
@@ -400,120 +467,23 @@ def reference_samples(
         if record.get("config") != config or record.get("sha256") != hashlib.sha256(blob).hexdigest():
             raise ValueError("its record does not match")
         tensors = load_safetensors(blob)
-        return ReferenceSamples(tensors["x_T"], tensors["x0"], float(record["seconds_per_sample"]))
+        return ModelOutput({k: tensors[k] for k in record["order"]}, float(record["seconds"]))
     except FileNotFoundError:
         pass
-    except Exception as err:  # corrupt or mismatched: say so, then sample again
-        print(f"cached reference samples {path} are unusable ({err}); sampling again", file=sys.stderr)
+    except Exception as err:  # corrupt or mismatched: say so, then compute again
+        print(f"cached output {path} is unusable ({err}); computing it again", file=sys.stderr)
 
-    shape = (n, *loaded.entry.sample_shape)
-    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    noise = torch.Generator().manual_seed(seed + 1)
-    clip = len(loaded.entry.sample_shape) > 1
     start = time.perf_counter()
-    batches = [
-        ddpm(loaded.model, loaded.diffusion, x_T[k : k + batch_size].shape, x_T=x_T[k : k + batch_size],
-             generator=noise, clip_denoised=clip, progress=progress)
-        for k in range(0, n, batch_size)
-    ]  # fmt: skip
-    seconds = (time.perf_counter() - start) / n
-    x0 = torch.cat(batches)
-    blob = save_safetensors({"x_T": x_T.contiguous(), "x0": x0.contiguous()})
-    record = {"config": config, "sha256": hashlib.sha256(blob).hexdigest(), "seconds_per_sample": seconds}
+    tensors = family.output(loaded, output, progress=progress, **kwargs)
+    seconds = time.perf_counter() - start
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    blob = save_safetensors(tensors)
+    record = {
+        "config": config,
+        "order": list(tensors),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "seconds": seconds,
+    }
     atomic_write_bytes(path, blob)
     atomic_write_bytes(record_path, json.dumps(record, sort_keys=True).encode())
-    return ReferenceSamples(x_T, x0, seconds)
-
-
-# ---------------------------------------------------------------- the book's models
-register(
-    ZooEntry(
-        name="digits-ddpm",
-        description="unconditional DDPM on the 8×8 digits (U-Net, linear schedule, T = 1000); chapter 6",
-        kind="diffusion",
-        data="digits",
-        network={
-            "type": "unet",
-            "in_channels": 1,
-            "image_size": 8,
-            "base_channels": 32,
-            "channel_mults": [1, 2],
-            "num_res_blocks": 1,
-            "attention_resolutions": [4],
-        },
-        sample_shape=(1, 8, 8),
-        train=TrainConfig(steps=1800, batch_size=128, lr=2e-3, warmup_steps=100, ema_decay=0.999),
-        # Two threads, whichever process trains it (a chapter, the CLI, a test run pinned to
-        # one thread): the thread count changes the rounding, so it is part of the model.
-        # About 220 s on 2 cores (one thread: about 340 s).
-        extra={"train_threads": 2},
-    )
-)
-register(
-    ZooEntry(
-        name="ring-ddpm",
-        description="DDPM on a 2-D ring of 8 Gaussians (MLP denoiser, linear schedule, T = 1000); chapter 6",
-        kind="diffusion",
-        data="ring",
-        network={"type": "mlp", "data_dim": 2, "hidden": 128, "num_layers": 3, "time_dim": 32},
-        sample_shape=(2,),
-        train=TrainConfig(steps=6000, batch_size=256, lr=2e-3, warmup_steps=100, ema_decay=0.999),
-        # A small MLP: one thread is faster than two (and immune to a busy second core).
-        extra={"data_kwargs": {"n": 8000, "seed": 0}, "train_threads": 1},
-    )
-)
-register(
-    ZooEntry(
-        name="digits-classifier",
-        description="small CNN classifier of the 8×8 digits, the feature extractor of metrics; chapter 6",
-        kind="classifier",
-        data="digits",
-        network={"type": "digits_classifier"},
-        sample_shape=(1, 8, 8),
-        train=TrainConfig(steps=1500, batch_size=128, lr=2e-3, warmup_steps=50, ema_decay=0.99),
-        extra={"train_threads": 2},  # fixed, as for digits-ddpm
-    )
-)
-register(
-    ZooEntry(
-        name="ring-gan",
-        description="GAN on a 2-D ring of 8 Gaussians (MLPs, hinge loss); chapters 3 and 9",
-        kind="gan",
-        data="ring",
-        network={
-            "type": "mlp_gan",
-            "generator": {"z_dim": 8, "hidden": 128, "num_layers": 3},
-            "discriminator": {"hidden": 128, "num_layers": 3},
-        },
-        sample_shape=(2,),
-        train=TrainConfig(
-            steps=5000, batch_size=256, lr=1e-3, warmup_steps=50, ema_decay=0.999, grad_clip=10.0
-        ),
-        # Measured on one thread: about 30 s. How many of the 8 modes it fills depends on the
-        # seed and the machine: by chapter 3's rule (a mode holds ≥ 2% of the samples) 7, 5 and
-        # 6 under seed shifts 0, 1, 2, so the chapter claims ≥ 4. WGAN-GP at the same cost
-        # collapsed here.
-        extra={"data_kwargs": {"n": 8000, "seed": 0}, "gan": {"loss": "hinge"}, "train_threads": 1},
-    )
-)
-register(
-    ZooEntry(
-        name="digits-gan",
-        description="GAN on the 8×8 digits (MLPs, non-saturating loss); chapters 3 and 9",
-        kind="gan",
-        data="digits",
-        network={
-            "type": "mlp_gan",
-            "generator": {"z_dim": 32, "hidden": 256, "num_layers": 2, "output": "tanh"},
-            "discriminator": {"hidden": 256, "num_layers": 2},
-        },
-        sample_shape=(1, 8, 8),
-        train=TrainConfig(
-            steps=5000, batch_size=128, lr=2e-4, warmup_steps=50, ema_decay=0.999, grad_clip=10.0
-        ),
-        # Measured on one thread: about 32 s; the digits classifier gives 2,000 samples a mean
-        # top-class probability of 0.95 (real test digits: 0.995) and predicts every class for
-        # 5–16 % of them. A higher lr (5e-4) is as sharp but can drop a class.
-        extra={"gan": {"loss": "non-saturating"}, "train_threads": 1},
-    )
-)
+    return ModelOutput(tensors, seconds)

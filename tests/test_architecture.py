@@ -34,12 +34,27 @@ LAYERS = {
     "samplers": 1,
     # 2: a model family on the training loop
     "gan": 2,
-    # 3: named, cached models of every family
+    # 0: the family interface and its registry (it finds the book's families by name at run time)
+    "family": 0,
+    # 3: named, cached models of every family, through the family interface
     "zoo": 3,
-    # 4: entry points
-    "__main__": 4,
-    "__init__": 4,
+    # 4: the book's families (each may use the zoo, e.g. for cached outputs)
+    "families": 4,
+    "families.diffusion": 4,
+    "families.gan": 4,
+    "families.classifier": 4,
+    # 5: the book's zoo entries, one module per chapter
+    "entries": 5,
+    "entries.chapter03": 5,
+    "entries.chapter06": 5,
+    # 6: entry points
+    "__main__": 6,
+    "__init__": 6,
 }
+# Modules that serve every family and must not learn a family's name (CONTRIBUTING.md, "Adding
+# a model family"): they reach a model only through its family object.
+SHARED = ("family", "zoo", "__main__", "train", "data", "files", "seeds", "checks", "viz")
+FAMILY_NAMES = ("diffusion", "gan", "classifier")
 # The one import that points up, made lazily inside a function so that importing metrics does
 # not import the zoo: metrics' default classifier is the zoo's "digits-classifier".
 UPWARD = {("metrics", "zoo")}
@@ -114,7 +129,8 @@ def test_a_module_imports_only_lower_layers(path):
 def test_the_parser_sees_imports():
     # If import parsing broke, every module would pass trivially.
     zoo = library_imports(PACKAGE / "zoo.py")
-    assert {"train", "gan", "diffusion", "seeds", "samplers"} <= zoo, zoo
+    assert {"train", "family", "data", "seeds", "files"} <= zoo, zoo
+    assert {"zoo", "samplers", "family"} <= library_imports(PACKAGE / "families" / "diffusion.py")
     assert library_imports(PACKAGE / "metrics.py") == {"zoo"}
     assert library_imports(PACKAGE / "nets" / "unet.py") == {"nets.embeddings"}
 
@@ -123,7 +139,8 @@ def test_an_upward_or_sideways_import_is_reported():
     assert violations("train", {"zoo"}) and "train (layer 1) imports zoo" in violations("train", {"zoo"})[0]
     assert violations("samplers", {"viz"}), "same layer: sideways"
     assert violations("checks", {"nowhere"}), "not a module"
-    assert not violations("zoo", {"train", "gan"})
+    assert not violations("zoo", {"train", "family"})
+    assert violations("zoo", {"families.gan"}), "the zoo reaches a family through the registry only"
 
 
 def private_imports(path: Path) -> list[str]:
@@ -151,3 +168,63 @@ def test_private_imports_are_seen(tmp_path):
     fake = tmp_path / "fake.py"
     fake.write_text("from .train import _helper, public\nfrom os import _exit\n", encoding="utf-8")
     assert private_imports(fake) == ["train._helper"]
+
+
+def private_attributes(path: Path) -> list[str]:
+    """``module._name`` read from a library module imported as a whole (``from . import zoo``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").startswith("diffusion_lib")
+        ):
+            modules.update(alias.asname or alias.name for alias in node.names)
+    return [
+        f"{node.value.id}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in modules
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_no_module_reads_another_s_private_attributes(path):
+    assert not private_attributes(path), f"{module_name(path)} reads {private_attributes(path)}"
+
+
+def test_private_attributes_are_seen(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text("from . import zoo\nimport os\nzoo._paths(1)\nos._exit\nzoo.paths\n", encoding="utf-8")
+    assert private_attributes(fake) == ["zoo._paths"]
+
+
+def family_names_in(path: Path) -> list[str]:
+    """String constants of ``path`` that are a family's name, and imports of a family module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and node.value in FAMILY_NAMES:
+            found.append(repr(node.value))
+        elif isinstance(node, ast.ImportFrom) and node.module and "families" in node.module.split("."):
+            found.append(node.module)  # from .families.gan import …
+        elif isinstance(node, ast.ImportFrom) and not node.module:
+            found += [
+                alias.name for alias in node.names if alias.name == "families"
+            ]  # from . import families
+    return sorted(found)
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_modules_do_not_name_a_family(name):
+    path = PACKAGE / f"{name}.py"
+    assert not family_names_in(path), f"{name} names families: {family_names_in(path)}"
+
+
+def test_family_names_are_seen(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text('if kind == "gan":\n    from .families import gan\n', encoding="utf-8")
+    assert family_names_in(fake) == ["'gan'", "families"]
+    fake.write_text("from .family import families\nfrom .families.gan import GANSpec\n", encoding="utf-8")
+    assert family_names_in(fake) == ["families.gan"], "the registry's families() is not a family module"

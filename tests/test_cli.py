@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_lib import zoo
+from diffusion_lib import data, zoo
 from diffusion_lib.__main__ import main
+from diffusion_lib.families.diffusion import DiffusionSpec
+from diffusion_lib.families.gan import GANSpec
+from diffusion_lib.family import families
+from diffusion_lib.gan import GANConfig
 from diffusion_lib.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,110 +32,93 @@ TINY_UNET = {
     "num_res_blocks": 1,
     "attention_resolutions": [],
 }
+# 64 fixed points: the point models do not depend on data.ring.
+POINTS = zoo.DataSpec.dataset("test-cli-points")
+DIGITS = zoo.DataSpec.dataset("digits")
+COMMON = {"train": TINY_CONFIG, "train_threads": 1, "chapter": 6}
 TINY = [
     zoo.ZooEntry(
         name="test-images",
         description="a tiny U-Net on the digits, for tests",
-        kind="diffusion",
-        data="digits",
-        network=TINY_UNET,
+        family="diffusion",
+        spec=DiffusionSpec(network=TINY_UNET, schedule="cosine", num_timesteps=8),
+        data=DIGITS,
         sample_shape=(1, 8, 8),
-        train=TINY_CONFIG,
-        schedule="cosine",
-        num_timesteps=8,
+        **COMMON,
     ),
     zoo.ZooEntry(
         name="test-points",
         description="a tiny MLP on 2-D points, for tests",
-        kind="diffusion",
-        data="ring",
-        network={"type": "mlp", "data_dim": 2, "hidden": 16, "num_layers": 1, "time_dim": 8},
+        family="diffusion",
+        spec=DiffusionSpec(
+            network={"type": "mlp", "data_dim": 2, "hidden": 16, "num_layers": 1, "time_dim": 8},
+            schedule="cosine",
+            num_timesteps=8,
+        ),
+        data=POINTS,
         sample_shape=(2,),
-        train=TINY_CONFIG,
-        schedule="cosine",
-        num_timesteps=8,
+        **COMMON,
     ),
     zoo.ZooEntry(
         name="test-conditional",
         description="a tiny class-conditional U-Net on the digits, for tests",
-        kind="diffusion",
-        data="digits",
-        network={**TINY_UNET, "num_classes": 10},
+        family="diffusion",
+        spec=DiffusionSpec(network={**TINY_UNET, "num_classes": 10}, schedule="cosine", num_timesteps=8),
+        data=DIGITS,
         sample_shape=(1, 8, 8),
-        train=TINY_CONFIG,
-        schedule="cosine",
-        num_timesteps=8,
+        **COMMON,
     ),
     zoo.ZooEntry(
         name="test-gan-images",
         description="a tiny GAN on the digits, for tests",
-        kind="gan",
-        data="digits",
-        network={
-            "type": "mlp_gan",
-            "generator": {"z_dim": 4, "hidden": 16, "num_layers": 1, "output": "tanh"},
-            "discriminator": {"hidden": 16, "num_layers": 1},
-        },
+        family="gan",
+        spec=GANSpec(
+            generator={"z_dim": 4, "hidden": 16, "num_layers": 1, "output": "tanh"},
+            discriminator={"hidden": 16, "num_layers": 1},
+            gan=GANConfig(loss="non-saturating"),
+        ),
+        data=DIGITS,
         sample_shape=(1, 8, 8),
-        train=TINY_CONFIG,
-        extra={"gan": {"loss": "non-saturating"}},
+        **COMMON,
     ),
     zoo.ZooEntry(
         name="test-gan-points",
         description="a tiny GAN on 2-D points, for tests",
-        kind="gan",
-        data="ring",
-        network={
-            "type": "mlp_gan",
-            "generator": {"z_dim": 3, "hidden": 8, "num_layers": 1},
-            "discriminator": {"hidden": 8, "num_layers": 1},
-        },
+        family="gan",
+        spec=GANSpec(
+            generator={"z_dim": 3, "hidden": 8, "num_layers": 1},
+            discriminator={"hidden": 8, "num_layers": 1},
+            gan=GANConfig(loss="hinge"),
+        ),
+        data=POINTS,
         sample_shape=(2,),
-        train=TINY_CONFIG,
-        extra={"gan": {"loss": "hinge"}},
+        **COMMON,
     ),
 ]
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """The tiny models registered, a model cache in tmp_path/cache, trainings counted.
-
-    The points model trains on 64 fixed points (the test does not depend on data.ring), and the
-    conditional one with its labels (the zoo's own loss is unconditional).
-    """
+    """The tiny models registered (public API), a model cache in tmp_path/cache, and the names of
+    the models each family trained, in order (each family's public ``train`` wrapped)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv(zoo.ENV_HOME, str(cache))
-    real_data, real_loss, real_train, trained = zoo._training_data, zoo._loss_fn, zoo._train, []
+    trained = []
+    for family in families().values():
 
-    def training_data(entry):
-        if entry.name in ("test-points", "test-gan-points"):
-            return [0.5 * torch.randn(64, 2, generator=torch.Generator().manual_seed(0))]
-        return real_data(entry)
+        def counted(entry, *args, _train=family.train, **kwargs):
+            trained.append(entry.name)
+            return _train(entry, *args, **kwargs)
 
-    def loss_fn(entry):
-        if entry.name != "test-conditional":
-            return real_loss(entry)
-        diffusion = entry.diffusion()
-
-        def conditional_loss(model, batch, generator):
-            model_y = lambda x, t: model(x, t, batch[1])  # noqa: E731
-            return diffusion.training_losses(model_y, batch[0], generator=generator)["loss"].mean()
-
-        return conditional_loss
-
-    def counted(entry, progress):
-        trained.append(entry.name)
-        return real_train(entry, progress)
-
-    monkeypatch.setattr(zoo, "_training_data", training_data)
-    monkeypatch.setattr(zoo, "_loss_fn", loss_fn)
-    monkeypatch.setattr(zoo, "_train", counted)
+        monkeypatch.setattr(family, "train", counted)
+    data.register_dataset(
+        "test-cli-points", lambda: [0.5 * torch.randn(64, 2, generator=torch.Generator().manual_seed(0))]
+    )
     for entry in TINY:
         zoo.register(entry)
     yield cache, trained
     for entry in TINY:
-        zoo._REGISTRY.pop(entry.name, None)
+        zoo.unregister(entry.name)
 
 
 def one_line(text: str) -> str:
@@ -384,8 +371,8 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
         *(
             (
                 f"sample test-gan-images --n 1 --out {{t}}/x.npz {option}",
-                f"{option.split()[0]} applies to diffusion models; 'test-gan-images' is a GAN, "
-                "sampled in one generator pass",
+                f"{option.split()[0]} applies to diffusion models; 'test-gan-images' is a gan model and "
+                "takes no sampling options",
             )
             for option in ("--sampler ddpm", "--sampler ddim", "--steps 3", "--eta 0.5", "--spacing trailing")
         ),
@@ -488,11 +475,12 @@ def test_program_user_error_is_one_line_without_traceback(tmp_path):
 @pytest.mark.parametrize(
     "name, key, shape", [("ring-gan", "points", (5, 2)), ("digits-gan", "images", (5, 1, 8, 8))]
 )
-def test_sample_the_zoo_gans_end_to_end(name, key, shape, home, tmp_path, monkeypatch, capsys):
+def test_sample_the_zoo_gans_end_to_end(name, key, shape, home, tmp_path, request, capsys):
     """The real entries (their data, networks and loss), with training cut to 3 steps."""
     _, trained = home
     real = zoo.entry(name)
-    monkeypatch.setitem(zoo._REGISTRY, name, replace(real, train=replace(real.train, steps=3)))
+    zoo.register(replace(real, train=replace(real.train, steps=3)))
+    request.addfinalizer(lambda: zoo.register(real))
     out = tmp_path / f"{name}.npz"
     assert main(["sample", name, "--n", "5", "--out", str(out), "--seed", "1"]) == 0
     assert one_line(capsys.readouterr().out).startswith(
@@ -501,4 +489,5 @@ def test_sample_the_zoo_gans_end_to_end(name, key, shape, home, tmp_path, monkey
     assert trained == [name]
     read_npz(out, key, shape)
     record = json.loads(next((home[0]).glob(f"{name}-*.json")).read_text())
-    assert record["config"]["extra"]["gan"] == real.extra["gan"] and record["config"]["data"] == real.data
+    assert record["config"]["spec"]["gan"] == asdict(real.spec.gan)
+    assert record["config"]["data"] == asdict(real.data) and record["family"] == "gan"

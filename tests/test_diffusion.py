@@ -405,3 +405,54 @@ def test_vlb_terms_mixes_decoder_and_kl_rows_in_one_batch(linear):
         x0[:1], means=out["mean"], log_scales=0.5 * out["log_variance"]
     ).mean() / math.log(2)
     assert mixed[0].item() == pytest.approx(decoder.item(), rel=1e-12)
+
+
+# ---------------------------------------------------------------- devices and validation
+def test_an_ancestral_step_never_reads_back_to_the_host():
+    """On the meta device any read of a value (int(), .item(), indexing on the CPU) raises, so a
+    DDPM step with an int t (as samplers.ddpm takes it) runs without a host round trip: the
+    buffers are read from a copy on the tensor's device, the nested methods do not re-check."""
+    d = GaussianDiffusion(get_beta_schedule("cosine", 10))
+    x = torch.empty(4, 1, 8, 8, device="meta")
+    out = d.p_sample(lambda x_t, t: torch.zeros_like(x_t), x, 5, noise=torch.empty_like(x))
+    assert out["sample"].device.type == "meta" and out["sample"].shape == x.shape
+    mean, variance, _ = d.q_mean_variance(x, 9)
+    assert mean.device.type == variance.device.type == "meta" and variance.dtype == torch.float32
+
+
+def test_buffers_read_on_another_device_or_dtype_are_the_cpu_values():
+    d = GaussianDiffusion(get_beta_schedule("cosine", 10))
+    x64, t = torch.ones(3, 2, dtype=torch.float64), torch.tensor([0, 4, 9])
+    assert torch.equal(d.q_mean_variance(x64, t).variance.flatten(), 1.0 - d.alphas_cumprod[t])
+    x32 = x64.float()
+    assert torch.equal(d.q_mean_variance(x32, t).variance.flatten(), (1.0 - d.alphas_cumprod[t]).float())
+
+
+def test_noise_is_drawn_where_the_generator_is():
+    from diffusion_lib.diffusion import randn_like_on
+
+    like = torch.empty(2, 3, device="meta")
+    assert randn_like_on(like, torch.Generator().manual_seed(0)).device.type == "meta"
+    cpu = randn_like_on(torch.empty(2, 3), torch.Generator().manual_seed(0))
+    assert torch.equal(cpu, torch.randn(2, 3, generator=torch.Generator().manual_seed(0)))
+
+
+def test_a_public_method_checks_its_inputs_once(monkeypatch):
+    """training_losses checks t, then q_sample (which it calls) does not check it again."""
+    d = GaussianDiffusion(get_beta_schedule("cosine", 10))
+    reads = []
+    real_min = torch.Tensor.min
+
+    def counted_min(self, *args, **kwargs):
+        reads.append(1)
+        return real_min(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "min", counted_min)
+    d.training_losses(lambda x, t: torch.zeros_like(x), torch.zeros(4, 2), torch.tensor([1, 2, 3, 4]))
+    assert len(reads) == 1, "t's range read once, by the entry point"
+    d.q_sample(torch.zeros(4, 2), torch.tensor([1, 2, 3, 4]))
+    assert len(reads) == 2, "a public method called directly checks its inputs"
+    with pytest.raises(ValueError, match=r"t must be in \[0, 9\], got 10"):
+        d.q_sample(torch.zeros(4, 2), torch.tensor([1, 2, 3, 10]))
+    with pytest.raises(ValueError, match=r"t must be in \[0, 9\], got -1"):
+        d.p_sample(lambda x, t: x, torch.zeros(4, 2), -1)

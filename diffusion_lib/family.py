@@ -1,0 +1,256 @@
+"""Model families: what a kind of model (a diffusion model, a GAN, a classifier …) must say so
+that the zoo can train and cache it and the command line can sample it.
+
+A family is an instance of a :class:`Family` subclass, registered under its name with
+:func:`register_family`. The zoo and the command line only ever talk to a model through its
+family, so adding a family touches no shared module: its networks, its family module
+(``diffusion_lib/families/NAME.py`` for the book's own, found by :func:`families`) and its zoo
+entries. CONTRIBUTING.md, "Adding a model family", walks through it; ``tests/test_families.py``
+adds one from a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import pkgutil
+import re
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "Family",
+    "SampleOption",
+    "Trained",
+    "register_family",
+    "unregister_family",
+    "get_family",
+    "families",
+    "int_in",
+    "number_in",
+    "as_arrays",
+]
+
+_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+class Trained(NamedTuple):
+    """What :meth:`Family.train` returns: the network to cache (its EMA weights) and the
+    JSON-able series to keep in the model's record (e.g. ``{"losses": [...]}``)."""
+
+    model: nn.Module
+    series: dict
+
+
+class SampleOption(NamedTuple):
+    """One command-line option of ``sample`` that a family takes, e.g. ``--steps``.
+
+    ``flag`` is the option (``"--steps"``); ``kwargs`` are ``argparse.add_argument``'s, without
+    ``default`` (an option not given is None, and the family fills in its default). Two families
+    may declare the same flag only with the same ``kwargs``.
+    """
+
+    flag: str
+    kwargs: dict
+
+    @property
+    def dest(self) -> str:
+        """The name under which the parsed value reaches :meth:`Family.sampling_options`."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+class Family:
+    """The interface of a model family. Subclass it, set the class attributes, override the
+    methods the family has, and register an instance with :func:`register_family`.
+
+    Attributes:
+        name: the family's name, lowercase letters, digits and ``-`` (what ``list`` shows).
+        spec_type: the dataclass of a zoo entry's ``spec`` (the family's own configuration:
+            networks, process, loss options); checked when an entry is registered.
+        sample_options: the options of ``python -m diffusion_lib sample`` the family takes.
+            A family that cannot be sampled (a classifier) leaves :meth:`sample` alone.
+        outputs: what other models may train on, name → one-line description (see
+            :meth:`output` and ``DataSpec.outputs_of``).
+    """
+
+    name: str = ""
+    spec_type: type = object
+    sample_options: tuple = ()
+    outputs: dict = {}
+
+    # ------------------------------------------------------------ building and training
+    def build(self, entry) -> nn.Module:
+        """The network that the cache stores, freshly initialised from ``entry.init_seed``."""
+        raise NotImplementedError
+
+    def train(
+        self, entry, data: list, *, dependencies: dict, checkpoint: Path, progress: bool, device: torch.device
+    ) -> Trained:
+        """Train the entry's network(s) on ``data`` (a list of tensors sharing their first
+        dimension, from the entry's data spec) and return what to cache.
+
+        Args:
+            entry: the zoo entry, with its seeds already shifted.
+            data: the training tensors.
+            dependencies: the loaded zoo models the entry depends on, by name.
+            checkpoint: path prefix for the training loop's checkpoint (resumed if present).
+            progress: show a progress bar.
+            device: where to train (:func:`diffusion_lib.train.default_device`).
+        """
+        raise NotImplementedError
+
+    def process(self, entry) -> Any:
+        """The model's fixed process beside its network (a diffusion model's
+        :class:`~diffusion_lib.diffusion.GaussianDiffusion`), or None: ``ZooModel.diffusion``."""
+        return None
+
+    # ------------------------------------------------------------ sampling (the command line)
+    @property
+    def samplable(self) -> bool:
+        """Whether the family overrides :meth:`sample`."""
+        return type(self).sample is not Family.sample
+
+    def sampling_options(self, entry, given: dict) -> dict:
+        """The sampling options for ``entry``: ``given`` (each declared option's value, None if
+        not given) checked against the model and completed with defaults.
+
+        Raises:
+            ValueError: an option that does not apply or is out of range; one line, naming it.
+        """
+        return {}
+
+    def sample(self, loaded, n: int, *, batch_size: int, generator: torch.Generator, options: dict) -> dict:
+        """``n`` samples of a loaded zoo model as named float32/int64 numpy arrays: ``"images"``
+        (N, C, H, W) in [0, 1] or ``"points"`` (N, D) in data units, and ``"labels"`` (N,) for a
+        conditional model. The same generator state and batch size give the same arrays."""
+        raise ValueError(f"model {loaded.entry.name!r} is a {self.name} and cannot be sampled")
+
+    def describe(self, entry, options: dict) -> str:
+        """How the samples were drawn, for the command's summary line, e.g. 'ddim (50 steps, …)'."""
+        return self.name
+
+    # ------------------------------------------------------------ outputs other models train on
+    def output(self, loaded, name: str, *, progress: bool = True, **kwargs) -> dict:
+        """The output ``name`` (one of :attr:`outputs`) of a loaded model: named tensors sharing
+        their first dimension, in the order a dependent model's training data lists them."""
+        raise ValueError(
+            f"output must be one of {', '.join(map(repr, self.outputs)) or 'none'} for a {self.name}, "
+            f"got {name!r}"
+        )
+
+    def check_spec(self, spec) -> None:
+        """Raise ValueError if ``spec`` is not this family's; extend for deeper checks."""
+        if not isinstance(spec, self.spec_type):
+            raise ValueError(
+                f"spec must be a {self.spec_type.__name__} for family {self.name!r}, "
+                f"got {type(spec).__name__}"
+            )
+
+
+_FAMILIES: dict[str, Family] = {}
+_DISCOVERED = False
+
+
+def register_family(family: Family) -> Family:
+    """Add ``family`` to the registry under ``family.name`` (replacing one of that name).
+
+    Raises:
+        ValueError: not a Family, a bad name, or a spec_type that is not a dataclass.
+    """
+    if not isinstance(family, Family):
+        raise ValueError(f"family must be a Family instance, got {type(family).__name__}")
+    if not isinstance(family.name, str) or not _NAME.fullmatch(family.name):
+        raise ValueError(
+            "family name must be lowercase letters, digits or '-', starting with a letter, "
+            f"got {family.name!r}"
+        )
+    if not hasattr(family.spec_type, "__dataclass_fields__"):
+        raise ValueError(f"spec_type of family {family.name!r} must be a dataclass, got {family.spec_type!r}")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove the family called ``name`` (a reader's or a test's own); nothing if there is none."""
+    _FAMILIES.pop(name, None)
+
+
+def _discover() -> None:
+    """Import the book's families (every module of ``diffusion_lib.families``), once.
+
+    The one place where a low layer loads higher ones: by name, at run time, so that the
+    registry need not list them (CONTRIBUTING.md, "Layers").
+    """
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module(f"{__package__}.families")
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        importlib.import_module(f"{package.__name__}.{module}")
+
+
+def families() -> dict[str, Family]:
+    """Every registered family by name, the book's own included."""
+    _discover()
+    return dict(sorted(_FAMILIES.items()))
+
+
+def get_family(name: str) -> Family:
+    """The family called ``name``.
+
+    Raises:
+        ValueError: no such family; the message lists the known ones.
+    """
+    known = families()
+    if name not in known:
+        raise ValueError(f"family must be one of {', '.join(map(repr, known))}, got {name!r}")
+    return known[name]
+
+
+# ---------------------------------------------------------------- option types for families
+def int_in(minimum: int, maximum: Optional[int] = None):
+    """An argparse type: an int in [minimum, maximum], with a message naming the allowed range."""
+    allowed = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def number_in(low: float, high: float):
+    """An argparse type: a number in [low, high] (nan rejected)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:  # also rejects nan
+            raise argparse.ArgumentTypeError(f"must be a number in [{low:g}, {high:g}], got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def as_arrays(x: torch.Tensor) -> dict:
+    """Samples as the command line stores them: images (4-D, in [-1, 1]) mapped to [0, 1] under
+    ``"images"``, anything else as data under ``"points"``; float32 numpy on the CPU."""
+    x = x.detach().to("cpu", torch.float32)
+    if x.ndim == 4:
+        return {"images": ((x + 1.0) / 2.0).clamp(0.0, 1.0).numpy().astype(np.float32)}
+    return {"points": x.numpy().astype(np.float32)}
