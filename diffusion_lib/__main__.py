@@ -130,7 +130,9 @@ def _check_cache() -> Path:
 
 # ---------------------------------------------------------------- commands
 def _cached_status(entry: zoo.ZooEntry) -> str:
+    """Whether the model that `sample` would load (under the seed shift) is in the cache."""
     try:
+        entry = zoo.resolve(entry.name)
         weights, record, _ = zoo.paths(entry)
         if (
             weights.is_file()

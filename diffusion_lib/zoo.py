@@ -49,6 +49,7 @@ __all__ = [
     "ModelOutput",
     "names",
     "entry",
+    "resolve",
     "family_of",
     "load",
     "outputs",
@@ -156,7 +157,7 @@ class ZooEntry:
         config["train"] = asdict(self.train)
         config["sample_shape"] = list(self.sample_shape)
         config["depends_on"] = list(self.depends_on)
-        config["dependency_keys"] = {name: _resolved(name).key() for name in self.dependencies()}
+        config["dependency_keys"] = {name: resolve(name).key() for name in self.dependencies()}
         config["device"] = default_device().type
         config["library_version"] = __version__
         return config
@@ -291,8 +292,9 @@ def family_of(zoo_entry: ZooEntry) -> Family:
     return get_family(zoo_entry.family)
 
 
-def _resolved(name: str, *, steps: Optional[int] = None, seed: Optional[int] = None) -> ZooEntry:
-    """The entry ``name`` as :func:`load` trains it: overrides applied, seeds shifted."""
+def resolve(name: str, *, steps: Optional[int] = None, seed: Optional[int] = None) -> ZooEntry:
+    """The entry ``name`` as :func:`load` trains it: ``steps``/``seed`` overrides applied, then
+    the seeds moved by the book-wide seed shift (``ZooModel.entry`` is this entry)."""
     zoo_entry = entry(name)
     changes = {k: v for k, v in (("steps", steps), ("seed", seed)) if v is not None}
     if changes:
@@ -420,7 +422,7 @@ def load(name: str, *, retrain: bool = False, progress: bool = True, **overrides
     unknown = set(overrides) - {"steps", "seed"}
     if unknown:
         raise ValueError(f"overrides must be among steps, seed, got {', '.join(sorted(unknown))}")
-    zoo_entry = _resolved(name, **overrides)
+    zoo_entry = resolve(name, **overrides)
     if not retrain:
         cached = _load_cached(zoo_entry)
         if cached is not None:

@@ -491,3 +491,22 @@ def test_sample_the_zoo_gans_end_to_end(name, key, shape, home, tmp_path, reques
     record = json.loads(next((home[0]).glob(f"{name}-*.json")).read_text())
     assert record["config"]["spec"]["gan"] == asdict(real.spec.gan)
     assert record["config"]["data"] == asdict(real.data) and record["family"] == "gan"
+
+
+def test_list_shows_the_model_of_the_current_seed_shift(home, capsys, monkeypatch):
+    from diffusion_lib.seeds import ENV_SEED_SHIFT
+
+    def status():
+        assert main(["list"]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test-points "))
+        return line.split()[2]
+
+    monkeypatch.setenv(ENV_SEED_SHIFT, "0")
+    assert main(["train", "test-points"]) == 0
+    capsys.readouterr()
+    assert status() == "cached"
+    monkeypatch.setenv(ENV_SEED_SHIFT, "1")
+    assert status() == "not", "shift 1 samples another model, not yet trained"
+    assert main(["train", "test-points"]) == 0
+    capsys.readouterr()
+    assert status() == "cached"
