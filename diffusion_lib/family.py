@@ -12,6 +12,7 @@ adds one from a test.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import math
 import pkgutil
@@ -214,6 +215,7 @@ def get_family(name: str) -> Family:
 
 
 # ---------------------------------------------------------------- option types for families
+@functools.cache  # one object per range, so that two families declaring one option compare equal
 def int_in(minimum: int, maximum: Optional[int] = None):
     """An argparse type: an int in [minimum, maximum], with a message naming the allowed range."""
     allowed = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
@@ -231,6 +233,7 @@ def int_in(minimum: int, maximum: Optional[int] = None):
     return parse
 
 
+@functools.cache
 def number_in(low: float, high: float):
     """An argparse type: a number in [low, high] (nan rejected)."""
 

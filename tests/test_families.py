@@ -228,6 +228,25 @@ def test_the_command_line_samples_a_new_family_with_its_own_options(gaussian, tm
     assert gaussian == ["test-gauss"]
 
 
+def test_two_families_may_declare_one_flag_alike(gaussian):
+    from diffusion_lib.family import int_in
+
+    diffusion_steps = {o.flag: o for o in get_family("diffusion").sample_options}["--steps"]
+
+    class Stepped(GaussianFamily):
+        name = "test-stepped"
+        # a new call of int_in(1): the same argparse type object, so the declarations agree
+        sample_options = (
+            SampleOption("--steps", {"type": int_in(1), "help": diffusion_steps.kwargs["help"]}),
+        )
+
+    register_family(Stepped())
+    try:
+        assert family_options()["--steps"][1] == ["diffusion", "test-stepped"]
+    finally:
+        unregister_family("test-stepped")
+
+
 def test_two_families_may_not_declare_one_flag_differently(gaussian):
     class Clash(GaussianFamily):
         name = "test-clash"
