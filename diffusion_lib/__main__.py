@@ -183,6 +183,9 @@ def _sample(args) -> int:
     start = time.perf_counter()
     arrays = family.sample(loaded, args.n, batch_size=args.batch_size, generator=generator, options=options)
     seconds = time.perf_counter() - start
+    undeclared = sorted(set(arrays) - set(family.sample_arrays))
+    if undeclared:  # a family's bug, not the user's: a traceback, not exit status 2
+        raise RuntimeError(f"family {family.name!r} returned arrays it does not declare: {undeclared}")
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -258,8 +261,14 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int_in(0, MAX_SEED), help="training seed (default: the model's own; changes its key)"
     )
 
+    arrays = "; ".join(
+        f"{name}: {', '.join(f'{a!r} {d}' for a, d in family.sample_arrays.items())}"
+        for name, family in families().items()
+        if family.samplable
+    )
     sample = commands.add_parser(
         "sample",
+        epilog=f"Arrays in FILE.npz, by family: {arrays}.",
         help="draw samples from a model (a diffusion model, a GAN, …) into an .npz file (training it first "
         "if not cached)",
         description="Draw N samples from NAME (trained first if it is not cached) into FILE.npz. For image "

@@ -56,6 +56,7 @@ class GaussianFamily(Family):
     name = "test-gaussian"
     spec_type = GaussianSpec
     sample_options = (SampleOption("--temperature", {"type": number_in(0.0, 10.0), "help": "scales σ"}),)
+    sample_arrays = {"points": "float32 (N, 2)"}
     outputs = {"samples": "n draws (kwargs: n, seed, temperature)"}
 
     def build(self, entry):
@@ -209,7 +210,8 @@ def test_the_command_line_samples_a_new_family_with_its_own_options(gaussian, tm
     mean = zoo.load(BASE.name, progress=False).model.mean.detach().numpy()
     assert points.shape == (6, 2) and np.allclose(points, mean), "temperature 0 draws the mean"
     assert main(["sample", "--help"]) == 0
-    assert "--temperature" in capsys.readouterr().out
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--temperature" in help_text and "'points' float32 (N, 2)" in help_text
     assert main(["list"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"{BASE.name} "))
     assert line.split()[1] == "test-gaussian"
@@ -276,3 +278,12 @@ def test_bad_families_are_refused():
         register_family("gan")
     with pytest.raises(ValueError, match="family must be one of 'classifier', 'diffusion', 'gan', got 'vae'"):
         get_family("vae")
+
+
+def test_a_family_that_returns_undeclared_arrays_is_a_bug_not_a_user_error(gaussian, tmp_path):
+    get_family("test-gaussian").sample_arrays = {}  # the instance's own, dropped with the family
+    with pytest.raises(
+        RuntimeError, match=r"family 'test-gaussian' returned arrays it does not declare: \['points'\]"
+    ):
+        main(["sample", BASE.name, "--n", "2", "--out", str(tmp_path / "x.npz")])
+    assert not (tmp_path / "x.npz").exists()

@@ -119,6 +119,11 @@ class DiffusionFamily(Family):
             },
         ),
     )
+    sample_arrays = {
+        "images": "float32 (N, C, H, W) in [0, 1], for image models",
+        "points": "float32 (N, D) in data units, for models of points",
+        "labels": "int64 (N,), cycling through the classes, for class-conditional models",
+    }
     outputs = {
         "ddpm_samples": "ancestral samples with all T steps, and the noise x_T they started from "
         "(kwargs: n, seed, batch_size)",

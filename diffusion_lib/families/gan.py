@@ -30,6 +30,10 @@ class GANFamily(Family):
 
     name = "gan"
     spec_type = GANSpec
+    sample_arrays = {
+        "images": "float32 (N, C, H, W) in [0, 1], for image models",
+        "points": "float32 (N, D) in data units, for models of points",
+    }
     outputs = {"samples": "G(z) for n draws of z ~ N(0, I) (kwargs: n, seed)"}
 
     def check_spec(self, spec) -> None:
