@@ -1,11 +1,14 @@
 """Time every chapter, executed top to bottom as a reader would (one fresh kernel each), and
 print the README's budget table.
 
-    python benchmarks/chapter_times.py [--cold] [--make-test SECONDS] [chapters/04_forward_process.py ...]
+    python benchmarks/chapter_times.py [--cold | --cold-from BUILD] [--make-test SECONDS] [chapters/...]
 
 Without ``--cold`` each chapter runs once with the models already in the zoo's cache (warm).
 With ``--cold`` the zoo gets an empty cache first (a temporary ``$DIFFUSION_LIB_HOME``): each
-chapter runs cold (training the models it is the first to load), then again warm. Prints one
+chapter runs cold (training the models it is the first to load), then again warm. With
+``--cold-from BUILD`` the cold times are those of the book build whose execution cache is in
+``BUILD`` (``make test`` executes every chapter once, cold, in a fresh clone:
+``_build/.jupyter_cache``), and the models are those in ``$DIFFUSION_LIB_HOME``. Prints one
 row per chapter (seconds cold and warm, number of check lines, status), each zoo model's
 training time (from its record), and, given the measured wall time of ``make test``, a
 projection for all 16 chapters under the budgets of the developers' guide. Exits non-zero if
@@ -83,11 +86,23 @@ def zoo_records(home: Path) -> list[dict]:
     return rows
 
 
+def build_times(build: Path) -> dict[str, float]:
+    """{page: seconds} of each page's execution in a book build (scripts/test_summary.py reads
+    them the same way for make test's summary)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("test_summary", ROOT / "scripts" / "test_summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.execution_times(build)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("chapters", nargs="*", type=Path, help="chapter sources (default: all)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
     parser.add_argument("--cold", action="store_true", help="start from an empty model cache")
+    parser.add_argument("--cold-from", type=Path, metavar="BUILD", help="cold times of a book build's cache")
     parser.add_argument("--make-test", type=float, help="the measured wall time of make test, to project")
     args = parser.parse_args(argv)
     chapters = args.chapters or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
@@ -98,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         from diffusion_lib import zoo
 
         home = zoo.cache_dir()
+        built = build_times(args.cold_from) if args.cold_from else {}
         rows = []
         for source in chapters:
             cold = run_chapter(source, Path(workdir), args.timeout) if args.cold else None
+            found = [seconds for page, seconds in built.items() if page.endswith(f"chapters/{source.stem}")]
+            if found:
+                cold = (found[0], 0, "ok")
             warm = run_chapter(source, Path(workdir), args.timeout)
             status = cold[2] if cold and cold[2] != "ok" else warm[2]
             failed |= status != "ok"
