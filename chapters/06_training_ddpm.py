@@ -1909,11 +1909,12 @@ _ = check_le(
 # `t10k-labels-idx1-ubyte.gz`); then `data.mnist(folder)` reads them, scaled to $[-1, 1]$ like the
 # digits. Set `MNIST_DIR` to that folder.
 #
-# **Device.** Move the network and the data to `"cuda"` and let the sampler draw its noise there
-# (`samplers.ddpm(..., device=device)` with a generator on that device). The library's diffusion
-# buffers follow the inputs' device. `train` draws its minibatch indices and, in
-# `training_losses(generator=...)`, its noise from a CPU generator, which cannot fill a CUDA tensor;
-# the loss below therefore draws $t$ and $\boldsymbol{\epsilon}$ on the CPU and moves them.
+# **Device.** Give `train` the device (`train(..., device=device)` moves the network and the
+# data there) and let the sampler draw its noise there (`samplers.ddpm(..., device=device)` with a
+# generator on that device). The library's diffusion buffers follow the inputs' device (a copy of
+# each is kept there). `train`'s own generator stays on the CPU: it draws the minibatch indices,
+# and `training_losses(generator=...)` draws $t$ and $\boldsymbol{\epsilon}$ where the generator
+# is and moves them to the data, so the same seed gives the same draws on every device.
 #
 # The next cell does all this when a GPU and the files are present, and otherwise only says what it
 # would do. Here it does nothing expensive.
@@ -1965,19 +1966,15 @@ if torch.cuda.is_available():
 if MNIST_DIR.is_dir() and torch.cuda.is_available():
     mnist_train = data.mnist(MNIST_DIR, "train")  # (60000, 1, 28, 28) in [-1, 1]
     torch.manual_seed(shifted(0))  # initialisation and training seeds follow the shift
-    mnist_net = UNet(**mnist_kwargs).to(device)
+    mnist_net = UNet(**mnist_kwargs)
 
     def mnist_loss(model, batch, generator):
-        x0 = batch[0]
-        # t and ε are drawn on the CPU (train's generator lives there) and moved
-        t = diff.sample_timesteps(x0.shape[0], generator=generator).to(device)
-        noise = torch.randn(x0.shape, generator=generator).to(device)
-        return diff.training_losses(model, x0, t, noise)["loss"].mean()
+        return diff.training_losses(model, batch[0], generator=generator)["loss"].mean()
 
     mnist_run = train(
         mnist_net,
         mnist_loss,
-        [mnist_train.images.to(device)],
+        [mnist_train.images],
         TrainConfig(
             steps=MNIST_STEPS,
             batch_size=128,
@@ -1986,6 +1983,7 @@ if MNIST_DIR.is_dir() and torch.cuda.is_available():
             ema_decay=0.9995,
             seed=shifted(0),
         ),
+        device=device,
     )
     mnist_samples = samplers.ddpm(
         mnist_run.ema,
