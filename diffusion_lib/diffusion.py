@@ -657,14 +657,26 @@ class GaussianDiffusion:
         """
         self._check_x("x0", x0)
         self._check_same_shape("x_t", x_t, "x0", x0)
+        decoder_step = t == 0 if isinstance(t, int) else None  # known on the host for an int t
         t = self._check_t(t, x0.shape[0], x0.device)
         true_mean, _, true_log_variance = self.q_posterior_mean_variance(x0, x_t, t)
         out = self.p_mean_variance(
             model, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type
         )
         output = mean_flat(normal_kl(true_mean, true_log_variance, out["mean"], out["log_variance"]))
+        if decoder_step is True:  # an int t = 0: every example's term is the decoder's
+            decoder_nll = discretized_gaussian_log_likelihood(
+                x0, means=out["mean"], log_scales=0.5 * out["log_variance"]
+            )
+            return {
+                "output": -mean_flat(decoder_nll) / math.log(2.0),
+                "pred_x0": out["pred_x0"],
+                "eps": out["eps"],
+            }
         first = t == 0
-        if bool(first.any()):  # the decoder costs four erfc per pixel: only where it is needed
+        if decoder_step is None:  # a tensor t: one read of the device (a sync on a GPU)
+            decoder_step = bool(first.any())
+        if decoder_step:  # the decoder costs four erfc per pixel: only where it is needed
             decoder_nll = -mean_flat(
                 discretized_gaussian_log_likelihood(
                     x0[first], means=out["mean"][first], log_scales=0.5 * out["log_variance"][first]
@@ -713,11 +725,10 @@ class GaussianDiffusion:
         mse = torch.zeros_like(terms)
         with torch.no_grad():
             for i in reversed(range(self.num_timesteps)):
-                t = torch.full((batch,), i, dtype=torch.long, device=x0.device)
-                noise = randn_like_on(x0, generator)
-                x_t = self.q_sample(x0, t, noise)
+                noise = randn_like_on(x0, generator)  # t as the int i: no sync per step
+                x_t = self.q_sample(x0, i, noise)
                 out = self.vlb_terms(
-                    model, x0, x_t, t, clip_denoised=clip_denoised, prediction_type=prediction_type
+                    model, x0, x_t, i, clip_denoised=clip_denoised, prediction_type=prediction_type
                 )
                 terms[:, i] = out["output"]
                 mse[:, i] = mean_flat((out["eps"] - noise) ** 2)

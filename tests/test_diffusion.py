@@ -456,3 +456,12 @@ def test_a_public_method_checks_its_inputs_once(monkeypatch):
         d.q_sample(torch.zeros(4, 2), torch.tensor([1, 2, 3, 10]))
     with pytest.raises(ValueError, match=r"t must be in \[0, 9\], got -1"):
         d.p_sample(lambda x, t: x, torch.zeros(4, 2), -1)
+
+
+def test_the_bits_per_dim_loop_never_reads_back_to_the_host():
+    """Every one of bits_per_dim's T steps (q_sample, vlb_terms with the decoder at t = 0) runs on
+    the meta device, where any read of a value raises."""
+    d = GaussianDiffusion(get_beta_schedule("cosine", 4))
+    x = torch.empty(2, 1, 4, 4, device="meta")
+    out = d.bits_per_dim(lambda x_t, t: torch.zeros_like(x_t), x)
+    assert out["terms"].shape == (2, 4) and out["total"].device.type == "meta"
