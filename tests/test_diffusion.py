@@ -465,3 +465,15 @@ def test_the_bits_per_dim_loop_never_reads_back_to_the_host():
     x = torch.empty(2, 1, 4, 4, device="meta")
     out = d.bits_per_dim(lambda x_t, t: torch.zeros_like(x_t), x)
     assert out["terms"].shape == (2, 4) and out["total"].device.type == "meta"
+
+
+def test_vlb_terms_at_an_int_t_equal_those_at_a_tensor_t():
+    d = GaussianDiffusion(get_beta_schedule("linear", 100))
+    g = torch.Generator().manual_seed(0)
+    x0, x_t = torch.rand(5, 1, 8, 8, generator=g) * 2 - 1, torch.randn(5, 1, 8, 8, generator=g)
+    model = lambda x, t: 0.3 * x  # noqa: E731
+    for t in (0, 5, 99):
+        by_int = d.vlb_terms(model, x0, x_t, t)["output"]
+        assert torch.equal(by_int, d.vlb_terms(model, x0, x_t, torch.full((5,), t))["output"])
+    mixed = d.vlb_terms(model, x0, x_t, torch.tensor([0, 3, 0, 7, 1]))["output"]
+    assert torch.equal(mixed[[0, 2]], d.vlb_terms(model, x0, x_t, 0)["output"][[0, 2]])
