@@ -30,7 +30,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from diffusion_lib import samplers, train, zoo
 from diffusion_lib.data import digits
-from diffusion_lib.nets import UNet
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -59,11 +58,11 @@ def main(argv=None) -> None:
     print(f"peak: float32 matmul 2048², {peak / 1e9:.1f} GFLOP/s on {threads} thread(s)")
 
     data = [digits("train").images, digits("train").labels]
-    diffusion = entry.diffusion()
+    family = zoo.family_of(entry)
+    diffusion = family.process(entry)
 
     def network():
-        torch.manual_seed(entry.init_seed)
-        return UNet(**{k: v for k, v in entry.spec.network.items() if k != "type"})
+        return family.build(entry)  # the U-Net, initialised from the entry's init_seed
 
     def loss_fn(model, batch, generator):
         return diffusion.training_losses(model, batch[0], generator=generator)["loss"].mean()
