@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((source.stem, cold[0] if cold else None, warm[0], warm[1], status))
             print(f"{source.stem}: cold {cold[0] if cold else float('nan'):.1f} s, warm {warm[0]:.1f} s, "
                   f"{warm[1]} checks, {status}", file=sys.stderr, flush=True)  # fmt: skip
-        models = zoo_records(home)
+        models = sorted(zoo_records(home), key=lambda m: (m["name"], m["seed"]))
 
     print("| chapter | cold s | warm s | checks | status | budget |")
     print("|---------|--------|--------|--------|--------|--------|")
@@ -142,13 +142,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {m['name']} | {m['seed']} | {m['device']} | {m['seconds']:.1f} | {verdict} |")
     if args.make_test is not None:
         to_come = CHAPTERS_PLANNED - len(rows)
-        projected = args.make_test + to_come * CHAPTER_COLD_BUDGET_S + MODELS_PLANNED * MODEL_BUDGET_S
+        at_budget = args.make_test + to_come * CHAPTER_COLD_BUDGET_S + MODELS_PLANNED * MODEL_BUDGET_S
         print(
-            f"\nprojection: make test {args.make_test:.0f} s now with {len(rows)} chapters; "
+            f"\nprojection at the budgets: make test {args.make_test:.0f} s now with {len(rows)} chapters; "
             f"+ {to_come} chapters × {CHAPTER_COLD_BUDGET_S} s + {MODELS_PLANNED} planned models × "
-            f"{MODEL_BUDGET_S} s = {projected:.0f} s ({projected / 60:.0f} min) against the budget of "
+            f"{MODEL_BUDGET_S} s = {at_budget:.0f} s ({at_budget / 60:.0f} min) against "
             f"{MAKE_TEST_BUDGET_S / 60:.0f} min"
         )
+        colds = [cold for _, cold, _, _, _ in rows if cold is not None]
+        if colds:
+            mean = sum(colds) / len(colds)
+            like_today = args.make_test + to_come * mean
+            print(
+                f"projection like today's chapters: + {to_come} chapters × {mean:.0f} s (today's mean cold "
+                f"chapter, its models included) = {like_today:.0f} s ({like_today / 60:.0f} min) against "
+                f"{MAKE_TEST_BUDGET_S / 60:.0f} min"
+            )
     return 1 if failed else 0
 
 
