@@ -74,9 +74,9 @@ class Family:
         spec_type: the dataclass of a zoo entry's ``spec`` (the family's own configuration:
             networks, process, loss options); checked when an entry is registered.
         sample_options: the options of ``python -m diffusion_lib sample`` the family takes.
+            A family that cannot be sampled (a classifier) leaves :meth:`sample` alone.
         sample_arrays: the arrays :meth:`sample` returns (and ``sample`` writes into its .npz),
             name → description; the command line lists them in its help and refuses others.
-            A family that cannot be sampled (a classifier) leaves :meth:`sample` alone.
         outputs: what other models may train on, name → one-line description (see
             :meth:`output` and ``DataSpec.outputs_of``).
     """
