@@ -11,7 +11,9 @@ from safetensors.torch import load as load_safetensors
 from torch import nn
 
 from diffusion_lib import data, files, samplers, train, zoo
+from diffusion_lib.__main__ import main as main_cli
 from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.families.classifier import ClassifierSpec
 from diffusion_lib.families.diffusion import DiffusionSpec, reference_samples
 from diffusion_lib.families.gan import GANSpec
 from diffusion_lib.family import families
@@ -829,3 +831,49 @@ def test_every_book_model_fixes_its_training_threads():
         "ring-ddpm": 1,
         "ring-gan": 1,
     }
+
+
+def test_zoo_gan_outputs_its_samples(tiny_gan):
+    from diffusion_lib import gan
+
+    out = zoo.outputs(TINY_GAN.name, "samples", n=5, seed=1, progress=False)
+    loaded = zoo.load(TINY_GAN.name, progress=False)
+    expected = gan.sample(loaded.model, 5, generator=torch.Generator().manual_seed(1))
+    assert list(out.tensors) == ["samples"] and torch.equal(out.tensors["samples"], expected)
+    with pytest.raises(ValueError, match="n must be an int >= 1, got None"):
+        zoo.outputs(TINY_GAN.name, "samples", seed=2, progress=False)
+    assert len(tiny_gan) == 1
+
+
+TINY_CLASSIFIER = zoo.ZooEntry(
+    name="test-tiny.classifier",
+    description="a tiny digits classifier, for tests",
+    family="classifier",
+    spec=ClassifierSpec(network={"type": "digits_classifier", "width": 4, "feature_dim": 8}),
+    data=zoo.DataSpec.dataset("digits"),
+    sample_shape=(1, 8, 8),
+    train=TrainConfig(steps=3, batch_size=8, warmup_steps=1, checkpoint_every=2),
+    train_threads=1,
+    chapter=6,
+)
+
+
+def test_zoo_classifier_trains_on_labels_and_outputs_logits(tmp_path, monkeypatch):
+    trained = registered(TINY_CLASSIFIER, tmp_path, monkeypatch)
+    next(trained)
+    try:
+        loaded = zoo.load(TINY_CLASSIFIER.name, progress=False)
+        assert loaded.diffusion is None and len(loaded.record["losses"]) == 3
+        out = zoo.outputs(TINY_CLASSIFIER.name, "logits", data="digits", split="test", progress=False)
+        images = data.digits("test").images
+        with torch.no_grad():
+            assert torch.equal(out.tensors["logits"], loaded.model(images))
+        assert out.tensors["logits"].shape == (len(images), 10)
+        with pytest.raises(ValueError, match="data must name a dataset for the output 'logits', got None"):
+            zoo.outputs(TINY_CLASSIFIER.name, "logits", split="test", progress=False)
+        with pytest.raises(ValueError, match="a classifier trains on \\[inputs, labels\\]"):
+            zoo.register(replace(TINY_CLASSIFIER, data=zoo.DataSpec.dataset("ring", n=16)))
+            zoo.load(TINY_CLASSIFIER.name, progress=False)
+        assert main_cli(["sample", TINY_CLASSIFIER.name, "--n", "1", "--out", str(tmp_path / "x.npz")]) == 2
+    finally:
+        zoo.unregister(TINY_CLASSIFIER.name)
