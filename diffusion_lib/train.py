@@ -111,7 +111,9 @@ class TrainResult(NamedTuple):
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """θ_ema ← decay · θ_ema + (1 − decay) · θ, parameter by parameter; buffers are copied."""
+    """θ_ema ← decay · θ_ema + (1 − decay) · θ, parameter by parameter; buffers are copied.
+
+    Derived in chapter 6, eq. (train-ema)."""
     if not 0 <= decay <= 1:
         raise ValueError(f"decay must be in [0, 1], got {decay!r}")
     ema_params, params = list(ema.parameters()), list(model.parameters())
@@ -127,6 +129,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def ema_decay_at(step: int, decay: float) -> float:
     """The EMA's decay at update ``step`` (0, 1, …): ``min(decay, (1 + step) / (10 + step))``.
+
+    Derived in chapter 6, eq. (train-ema-warmup).
 
     The warm-up is the rule of TensorFlow's ``tf.train.ExponentialMovingAverage`` when it is
     given the step count (``num_updates``), also used (the counter advanced by one before each
@@ -396,6 +400,9 @@ def train(
     device: Optional[Union[str, torch.device]] = None,
 ) -> TrainResult:
     """Train ``model`` to minimise ``loss_fn`` on minibatches drawn from ``data``.
+
+    Derived in chapter 6 (the loop of Ho et al.'s Algorithm 1), with the EMA of eq. (train-ema)
+    warmed up as in eq. (train-ema-warmup).
 
     Each step draws a minibatch (with replacement) using a generator seeded from
     ``config.seed``, computes ``loss_fn(model, batch, generator)`` (the generator also drives

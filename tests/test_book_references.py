@@ -60,3 +60,30 @@ def test_a_cited_equation_exists_in_its_chapter(where, number, label):
         f"{where} cites eq. ({label}) in chapter {number}, but {chapter.name} defines no such "
         f"label (it defines {len(defined)} labels)"
     )
+
+
+# Public functions whose formula or algorithm a chapter derives: each says where.
+MUST_CITE = [
+    ("diffusion_lib.nets.embeddings", "timestep_embedding"),
+    ("diffusion_lib.nets.unet", "ResBlock"),
+    ("diffusion_lib.train", "train"),
+    ("diffusion_lib.train", "ema_update"),
+    ("diffusion_lib.train", "ema_decay_at"),
+    ("diffusion_lib.diffusion", "GaussianDiffusion.q_sample"),
+    ("diffusion_lib.diffusion", "GaussianDiffusion.training_losses"),
+    ("diffusion_lib.diffusion", "GaussianDiffusion.vlb_terms"),
+    ("diffusion_lib.diffusion", "GaussianDiffusion.bits_per_dim"),
+    ("diffusion_lib.gan", "train_gan"),
+]
+
+
+@pytest.mark.parametrize("module, name", MUST_CITE, ids=[n for _, n in MUST_CITE])
+def test_a_derived_function_says_where(module, name):
+    import importlib
+
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    assert REFERENCE.search(obj.__doc__ or ""), (
+        f"{module}.{name}'s docstring does not say 'Derived in chapter N'"
+    )

@@ -12,6 +12,8 @@ __all__ = ["timestep_embedding"]
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Embed timesteps as [cos(t·ω_0), …, cos(t·ω_{h−1}), sin(t·ω_0), …, sin(t·ω_{h−1})].
 
+    Derived in chapter 6, eq. (train-time-embedding).
+
     The frequencies ω_k = max_period^(−k/h), h = ⌊dim/2⌋, run geometrically from 1 down to
     1/max_period, as in the Transformer's positional encoding (Vaswani et al., 2017) and
     improved-diffusion. For odd ``dim`` the last entry is a zero.

@@ -32,7 +32,9 @@ def _groups(channels: int) -> int:
 
 
 class ResBlock(nn.Module):
-    """x + f(x, emb): two 3×3 convolutions, the embedding added between them."""
+    """x + f(x, emb): two 3×3 convolutions, the embedding added between them.
+
+    Derived in chapter 6, eq. (train-resblock)."""
 
     def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float = 0.0):
         super().__init__()
