@@ -34,6 +34,8 @@ import torch
 from . import zoo
 from .family import SampleOption, families, int_in
 from .files import atomic_write_bytes
+from .seeds import seed_shift
+from .train import default_device
 
 __all__ = ["main"]
 
@@ -117,8 +119,19 @@ def _output_path(option: str, value: str, suffix: str) -> Path:
     return path
 
 
+def _check_environment() -> None:
+    """The environment variables the library reads hold what is allowed (the seed shift, the
+    training device), checked before anything is trained."""
+    try:
+        seed_shift()
+        default_device()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
 def _check_cache() -> Path:
     """The model cache exists (created if missing) and is writable."""
+    _check_environment()
     try:
         folder = zoo.cache_dir()
     except OSError as err:

@@ -510,3 +510,29 @@ def test_list_shows_the_model_of_the_current_seed_shift(home, capsys, monkeypatc
     assert main(["train", "test-points"]) == 0
     capsys.readouterr()
     assert status() == "cached"
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        ("DIFFUSION_LIB_SEED_SHIFT", "-1", "DIFFUSION_LIB_SEED_SHIFT must be a whole number >= 0, got '-1'"),
+        (
+            "DIFFUSION_LIB_DEVICE",
+            "gpu0",
+            "DIFFUSION_LIB_DEVICE must name a torch device such as 'cpu' or 'cuda'",
+        ),
+    ],
+)
+def test_a_bad_environment_variable_is_a_user_error(
+    home, tmp_path, capsys, monkeypatch, variable, value, expected
+):
+    cache, trained = home
+    monkeypatch.setenv(variable, value)
+    for argv in (
+        ["train", "test-images"],
+        ["sample", "test-images", "--n", "1", "--out", str(tmp_path / "x.npz")],
+    ):
+        assert main(argv) == 2
+        line = one_line(capsys.readouterr().err)
+        assert line.startswith("error: ") and expected in line
+    assert trained == [] and not (tmp_path / "x.npz").exists()
