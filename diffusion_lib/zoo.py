@@ -232,6 +232,7 @@ def register(zoo_entry: ZooEntry) -> ZooEntry:
             starting with a punctuation mark); the family is unknown or the spec not its own;
             a field of the wrong type.
     """
+    _find_entries()  # the book's first, so that a reader's entry of the same name replaces it
     if not isinstance(zoo_entry, ZooEntry):
         raise ValueError(f"zoo_entry must be a ZooEntry, got {type(zoo_entry).__name__}")
     if not isinstance(zoo_entry.name, str) or not _NAME.fullmatch(zoo_entry.name):

@@ -877,3 +877,25 @@ def test_zoo_classifier_trains_on_labels_and_outputs_logits(tmp_path, monkeypatc
         assert main_cli(["sample", TINY_CLASSIFIER.name, "--n", "1", "--out", str(tmp_path / "x.npz")]) == 2
     finally:
         zoo.unregister(TINY_CLASSIFIER.name)
+
+
+def test_a_readers_entry_replaces_the_books_even_before_the_zoo_is_used(tmp_path):
+    """In a fresh process, registering an entry called like a book model first, then using the
+    zoo, keeps the reader's entry (the book's entries are found before it is registered)."""
+    import subprocess
+    import sys
+
+    fresh = (
+        "from diffusion_lib import zoo, train\n"
+        "from diffusion_lib.families.diffusion import DiffusionSpec\n"
+        "entry = zoo.ZooEntry(name='ring-ddpm', description='mine', family='diffusion',\n"
+        "    spec=DiffusionSpec(network={'type': 'mlp', 'data_dim': 2}), data=zoo.DataSpec.dataset('ring'),\n"
+        "    sample_shape=(2,), train=train.TrainConfig(steps=3), train_threads=1, chapter=6)\n"
+        "zoo.register(entry)\n"
+        "print(zoo.entry('ring-ddpm').description, len(zoo.names()) >= 5)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", fresh], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["mine", "True"]
