@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .train import train as train_loop
+
 __all__ = [
     "Family",
     "SampleOption",
@@ -35,6 +37,7 @@ __all__ = [
     "int_in",
     "number_in",
     "as_arrays",
+    "import_modules",
 ]
 
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
@@ -107,6 +110,24 @@ class Family:
             device: where to train (:func:`diffusion_lib.train.default_device`).
         """
         raise NotImplementedError
+
+    def train_network(
+        self, entry, loss_fn, data: list, *, checkpoint: Path, progress: bool, device: torch.device
+    ) -> Trained:
+        """What most families' :meth:`train` does: the network of :meth:`build` trained by the one
+        loop, :func:`diffusion_lib.train.train`, to minimise ``loss_fn`` with the entry's
+        hyperparameters; its EMA network and losses, ready to cache."""
+        result = train_loop(
+            self.build(entry),
+            loss_fn,
+            data,
+            entry.train,
+            checkpoint=checkpoint,
+            progress=progress,
+            description=entry.name,
+            device=device,
+        )
+        return Trained(result.ema, {"losses": result.losses})
 
     def process(self, entry) -> Any:
         """The model's fixed process beside its network (a diffusion model's
@@ -194,9 +215,15 @@ def _discover() -> None:
     if _DISCOVERED:
         return
     _DISCOVERED = True
-    package = importlib.import_module(f"{__package__}.families")
-    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
-        importlib.import_module(f"{package.__name__}.{module}")
+    import_modules(f"{__package__}.families")
+
+
+def import_modules(package: str) -> None:
+    """Import every module of the package named ``package``, in sorted order: how the registries
+    find the book's plug-ins (families, zoo entries) without a list to keep."""
+    found = importlib.import_module(package)
+    for module in sorted(m.name for m in pkgutil.iter_modules(found.__path__)):
+        importlib.import_module(f"{found.__name__}.{module}")
 
 
 def families() -> dict[str, Family]:

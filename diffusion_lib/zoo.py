@@ -19,10 +19,8 @@ file is retrained, never unpickled. An interrupted training run resumes from its
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
-import pkgutil
 import re
 import sys
 import time
@@ -37,7 +35,7 @@ from torch import nn
 
 from . import __version__
 from .data import training_tensors
-from .family import Family, get_family
+from .family import Family, get_family, import_modules
 from .files import atomic_write_bytes
 from .seeds import shifted
 from .train import TrainConfig, checkpoint_paths, default_device
@@ -213,9 +211,7 @@ def _find_entries() -> None:
     if _ENTRIES_FOUND:
         return
     _ENTRIES_FOUND = True
-    package = importlib.import_module(f"{__package__}.entries")
-    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
-        importlib.import_module(f"{package.__name__}.{module}")
+    import_modules(f"{__package__}.entries")
 
 
 def _check_int(name: str, value, minimum: int) -> None:

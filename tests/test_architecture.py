@@ -34,8 +34,9 @@ LAYERS = {
     "samplers": 1,
     # 2: a model family on the training loop
     "gan": 2,
-    # 0: the family interface and its registry (it finds the book's families by name at run time)
-    "family": 0,
+    # 2: the family interface and its registry, on the training loop (it finds the book's
+    # families by name at run time)
+    "family": 2,
     # 3: named, cached models of every family, through the family interface
     "zoo": 3,
     # 4: the book's families (each may use the zoo, e.g. for cached outputs)

@@ -19,7 +19,6 @@ from diffusion_lib.__main__ import family_options, main
 from diffusion_lib.family import (
     Family,
     SampleOption,
-    Trained,
     as_arrays,
     families,
     get_family,
@@ -27,7 +26,7 @@ from diffusion_lib.family import (
     register_family,
     unregister_family,
 )
-from diffusion_lib.train import TrainConfig, train
+from diffusion_lib.train import TrainConfig
 
 MEAN, STD = 3.0, 0.5  # the data: N(MEAN, STD²) in each of 2 coordinates
 
@@ -64,11 +63,9 @@ class GaussianFamily(Family):
         return Gaussian(entry.spec.dim)
 
     def train(self, entry, data, *, dependencies, checkpoint, progress, device):
-        result = train(
-            self.build(entry), gaussian_nll, data, entry.train, checkpoint=checkpoint, progress=progress,
-            device=device,
-        )  # fmt: skip
-        return Trained(result.ema, {"losses": result.losses})
+        return self.train_network(
+            entry, gaussian_nll, data, checkpoint=checkpoint, progress=progress, device=device
+        )
 
     def sampling_options(self, entry, given):
         temperature = given["temperature"]

@@ -11,7 +11,6 @@ from torch import nn
 
 from ..family import Family, Trained, register_family
 from ..nets.classifier import DigitsClassifier
-from ..train import train
 
 __all__ = ["ClassifierSpec", "ClassifierFamily", "NETWORKS"]
 
@@ -57,17 +56,9 @@ class ClassifierFamily(Family):
             raise ValueError(
                 f"a classifier trains on [inputs, labels]; {entry.name!r} got {len(data)} tensor(s)"
             )
-        result = train(
-            self.build(entry),
-            cross_entropy_loss,
-            data,
-            entry.train,
-            checkpoint=checkpoint,
-            progress=progress,
-            description=entry.name,
-            device=device,
+        return self.train_network(
+            entry, cross_entropy_loss, data, checkpoint=checkpoint, progress=progress, device=device
         )
-        return Trained(result.ema, {"losses": result.losses})
 
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
         if name != "logits":

@@ -14,7 +14,6 @@ from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_typ
 from ..family import Family, SampleOption, Trained, as_arrays, int_in, number_in, register_family
 from ..nets import MLPDenoiser, UNet
 from ..schedules import get_beta_schedule
-from ..train import train
 
 __all__ = [
     "DiffusionSpec",
@@ -166,17 +165,9 @@ class DiffusionFamily(Family):
                 net, batch[0], generator=generator, prediction_type=prediction_type
             )["loss"].mean()
 
-        result = train(
-            self.build(entry),
-            diffusion_loss,
-            data,
-            entry.train,
-            checkpoint=checkpoint,
-            progress=progress,
-            description=entry.name,
-            device=device,
+        return self.train_network(
+            entry, diffusion_loss, data, checkpoint=checkpoint, progress=progress, device=device
         )
-        return Trained(result.ema, {"losses": result.losses})
 
     # ------------------------------------------------------------ sampling
     def sampling_options(self, entry, given: dict) -> dict:
