@@ -338,8 +338,10 @@ def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
     device = default_device()
     if progress:
         print(
-            f"training {zoo_entry.name} ({zoo_entry.train.steps} steps on {device.type}); cached in "
-            f"{weights_path.parent}",
+            # The folder goes on a line of its own: it is as long as the machine makes it, and a
+            # book page shows this line (the browser test fails on lines wider than the page).
+            f"training {zoo_entry.name} ({zoo_entry.train.steps} steps on {device.type});\n"
+            f"  cached in {weights_path.parent}",
             file=sys.stderr,
         )
     start = time.perf_counter()
