@@ -346,6 +346,41 @@ class GaussianDiffusion:
                 raise ValueError(f"t must be in [0, {last}], got {hi if hi > last else lo}")
         return t.long()
 
+    # ----------------------------------------------------------------- continuous noise levels
+    def fractional_timestep(self, alpha_bar: torch.Tensor) -> torch.Tensor:
+        """The (fractional) timestep index at which this chain reaches the noise level ``alpha_bar``.
+
+        Derived in chapter 8, eq. (sde-vp-index): a network trained on the T discrete steps is
+        evaluated at a continuous noise level by interpolating linearly in the log signal-to-noise
+        ratio λ = log(ᾱ / (1 − ᾱ)) between the two neighbouring steps. λ_i decreases with i, so the
+        index is unique. Levels less noisy than step 0 map to 0, noisier than step T − 1 to T − 1
+        (the network has never seen them). The embedding of the timestep is continuous, so the
+        network accepts a fractional index.
+
+        Args:
+            alpha_bar: ᾱ values in (0, 1), any shape, floating point.
+
+        Returns:
+            float64 tensor of alpha_bar's shape (on its device), values in [0, T − 1].
+        """
+        if not torch.is_tensor(alpha_bar) or not alpha_bar.is_floating_point():
+            what = f"dtype {alpha_bar.dtype}" if torch.is_tensor(alpha_bar) else type(alpha_bar).__name__
+            raise TypeError(f"alpha_bar must be a floating-point tensor, got {what}")
+        a = alpha_bar.detach().to(torch.float64)
+        if a.numel() and not bool(((a > 0) & (a < 1)).all()):
+            raise ValueError(
+                f"alpha_bar must lie in (0, 1), got values from {a.min().item():.6g} to {a.max().item():.6g}"
+            )
+        grid = self.alphas_cumprod.to(a.device)
+        lam_grid = torch.log(grid) - torch.log1p(-grid)  # decreasing in the index
+        lam = torch.log(a) - torch.log1p(-a)
+        neg = -lam_grid  # increasing, for searchsorted
+        hi = torch.searchsorted(neg, -lam.reshape(-1)).clamp(1, self.num_timesteps - 1)
+        lo = hi - 1
+        frac = (lam_grid[lo] - lam.reshape(-1)) / (lam_grid[lo] - lam_grid[hi])
+        index = (lo.to(torch.float64) + frac).clamp(0, self.num_timesteps - 1)
+        return index.reshape(a.shape)
+
     # ----------------------------------------------------------------- forward process
     @_entry_point
     def q_mean_variance(self, x0: torch.Tensor, t: TimestepLike) -> MeanVariance:

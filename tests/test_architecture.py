@@ -32,6 +32,8 @@ LAYERS = {
     "train": 1,
     "viz": 1,
     "samplers": 1,
+    "sde": 1,  # continuous-time processes, on diffusion (an ε-network as a score)
+    "flow": 0,  # the flow-matching path and loss
     # 2: a model family on the training loop
     "gan": 2,
     # 2: the family interface and its registry, on the training loop (it finds the book's
@@ -44,10 +46,12 @@ LAYERS = {
     "families.diffusion": 4,
     "families.gan": 4,
     "families.classifier": 4,
+    "families.flow": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,
     "entries.chapter06": 5,
+    "entries.chapter08": 5,
     # 6: entry points
     "__main__": 6,
     "__init__": 6,
