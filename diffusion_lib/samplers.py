@@ -7,6 +7,10 @@ The fast samplers (chapter 7) visit a subsequence of the training timesteps chos
 :func:`timesteps`; each step goes from one entry of that list to the *next entry*, and the last
 step goes to ᾱ = 1, the clean data x_0. Schedule quantities are taken from the diffusion's
 float64 buffers and cast to the sample's dtype only when they multiply a tensor.
+
+Chapter 8 adds the continuous-time view: EDM's Heun sampler (Karras et al., 2022) on a trained
+DDPM through the change of variable x = x_t/√ᾱ, σ = √((1 − ᾱ)/ᾱ), and the Euler and Heun
+integrators of a flow-matching model's ODE.
 """
 
 from __future__ import annotations
@@ -20,7 +24,20 @@ import torch
 
 from .diffusion import GaussianDiffusion, check_prediction_type, randn_like_on, split_prediction
 
-__all__ = ["ddpm", "ddim", "ddim_invert", "dpm_solver_pp", "timesteps", "SPACINGS"]
+__all__ = [
+    "ddpm",
+    "ddim",
+    "ddim_invert",
+    "dpm_solver_pp",
+    "timesteps",
+    "SPACINGS",
+    "edm_sigmas",
+    "vp_sigma_range",
+    "vp_denoiser",
+    "edm_heun",
+    "flow_euler",
+    "flow_heun",
+]
 
 SPACINGS = ("leading", "trailing", "linspace")
 
@@ -353,6 +370,257 @@ def dpm_solver_pp(
                 D = (1.0 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
             x = (sigma[k + 1] / sigma[k]) * x - alpha[k + 1] * math.expm1(-h) * D
         x0_prev = x0
+        if trajectory is not None:
+            trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
+# ---------------------------------------------------------------- EDM (Karras et al., 2022)
+def _check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def edm_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """The noise levels of EDM's sampler (Karras et al., 2022, eq. (5)), then a final 0.
+
+    Derived in chapter 8, eq. (sde-edm-schedule):
+    σ_i = (σ_max^(1/ρ) + i/(n − 1) (σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ for i = 0..n − 1, and σ_n = 0.
+    ρ = 7 spends more of the steps at low noise; ρ = 1 is a linear grid; ρ → ∞ is geometric.
+
+    Args:
+        n: the number of steps, >= 1 (n = 1 gives [σ_max, 0]).
+        sigma_min, sigma_max: the last and first nonzero levels, 0 < sigma_min < sigma_max.
+        rho: the warping ρ > 0.
+
+    Returns:
+        float64 tensor (n + 1,), descending, ending with 0.
+    """
+    n = _check_int("n", n, 1)
+    sigma_min = _check_positive("sigma_min", sigma_min)
+    sigma_max = _check_positive("sigma_max", sigma_max)
+    rho = _check_positive("rho", rho)
+    if not sigma_max > sigma_min:
+        raise ValueError(f"sigma_max must be > sigma_min = {sigma_min:g}, got {sigma_max!r}")
+    ramp = torch.linspace(0.0, 1.0, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
+    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    sigmas[0] = sigma_max  # the endpoints exactly, not through the powers' rounding
+    if n > 1:
+        sigmas[-1] = sigma_min
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
+
+
+def vp_sigma_range(diffusion: GaussianDiffusion) -> tuple[float, float]:
+    """EDM's σ at a discrete DDPM's first and last step: σ_i = √((1 − ᾱ_i)/ᾱ_i).
+
+    Derived in chapter 8, eq. (sde-edm-vp). For the linear schedule with T = 1000 this is about
+    (0.01, 157): the range a trained DDPM's network has seen.
+    """
+    a = diffusion.alphas_cumprod
+    sigma = torch.sqrt((1.0 - a) / a)
+    return float(sigma[0]), float(sigma[-1])
+
+
+def vp_denoiser(
+    model: Model,
+    diffusion: GaussianDiffusion,
+    *,
+    prediction_type: str = "epsilon",
+    clip_denoised: bool = False,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A DDPM's network as EDM's denoiser D(x; σ) ≈ E[x_0 | x], for x = x_0 + σ ε.
+
+    Derived in chapter 8, eq. (sde-edm-vp). The VP state x_t = √ᾱ x_0 + √(1 − ᾱ) ε divided by
+    √ᾱ is x = x_0 + σ ε with σ² = (1 − ᾱ)/ᾱ; so at level σ the network sees x·√ᾱ, ᾱ = 1/(1 + σ²),
+    at the fractional step index :meth:`GaussianDiffusion.fractional_timestep` (ᾱ), and
+    D = x − σ ε̂ (= x̂_0 for any prediction type).
+
+    Args:
+        model: ``model(x_t, t)`` with t a float tensor (B,) of fractional step indices.
+        diffusion: the process the model was trained with.
+        prediction_type: ``"epsilon"``, ``"x0"`` or ``"v"``.
+        clip_denoised: clamp D to [-1, 1] (for images).
+
+    Returns:
+        ``denoiser(x, sigma)`` with x (B, ...) and sigma a tensor (B,) of levels > 0.
+    """
+    check_prediction_type(prediction_type)
+
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(sigma) or tuple(sigma.shape) != (x.shape[0],):
+            got = tuple(sigma.shape) if torch.is_tensor(sigma) else type(sigma).__name__
+            raise ValueError(f"sigma must be a tensor of shape ({x.shape[0]},), got {got}")
+        s = sigma.detach().to(x.device, torch.float64)
+        alpha_bar = 1.0 / (1.0 + s**2)
+        t = diffusion.fractional_timestep(alpha_bar).to(x.dtype)
+        view = (-1, *(1,) * (x.ndim - 1))
+        a = alpha_bar.sqrt().to(x.dtype).reshape(view)
+        b = (1.0 - alpha_bar).sqrt().to(x.dtype).reshape(view)
+        x_t = a * x
+        output = model(x_t, t)
+        if not torch.is_tensor(output) or output.shape != x.shape:
+            shape = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
+            raise ValueError(f"model output must have the shape of x_t {tuple(x.shape)}, got {shape}")
+        _, eps = split_prediction(x_t, output, a, b, prediction_type)
+        denoised = x - s.to(x.dtype).reshape(view) * eps
+        return denoised.clamp(-1.0, 1.0) if clip_denoised else denoised
+
+    return denoiser
+
+
+def _check_sigmas(sigmas) -> list[float]:
+    if not torch.is_tensor(sigmas) or sigmas.ndim != 1 or sigmas.numel() < 2:
+        got = tuple(sigmas.shape) if torch.is_tensor(sigmas) else type(sigmas).__name__
+        raise ValueError(f"sigmas must be a 1-D tensor of at least 2 levels, got {got}")
+    levels = sigmas.detach().to("cpu", torch.float64).tolist()
+    ok = all(math.isfinite(s) for s in levels) and levels[-1] >= 0.0
+    if not ok or any(a <= b for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"sigmas must be finite, >= 0 and strictly decreasing, got {levels}")
+    return levels
+
+
+@torch.no_grad()
+def edm_heun(
+    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    sigmas: torch.Tensor,
+    shape: Sequence[int],
+    *,
+    x_T: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+    device: Optional[torch.device] = None,
+    dtype: torch.dtype = torch.float32,
+):
+    """EDM's deterministic sampler (Karras et al., 2022, Algorithm 1 with S_churn = 0).
+
+    Derived in chapter 8, eqs. (sde-edm-ode) and (sde-edm-heun). It integrates the probability
+    flow ODE dx/dσ = (x − D(x; σ))/σ from σ_0 = ``sigmas[0]`` down the listed levels: at each
+    step the slope d = (x − D)/σ_i gives an Euler step to σ_{i+1}, corrected by the average with
+    the slope there (Heun, second order) unless σ_{i+1} = 0, where the last step stays Euler.
+    With n steps to a final 0 that is 2n − 1 denoiser evaluations.
+
+    Args:
+        denoiser: ``denoiser(x, sigma)`` ≈ E[x_0 | x], sigma a tensor (B,) (e.g. :func:`vp_denoiser`).
+        sigmas: the levels, 1-D, strictly decreasing, >= 0 (e.g. :func:`edm_sigmas`).
+        shape: the batch shape (B, ...).
+        x_T: standard normal noise of that shape (scaled by sigmas[0] here); drawn with
+            ``generator`` if None.
+        generator: random generator for x_T.
+        progress: show a tqdm bar on stderr.
+        return_trajectory: also return [x at σ_0, …, x at the last level].
+        device, dtype: where to draw the noise when ``x_T`` is None (default CPU float32).
+
+    Returns:
+        x_0, or ``(x_0, trajectory)`` when ``return_trajectory``.
+    """
+    levels = _check_sigmas(sigmas)
+    x = levels[0] * _initial_noise(shape, x_T, generator, device or "cpu", dtype)
+    trajectory = [x] if return_trajectory else None
+
+    def slope(x, sigma):
+        return (x - denoiser(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))) / sigma
+
+    for i in _progress(range(len(levels) - 1), "EDM Heun", progress):
+        sigma, sigma_next = levels[i], levels[i + 1]
+        d = slope(x, sigma)
+        x_next = x + (sigma_next - sigma) * d
+        if sigma_next > 0.0:
+            x_next = x + (sigma_next - sigma) * 0.5 * (d + slope(x_next, sigma_next))
+        x = x_next
+        if trajectory is not None:
+            trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
+# ---------------------------------------------------------------- flow matching
+def _velocity(model, x: torch.Tensor, t: float) -> torch.Tensor:
+    output = model(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+    if not torch.is_tensor(output) or output.shape != x.shape:
+        shape = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
+        raise ValueError(f"model output must have the shape of x {tuple(x.shape)}, got {shape}")
+    return output
+
+
+def _flow_times(steps: int) -> list[float]:
+    """The uniform grid t_k = 1 − k/steps, k = 0..steps, from the noise (t = 1) to the data (t = 0)."""
+    steps = _check_int("steps", steps, 1)
+    return [(steps - k) / steps for k in range(steps + 1)]
+
+
+@torch.no_grad()
+def flow_euler(
+    model: Model,
+    shape: Sequence[int],
+    *,
+    steps: int,
+    x_T: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+    device: Optional[torch.device] = None,
+    dtype: torch.dtype = torch.float32,
+):
+    """Euler's method for a flow-matching model's ODE dx/dt = v_θ(x, t), from t = 1 to t = 0.
+
+    Derived in chapter 8, eq. (sde-fm-path): x_1 ~ N(0, I), then x ← x + (t_{k+1} − t_k) v_θ(x, t_k)
+    on the uniform grid t_k = 1 − k/steps; ``steps`` network evaluations, first order.
+
+    Args:
+        model: ``model(x, t)`` with t a float tensor (B,) in [0, 1]; returns the velocity.
+        shape: the batch shape (B, ...).
+        steps: the number of steps, >= 1.
+        x_T: the starting noise x_1 of that shape; drawn with ``generator`` if None.
+        generator: random generator for x_T.
+        progress: show a tqdm bar on stderr.
+        return_trajectory: also return [x_1, …, x_0] (steps + 1 tensors).
+        device, dtype: where to draw the noise when ``x_T`` is None (default CPU float32).
+
+    Returns:
+        x_0, or ``(x_0, trajectory)`` when ``return_trajectory``.
+    """
+    times = _flow_times(steps)
+    x = _initial_noise(shape, x_T, generator, device or "cpu", dtype)
+    trajectory = [x] if return_trajectory else None
+    for k in _progress(range(len(times) - 1), "flow Euler", progress):
+        x = x + (times[k + 1] - times[k]) * _velocity(model, x, times[k])
+        if trajectory is not None:
+            trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
+@torch.no_grad()
+def flow_heun(
+    model: Model,
+    shape: Sequence[int],
+    *,
+    steps: int,
+    x_T: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+    device: Optional[torch.device] = None,
+    dtype: torch.dtype = torch.float32,
+):
+    """Heun's method for a flow-matching model's ODE dx/dt = v_θ(x, t), from t = 1 to t = 0.
+
+    Derived in chapter 8, eq. (sde-fm-path): on the uniform grid t_k = 1 − k/steps, an Euler
+    step with v_k = v_θ(x, t_k) to x̃, then x ← x + h (v_k + v_θ(x̃, t_{k+1}))/2 with
+    h = t_{k+1} − t_k. Every step is corrected, the last one too (the velocity is finite at
+    t = 0, unlike EDM's slope at σ = 0): 2·``steps`` network evaluations, second order.
+
+    Arguments and return value as for :func:`flow_euler`.
+    """
+    times = _flow_times(steps)
+    x = _initial_noise(shape, x_T, generator, device or "cpu", dtype)
+    trajectory = [x] if return_trajectory else None
+    for k in _progress(range(len(times) - 1), "flow Heun", progress):
+        h = times[k + 1] - times[k]
+        v = _velocity(model, x, times[k])
+        x_euler = x + h * v
+        x = x + h * 0.5 * (v + _velocity(model, x_euler, times[k + 1]))
         if trajectory is not None:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x

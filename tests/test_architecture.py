@@ -59,7 +59,7 @@ LAYERS = {
 # Modules that serve every family and must not learn a family's name (CONTRIBUTING.md, "Adding
 # a model family"): they reach a model only through its family object.
 SHARED = ("family", "zoo", "__main__", "train", "data", "files", "seeds", "checks", "viz")
-FAMILY_NAMES = ("diffusion", "gan", "classifier")
+FAMILY_NAMES = ("diffusion", "gan", "classifier", "flow")
 # The one import that points up, made lazily inside a function so that importing metrics does
 # not import the zoo: metrics' default classifier is the zoo's "digits-classifier".
 UPWARD = {("metrics", "zoo")}

@@ -371,10 +371,21 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
         *(
             (
                 f"sample test-gan-images --n 1 --out {{t}}/x.npz {option}",
-                f"{option.split()[0]} applies to diffusion models; 'test-gan-images' is a gan model and "
+                f"{option.split()[0]} applies to {owners} models; 'test-gan-images' is a gan model and "
                 "takes no sampling options",
             )
-            for option in ("--sampler ddpm", "--sampler ddim", "--steps 3", "--eta 0.5", "--spacing trailing")
+            for option, owners in (
+                ("--sampler ddpm", "diffusion"),
+                ("--sampler ddim", "diffusion"),
+                ("--steps 3", "diffusion and flow"),
+                ("--eta 0.5", "diffusion"),
+                ("--spacing trailing", "diffusion"),
+                ("--solver euler", "flow"),
+            )
+        ),
+        (
+            OK + " --solver heun",
+            "--solver applies to flow models; 'test-images' is a diffusion model and takes",
         ),
         ("fly", "invalid choice: 'fly'"),
         ("", "the following arguments are required: COMMAND"),

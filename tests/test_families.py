@@ -214,7 +214,7 @@ def test_the_command_line_samples_a_new_family_with_its_own_options(gaussian, tm
     assert line.split()[1] == "test-gaussian"
     for argv, message in (
         (["sample", BASE.name, "--n", "1", "--out", str(out), "--steps", "3"],
-         "--steps applies to diffusion models; 'test-gauss' is a test-gaussian model and takes "
+         "--steps applies to diffusion and flow models; 'test-gauss' is a test-gaussian model and takes "
          "--temperature"),
         (["sample", "digits-ddpm", "--n", "1", "--out", str(out), "--temperature", "2"],
          "--temperature applies to test-gaussian models; 'digits-ddpm' is a diffusion model and takes"),
@@ -241,7 +241,7 @@ def test_two_families_may_declare_one_flag_alike(gaussian):
 
     register_family(Stepped())
     try:
-        assert family_options()["--steps"][1] == ["diffusion", "test-stepped"]
+        assert family_options()["--steps"][1] == ["diffusion", "flow", "test-stepped"]
     finally:
         unregister_family("test-stepped")
 
@@ -273,7 +273,9 @@ def test_bad_families_are_refused():
         register_family(NotADataclass())
     with pytest.raises(ValueError, match="family must be a Family instance, got str"):
         register_family("gan")
-    with pytest.raises(ValueError, match="family must be one of 'classifier', 'diffusion', 'gan', got 'vae'"):
+    with pytest.raises(
+        ValueError, match="family must be one of 'classifier', 'diffusion', 'flow', 'gan', got 'vae'"
+    ):
         get_family("vae")
 
 

@@ -548,3 +548,235 @@ def test_inversion_bad_input(linear):
 def test_model_output_of_the_wrong_shape_is_named(linear):
     with pytest.raises(ValueError, match=r"model output must have the shape of x_t \(2, 3\), got \(2,\)"):
         samplers.ddim(lambda x, t: x[:, 0], linear, (2, 3), steps=3, progress=False)
+
+
+# ----------------------------------------------------------------------------- EDM (chapter 8)
+# Gaussian data N(MU, S²) per coordinate: every denoiser and ODE of chapter 8 has a closed form.
+MU, S = 0.7, 0.5
+
+
+def test_edm_sigmas_endpoints_order_and_rho():
+    sigmas = samplers.edm_sigmas(18, 0.002, 80.0)
+    assert sigmas.dtype == torch.float64 and sigmas.shape == (19,)
+    assert sigmas[0].item() == 80.0 and sigmas[-2].item() == 0.002 and sigmas[-1].item() == 0.0
+    assert bool((sigmas[:-1] > sigmas[1:]).all())
+    # ρ = 1 is a linear grid; ρ = 7 (Karras et al.) puts more levels near σ_min.
+    linear = samplers.edm_sigmas(5, 1.0, 9.0, rho=1.0)
+    assert torch.allclose(linear, torch.tensor([9.0, 7.0, 5.0, 3.0, 1.0, 0.0], dtype=torch.float64))
+    assert (sigmas[:-1] < 1.0).sum() > (torch.linspace(80, 0.002, 18) < 1.0).sum() + 5
+    # Karras et al., eq. (5), at i = 1 of n = 18: by hand.
+    by_hand = (80 ** (1 / 7) + (0.002 ** (1 / 7) - 80 ** (1 / 7)) / 17) ** 7
+    assert sigmas[1].item() == pytest.approx(by_hand, rel=1e-12)
+    assert samplers.edm_sigmas(1, 0.1, 2.0).tolist() == [2.0, 0.0]
+
+
+def test_vp_sigma_range_reads_the_buffers(linear):
+    lo, hi = samplers.vp_sigma_range(linear)
+    a = linear.alphas_cumprod
+    assert lo == pytest.approx(math.sqrt((1 - a[0].item()) / a[0].item()), rel=1e-12)
+    assert hi == pytest.approx(math.sqrt((1 - a[-1].item()) / a[-1].item()), rel=1e-12)
+    assert 0.009 < lo < 0.011 and 150 < hi < 160  # linear schedule, T = 1000: β_1 = 1e-4
+
+
+def gaussian_eps_oracle(diffusion, prediction_type="epsilon"):
+    """The exact predictor for data N(MU, S²) at a fractional step index: E[ε | x_t], or the x_0
+    or v it implies.
+
+    ᾱ at a fractional index t: linear in λ = log(ᾱ/(1 − ᾱ)) between the neighbouring steps (by
+    hand here); at an integer index, the buffer. E[ε | x_t] = √(1 − ᾱ)(x_t − √ᾱ μ)/(ᾱ s² + 1 − ᾱ).
+    """
+    grid = diffusion.alphas_cumprod
+    lam = torch.log(grid / (1 - grid))
+
+    def model(x_t, t):
+        t = t.to(torch.float64)
+        lo = t.floor().long().clamp(0, len(grid) - 2)
+        frac = t - lo
+        a = torch.sigmoid(lam[lo] + frac * (lam[lo + 1] - lam[lo])).reshape(-1, *(1,) * (x_t.ndim - 1))
+        eps = (1 - a).sqrt() * (x_t - a.sqrt() * MU) / (a * S**2 + 1 - a)
+        x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        return {"epsilon": eps, "x0": x0, "v": a.sqrt() * eps - (1 - a).sqrt() * x0}[prediction_type]
+
+    return model
+
+
+def posterior_mean(x, sigma):
+    """E[x_0 | x] for x = x_0 + σ ε, x_0 ~ N(MU, S²): the exact EDM denoiser."""
+    sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, *(1,) * (x.ndim - 1))
+    return MU + S**2 / (S**2 + sigma**2) * (x - MU)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "x0", "v"])
+def test_vp_denoiser_of_the_exact_eps_predictor_is_the_posterior_mean(linear, prediction_type):
+    oracle = gaussian_eps_oracle(linear, prediction_type)
+    denoiser = samplers.vp_denoiser(oracle, linear, prediction_type=prediction_type)
+    a = linear.alphas_cumprod
+    x = 3.0 * torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for i in (0, 1, 250, 999):  # σ on the grid: the network is called at step i
+        sigma = torch.full((6,), math.sqrt((1 - a[i].item()) / a[i].item()), dtype=torch.float64)
+        assert torch.allclose(denoiser(x, sigma), posterior_mean(x, sigma), atol=1e-6, rtol=0), i
+    # between grid points too: the oracle knows ᾱ at a fractional index
+    sigma = torch.tensor([0.05, 0.3, 1.0, 2.0, 10.0, 100.0], dtype=torch.float64)
+    assert torch.allclose(denoiser(x, sigma), posterior_mean(x, sigma), atol=1e-6, rtol=0)
+
+
+def test_vp_denoiser_feeds_the_fractional_index_and_clips(linear):
+    seen = []
+
+    def model(x_t, t):
+        seen.append((x_t.clone(), t.clone()))
+        return torch.zeros_like(x_t)
+
+    x = torch.full((2, 3), 4.0, dtype=torch.float64)
+    a = linear.alphas_cumprod[[10, 500]]
+    sigma = ((1 - a) / a).sqrt()
+    out = samplers.vp_denoiser(model, linear, clip_denoised=True)(x, sigma)
+    x_t, t = seen[0]
+    assert torch.allclose(t, torch.tensor([10.0, 500.0], dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(x_t, 4.0 * a.sqrt()[:, None].expand(2, 3))
+    assert torch.equal(out, torch.ones(2, 3, dtype=torch.float64)), "ε̂ = 0: D = x, clipped to 1"
+
+
+def test_edm_heun_is_a_second_order_solver_of_the_ode():
+    """dx/dσ = (x − D)/σ with the exact D keeps (x − μ)/√(s² + σ²) constant: x(σ) is known."""
+    x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    sigma_max, sigma_min = 80.0, 0.002
+    calls = []
+
+    def denoiser(x, sigma):
+        calls.append(sigma[0].item())
+        return posterior_mean(x, sigma)
+
+    def exact(sigma):
+        return MU + (sigma_max * x_T - MU) * math.sqrt(S**2 + sigma**2) / math.sqrt(S**2 + sigma_max**2)
+
+    errors = {}
+    for n in (20, 40, 80):
+        calls.clear()
+        sigmas = samplers.edm_sigmas(n, sigma_min, sigma_max)
+        x0, trajectory = samplers.edm_heun(denoiser, sigmas, x_T.shape, x_T=x_T, return_trajectory=True)
+        assert len(calls) == 2 * n - 1 and len(trajectory) == n + 1
+        assert trajectory[0].equal(sigma_max * x_T)
+        errors[n] = (trajectory[-2] - exact(sigma_min)).abs().max().item()  # at σ_min, before the Euler step
+        # the last step, Euler to 0, returns D(x; σ_min), within O(σ_min²) of x(0)
+        assert (x0 - exact(0.0)).abs().max().item() < errors[n] + 1e-4
+    # Second order: doubling n divides the error by about 4 (measured 4.5 and 4.2; 5.0 from 10 to
+    # 20 steps, still outside the asymptotic regime), where Euler's would halve.
+    assert errors[20] / errors[40] == pytest.approx(4.0, rel=0.2), errors
+    assert errors[40] / errors[80] == pytest.approx(4.0, rel=0.2), errors
+    assert errors[80] < 5e-3
+
+
+def test_edm_heun_on_a_ddpm_network_reaches_the_data_distribution(linear):
+    """The whole chapter 8 route: an ε-network of a discrete DDPM, read as D, sampled by EDM."""
+    lo, hi = samplers.vp_sigma_range(linear)
+    denoiser = samplers.vp_denoiser(gaussian_eps_oracle(linear), linear)
+    x_T = torch.randn(4000, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    x0 = samplers.edm_heun(denoiser, samplers.edm_sigmas(40, lo, hi), x_T.shape, x_T=x_T)
+    exact = MU + (hi * x_T - MU) * S / math.sqrt(S**2 + hi**2)
+    assert (x0 - exact).abs().max().item() < 0.03  # measured 0.023: Heun's error with 40 levels
+    assert x0.mean().item() == pytest.approx(MU, abs=0.03) and x0.std().item() == pytest.approx(S, rel=0.03)
+
+
+def test_edm_heun_draws_its_noise_from_the_generator():
+    sigmas = samplers.edm_sigmas(3, 0.1, 5.0)
+    a = samplers.edm_heun(posterior_mean, sigmas, (4, 2), generator=torch.Generator().manual_seed(3))
+    b = samplers.edm_heun(posterior_mean, sigmas, (4, 2), generator=torch.Generator().manual_seed(3))
+    x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(3))
+    c = samplers.edm_heun(posterior_mean, sigmas, (4, 2), x_T=x_T)
+    assert a.dtype == torch.float32 and torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": 0}, r"n must be an int >= 1, got 0"),
+        ({"n": 2.0}, r"n must be an int >= 1, got 2.0"),
+        ({"sigma_min": 0.0}, r"sigma_min must be a finite number > 0, got 0.0"),
+        ({"sigma_min": -1.0}, r"sigma_min must be a finite number > 0, got -1.0"),
+        ({"sigma_max": 0.002}, r"sigma_max must be > sigma_min = 0.002, got 0.002"),
+        ({"sigma_max": math.inf}, r"sigma_max must be a finite number > 0, got inf"),
+        ({"rho": 0.0}, r"rho must be a finite number > 0, got 0.0"),
+    ],
+)
+def test_edm_sigmas_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        samplers.edm_sigmas(**{"n": 10, "sigma_min": 0.002, "sigma_max": 80.0, **kwargs})
+
+
+def test_edm_bad_input(linear):
+    sigmas = samplers.edm_sigmas(3, 0.1, 5.0)
+    with pytest.raises(ValueError, match=r"x_T must have shape \(2, 3\), got \(3, 2\)"):
+        samplers.edm_heun(posterior_mean, sigmas, (2, 3), x_T=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="sigmas must be finite, >= 0 and strictly decreasing"):
+        samplers.edm_heun(posterior_mean, sigmas.flip(0), (2, 3))
+    with pytest.raises(ValueError, match=r"sigmas must be a 1-D tensor of at least 2 levels, got \(1,\)"):
+        samplers.edm_heun(posterior_mean, sigmas[:1], (2, 3))
+    with pytest.raises(ValueError, match="prediction_type must be one of epsilon, x0, v"):
+        samplers.vp_denoiser(wiggly_eps, linear, prediction_type="eps")
+    with pytest.raises(ValueError, match=r"sigma must be a tensor of shape \(2,\), got float"):
+        samplers.vp_denoiser(wiggly_eps, linear)(torch.zeros(2, 3), 0.5)
+
+
+# ----------------------------------------------------------------------------- flow matching (chapter 8)
+def gaussian_velocity(x, t):
+    """The exact velocity E[ε − x_0 | x_t] for data N(MU, S²) on x_t = (1 − t) x_0 + t ε.
+
+    x_t ~ N((1 − t) μ, V_t), V_t = (1 − t)² s² + t²; Cov(ε − x_0, x_t) = t − (1 − t) s², so
+    v(x, t) = −μ + (t − (1 − t) s²)/V_t · (x − (1 − t) μ), and the ODE keeps (x − (1 − t)μ)/√V_t fixed:
+    from t = 1 (V = 1) it maps x_1 to x_0 = μ + s x_1.
+    """
+    t = t.to(x.dtype).reshape(-1, *(1,) * (x.ndim - 1))
+    variance = (1 - t) ** 2 * S**2 + t**2
+    return -MU + (t - (1 - t) * S**2) / variance * (x - (1 - t) * MU)
+
+
+@pytest.mark.parametrize("sampler, order", [(samplers.flow_euler, 1), (samplers.flow_heun, 2)])
+def test_flow_samplers_converge_at_their_order(sampler, order):
+    x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    calls = []
+
+    def model(x, t):
+        calls.append(t[0].item())
+        return gaussian_velocity(x, t)
+
+    errors = {}
+    for steps in (20, 40, 80):
+        calls.clear()
+        x0, trajectory = sampler(model, x_T.shape, steps=steps, x_T=x_T, return_trajectory=True)
+        assert len(calls) == order * steps and len(trajectory) == steps + 1 and trajectory[0].equal(x_T)
+        assert calls[0] == 1.0 and calls[-1] == (1.0 / steps if order == 1 else 0.0)
+        errors[steps] = (x0 - (MU + S * x_T)).abs().max().item()
+    # Doubling the steps halves Euler's error and quarters Heun's (measured: 2.0, 2.0; 3.7, 3.9).
+    for coarse, fine in ((20, 40), (40, 80)):
+        assert errors[coarse] / errors[fine] == pytest.approx(2.0**order, rel=0.12), errors
+
+
+def test_flow_heun_samples_have_the_data_distribution():
+    x0 = samplers.flow_heun(
+        gaussian_velocity,
+        (20000, 2),
+        steps=10,
+        generator=torch.Generator().manual_seed(5),
+        dtype=torch.float64,
+    )
+    assert x0.mean().item() == pytest.approx(MU, abs=0.01) and x0.var().item() == pytest.approx(
+        S**2, rel=0.03
+    )
+
+
+def test_flow_samplers_are_deterministic_given_the_generator():
+    for sampler in (samplers.flow_euler, samplers.flow_heun):
+        a = sampler(gaussian_velocity, (3, 2), steps=3, generator=torch.Generator().manual_seed(6))
+        b = sampler(gaussian_velocity, (3, 2), steps=3, generator=torch.Generator().manual_seed(6))
+        assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("sampler", [samplers.flow_euler, samplers.flow_heun])
+def test_flow_sampler_bad_input(sampler):
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
+        sampler(gaussian_velocity, (2, 3), steps=0)
+    with pytest.raises(ValueError, match=r"x_T must have shape \(2, 3\), got \(2, 2\)"):
+        sampler(gaussian_velocity, (2, 3), steps=2, x_T=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"model output must have the shape of x \(2, 3\), got \(2,\)"):
+        sampler(lambda x, t: x[:, 0], (2, 3), steps=2)

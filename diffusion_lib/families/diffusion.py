@@ -12,7 +12,7 @@ from torch import nn
 from .. import samplers, zoo
 from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_type
 from ..family import Family, SampleOption, Trained, as_arrays, int_in, number_in, register_family
-from ..nets import MLPDenoiser, UNet
+from ..nets import DENOISERS
 from ..schedules import get_beta_schedule
 
 __all__ = [
@@ -20,12 +20,13 @@ __all__ = [
     "DiffusionFamily",
     "SAMPLERS",
     "NETWORKS",
+    "STEPS_HELP",
     "ReferenceSamples",
     "reference_samples",
 ]
 
-# The denoising networks a spec's ``network["type"]`` may name.
-NETWORKS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "mlp": MLPDenoiser}
+# The denoising networks a spec's ``network["type"]`` may name (shared with the flow family).
+NETWORKS = DENOISERS
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class DiffusionSpec:
     num_timesteps: int = 1000
     model_var_type: str = "fixed_small"
     prediction_type: str = "epsilon"
+
+
+# The help of --steps: the flow family declares --steps with this same text (the command line
+# refuses a flag that two families declare differently), so it names no family's defaults.
+STEPS_HELP = "number of sampling steps (default: the sampler's; the summary line says how many)"
 
 
 class SamplerSpec(NamedTuple):
@@ -93,15 +99,13 @@ class DiffusionFamily(Family):
     sample_options = (
         SampleOption(
             "--sampler",
-            {"choices": list(SAMPLERS), "help": "a diffusion model's sampler (default: ddpm, all T steps)"},
-        ),
-        SampleOption(
-            "--steps",
             {
-                "type": int_in(1),
-                "help": "network evaluations for ddim (default 50) and dpm-solver++ (default 20), at most T",
+                "choices": list(SAMPLERS),
+                "help": "a diffusion model's sampler (default: ddpm, all T steps; --steps for ddim: "
+                "default 50, dpm-solver++: default 20, at most T)",
             },
         ),
+        SampleOption("--steps", {"type": int_in(1), "help": STEPS_HELP}),
         SampleOption(
             "--eta",
             {
