@@ -247,11 +247,11 @@ _ = check(
 # | Node | What it is | Chapter |
 # |---|---|---|
 # | VAE | a latent-variable model trained with the evidence lower bound {cite}`kingma2014vae` | {doc}`02_probability_toolkit` (the ELBO); the KL-VAE of chapter 12 (planned) |
-# | Normalizing flows | invertible networks with exact likelihoods by the change-of-variables formula {cite}`dinh2015nice,dinh2017realnvp` | {doc}`02_probability_toolkit`; chapter 8 (planned) |
+# | Normalizing flows | invertible networks with exact likelihoods by the change-of-variables formula {cite}`dinh2015nice,dinh2017realnvp` | {doc}`02_probability_toolkit`; {doc}`08_score_and_sde` |
 # | Autoregressive models | one variable at a time, $p(\mathbf{x}) = \prod_i p(x_i \mid x_{<i})$ {cite}`vandenoord2016pixelrnn,vaswani2017attention` | this chapter |
 # | GANs | a generator trained against a discriminator {cite}`goodfellow2014gan` | {doc}`03_gans` |
 # | Diffusion models | learn to reverse a gradual noising process {cite}`sohl2015deep,ho2020ddpm` | {doc}`04_forward_process`, {doc}`05_reverse_process_vlb`, {doc}`06_training_ddpm`, {doc}`07_fast_sampling` |
-# | Scores and SDEs | the same models as gradients of log-densities and stochastic differential equations {cite}`song2019generative,song2021sde` | chapter 8 (planned) |
+# | Scores and SDEs | the same models as gradients of log-densities and stochastic differential equations {cite}`song2019generative,song2021sde` | {doc}`08_score_and_sde` |
 # | CLIP | image and text encoders trained contrastively {cite}`radford2021clip` | chapter 10 (planned) |
 # | Guidance | trading diversity for fidelity with a classifier or without one {cite}`dhariwal2021beat,ho2022classifierfree` | chapter 11 (planned) |
 # | DALL·E | a Transformer over text and image tokens, samples reranked by CLIP {cite}`ramesh2021dalle` | this chapter |
@@ -526,7 +526,7 @@ glue("ch1_min_distance_test", nearest_test.min().item())
 # builds GANs ({doc}`03_gans`). Part III is the core: the forward process
 # ({doc}`04_forward_process`), the reverse process and its variational bound
 # ({doc}`05_reverse_process_vlb`), training a DDPM ({doc}`06_training_ddpm`), fast sampling
-# ({doc}`07_fast_sampling`), scores and SDEs (chapter 8, planned) and the evaluation of
+# ({doc}`07_fast_sampling`), scores, SDEs and flows ({doc}`08_score_and_sde`) and the evaluation of
 # generators ({doc}`09_evaluating_generators`). Part IV adds text: CLIP, guidance, latent
 # diffusion and unCLIP, ending with miniature versions of Stable Diffusion and DALL·E 2
 # (chapters 10–13, planned). Part V applies the models to editing, audio and video, and looks

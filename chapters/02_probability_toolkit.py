@@ -1264,7 +1264,7 @@ _ = check(
 #
 # Normalizing flows {cite}`dinh2015nice,rezende2015variational,dinh2017realnvp,papamakarios2021normalizing`
 # build $g$ from layers whose Jacobian determinants are cheap, and compute exact likelihoods with
-# {eq}`prob-change-of-variables`; the probability-flow ODE of chapter 8 (planned) does the same
+# {eq}`prob-change-of-variables`; the probability-flow ODE of {doc}`08_score_and_sde` does the same
 # for a diffusion model. Three checks. (1) $y = e^x$ with $x \sim \mathcal{N}(\mu, \sigma^2)$:
 # $\log p_Y(y) = \log\mathcal{N}(\log y; \mu, \sigma^2) - \log y$ must be the log-normal density.
 # (2) An affine map in three dimensions must reproduce {eq}`prob-gauss-linear`. (3) A nonlinear

@@ -215,7 +215,7 @@ _ = check(
 # the end point depends on how much noise was added in total (for the linear schedule below,
 # $\sum_t \beta_t = 1000 \cdot (10^{-4} + 0.02)/2 = 10.05$, so unit-variance data end with
 # variance $11.05$); that "variance exploding" family is the other classic design, met again in
-# chapter 8 (planned).
+# {doc}`08_score_and_sde` (the VE SDE).
 #
 # With $a_t = \sqrt{\alpha_t}$, the recursion {eq}`fwd-var-step` reads $v_t = \alpha_t v_{t-1} + 1 -
 # \alpha_t$. Subtract $1$ from both sides to get $v_t - 1 = \alpha_t (v_{t-1} - 1)$: the distance

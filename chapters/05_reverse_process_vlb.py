@@ -1330,7 +1330,7 @@ glue("ch5_w_range", w_small[1:].max() / w_small[1:].min())
 # bound, $L_{\text{simple}}$ and the other common losses are all integrals over log-SNR of the
 # same denoising error, with different weighting functions; by {eq}`rev-lambda-snr` the bound's
 # weight is uniform in log-SNR, while uniform $t$ spends fewer samples per unit of log-SNR where
-# the schedule moves fast, at small $t$. The planned chapter 8 (scores and SDEs) returns to
+# the schedule moves fast, at small $t$. {doc}`08_score_and_sde` returns to
 # scores.
 #
 # The price of $L_{\text{simple}}$ is likelihood: a model trained with it has a worse bound in

@@ -1658,7 +1658,7 @@ plt.show()
 # - Deterministic inversion {eq}`fast-ddim-inversion` and slerp {eq}`fast-slerp` turn the
 #   noise into a code for images.
 #
-# Next, chapter 8 (planned) derives the same machinery in continuous time, from scores and
+# Next, {doc}`08_score_and_sde` derives the same machinery in continuous time, from scores and
 # stochastic differential equations, where the probability-flow ODE of this chapter comes from;
 # chapter 11 (planned) uses these samplers with guidance.
 
