@@ -20,6 +20,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from .diffusion import randn_like_on
+
 __all__ = ["interpolate", "velocity_target", "training_losses", "TimeScaled", "TIME_SCALE"]
 
 # The book's denoisers (UNet, MLPDenoiser) embed their time input with sinusoids whose
@@ -77,14 +79,8 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return noise - x0
 
 
-def _randn_like(like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    # As diffusion.randn_like_on (not imported: both are layer 0): drawn on the generator's
-    # device and moved, so that one CPU generator gives the same noise on every device.
-    device = generator.device if generator is not None else like.device
-    return torch.randn(like.shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
-
-
 def _rand_times(n: int, like: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    # drawn on the generator's device and moved, as diffusion.randn_like_on draws the noise
     device = generator.device if generator is not None else like.device
     return torch.rand(n, generator=generator, device=device, dtype=like.dtype).to(like.device)
 
@@ -114,7 +110,7 @@ def training_losses(
         what = f"a {x0.dtype} tensor of shape {tuple(x0.shape)}" if torch.is_tensor(x0) else type(x0).__name__
         raise ValueError(f"x0 must be a floating-point tensor (B, ...) with B >= 1, got {what}")
     t = _rand_times(x0.shape[0], x0, generator)
-    noise = _randn_like(x0, generator)
+    noise = randn_like_on(x0, generator)
     x_t = interpolate(x0, noise, t)
     output = model(x_t, t)
     if not torch.is_tensor(output) or output.shape != x0.shape:

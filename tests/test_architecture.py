@@ -33,7 +33,7 @@ LAYERS = {
     "viz": 1,
     "samplers": 1,
     "sde": 1,  # continuous-time processes, on diffusion (an ε-network as a score)
-    "flow": 0,  # the flow-matching path and loss
+    "flow": 1,  # the flow-matching path and loss, on diffusion's noise drawing
     # 2: a model family on the training loop
     "gan": 2,
     # 2: the family interface and its registry, on the training loop (it finds the book's

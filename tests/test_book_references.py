@@ -74,6 +74,15 @@ MUST_CITE = [
     ("diffusion_lib.diffusion", "GaussianDiffusion.vlb_terms"),
     ("diffusion_lib.diffusion", "GaussianDiffusion.bits_per_dim"),
     ("diffusion_lib.gan", "train_gan"),
+    ("diffusion_lib.diffusion", "GaussianDiffusion.fractional_timestep"),
+    ("diffusion_lib.sde", "VPSDE.discrete_betas"),
+    ("diffusion_lib.sde", "ode_log_likelihood"),
+    ("diffusion_lib.sde", "score_from_eps"),
+    ("diffusion_lib.sde", "divergence"),
+    ("diffusion_lib.samplers", "vp_denoiser"),
+    ("diffusion_lib.samplers", "edm_heun"),
+    ("diffusion_lib.samplers", "edm_sigmas"),
+    ("diffusion_lib.flow", "training_losses"),
 ]
 
 
