@@ -101,6 +101,13 @@ chapter_start = time.perf_counter()
 T = 1000
 diff = GaussianDiffusion(get_beta_schedule("linear", T))  # digits-ddpm's process
 abar = diff.alphas_cumprod  # float64; abar[i] is ᾱ at index i (paper step i + 1)
+# The zoo's flow models, loaded (on a first run, trained) before anything else runs: each in a
+# cell of its own, so that a slow first training stays within the book's per-cell time limit.
+ring_flow = zoo.load("ring-flow").model.eval()
+
+# %%
+# A few minutes on 2 cores the first time.
+digits_flow = zoo.load("digits-flow").model.eval()
 
 # %% [markdown]
 # (sde-score-section)=
@@ -305,8 +312,8 @@ check(
 # \mathbf{x} \leftarrow \mathbf{x} + \frac{\eta_i}{2}\,\nabla\log p_{\sigma_i}(\mathbf{x}) + \sqrt{\eta_i}\,\mathbf{z}, \qquad i = 1, \dots, L,
 # $$ (sde-annealed)
 #
-# where $p_\sigma$ is $p$ convolved with $\mathcal{N}(\mathbf{0}, \sigma^2\mathbf{I})$ (chapter 8's
-# mixtures: $\alpha = 1$). The experiment of {cite:t}`song2019generative`: two modes at
+# where $p_\sigma$ is $p$ convolved with $\mathcal{N}(\mathbf{0}, \sigma^2\mathbf{I})$ (for a
+# mixture: the same mixture with every component's variance increased by $\sigma^2$). The experiment of {cite:t}`song2019generative`: two modes at
 # $\pm(5, 5)$ with weights $\tfrac15$ and $\tfrac45$, chains started uniformly on
 # $[-8, 8]^2$. We measure the share of samples in the heavy mode, and the Kullback–Leibler
 # divergence of a 2-D histogram of the samples from the true density on a grid, next to the same
@@ -1386,7 +1393,6 @@ check(
 # 9's mode coverage (a sample is of high quality within three standard deviations of a mode):
 
 # %%
-ring_flow = zoo.load("ring-flow").model.eval()
 ring_ddpm = zoo.load("ring-ddpm")
 ring_start = torch.randn(2000, 2, generator=torch.Generator().manual_seed(19))
 ring_table = {}
@@ -1443,7 +1449,6 @@ glue("ch8_ring_ddim10", ring_cov[("DDPM + DDIM", 10)][0])
 # with Euler and with Heun, in the same table as `digits-ddpm`'s samplers.
 
 # %%
-digits_flow = zoo.load("digits-flow").model.eval()
 with torch.no_grad():
     for nfe in (10, 20):
         samples_by_row[("flow Euler", nfe)] = samplers.flow_euler(
@@ -1601,8 +1606,11 @@ glue("ch8_bpd_flow", bpd_flow.mean().item())
 # $\lVert\boldsymbol{\epsilon}_\theta - \boldsymbol{\epsilon}\rVert^2 = \lVert D - \mathbf{x}_0\rVert^2/\sigma^2$:
 # $L_{\text{simple}}$ is $\lambda(\sigma) = 1/\sigma^2 = 1/c_{\text{out}}^2$ of the VP column, with
 # $\sigma$ drawn through the uniform timestep. EDM's $\lambda = (\sigma^2 + \sigma_d^2)/(\sigma\sigma_d)^2$
-# is the same at large $\sigma$ and puts less weight on small $\sigma$, where $c_{\text{skip}} \to 1$
-# already does most of the denoising.
+# is $1/\sigma^2$ times $1 + \sigma^2/\sigma_d^2$: the same as $L_{\text{simple}}$'s at small
+# $\sigma$, and far larger at large $\sigma$, where the ε-loss gives the denoiser's error almost
+# no weight (there $c_{\text{skip}} \to 0$ and EDM's network predicts $\mathbf{x}_0$ itself, with a
+# target of unit variance). EDM also draws $\sigma$ from a log-normal rather than through a
+# uniform $t$.
 # ````
 #
 # **5. One Euler step of a flow.** For Gaussian data $\mathcal{N}(\boldsymbol{\mu}, s^2\mathbf{I})$,
@@ -1684,9 +1692,9 @@ check(
 )
 sig_e = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
 check(
-    "exercise 4: EDM's λ = 1/c_out² is (σ² + σ_d²)/(σσ_d)²",
+    "exercise 4: EDM's λ = 1/c_out² is 1/σ² (L_simple's) times 1 + σ²/σ_d²",
     1 / (sig_e * sigma_d / torch.sqrt(sig_e**2 + sigma_d**2)) ** 2,
-    (sig_e**2 + sigma_d**2) / (sig_e * sigma_d) ** 2,
+    (1 / sig_e**2) * (1 + sig_e**2 / sigma_d**2),
     rtol=1e-12,
 )
 gauss_e = sde.GaussianMixture(
