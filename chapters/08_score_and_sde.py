@@ -870,8 +870,8 @@ trace = J.trace()
 for name, est in per_probe.items():
     se = est.std().item() / math.sqrt(n_probes)
     print(
-        f"{name:>10}: mean {est.mean():9.4f} (exact trace {trace:.4f}, s.e. {se:.4f}); "
-        f"variance {est.var():8.3f}, predicted {predicted_var[name]:8.3f}"
+        f"{name:>10}: mean {est.mean():9.4f} (exact trace {trace:.4f}, s.e. {se:.4f});\n"
+        f"{'':>12}variance {est.var():8.3f}, predicted {predicted_var[name]:8.3f}"
     )
     check(
         f"{name} probes: unbiased, within 2 s.e. of the exact divergence",
@@ -995,8 +995,8 @@ paired = (vlb - bpd_ode).double()
 print(
     f"64 test digits, bits/dim: probability-flow ODE {bpd_ode.mean():.3f} ± {bpd_ode.std() / 8:.3f} "
     f"({ode_ddpm['nfe']} evaluations, {ode_seconds:.0f} s);\n"
-    f"  discrete VLB (chapters 5–6) {vlb.mean():.3f} ± {vlb.std() / 8:.3f} ({vlb_seconds:.0f} s); "
-    f"VLB − ODE {paired.mean():.3f} ± {paired.std() / 8:.3f} (paired s.e.)"
+    f"  discrete VLB (chapters 5–6) {vlb.mean():.3f} ± {vlb.std() / 8:.3f} ({vlb_seconds:.0f} s);\n"
+    f"  VLB − ODE {paired.mean():.3f} ± {paired.std() / 8:.3f} (paired s.e.)"
 )
 glue("ch8_bpd_ode", bpd_ode.mean().item())
 glue("ch8_bpd_vlb", vlb.mean().item())
@@ -1518,8 +1518,8 @@ ode_flow = sde.ode_log_likelihood(
 bpd_flow = nats_to_bpd(ode_flow["log_likelihood"])
 print(
     f"digits-flow: {bpd_flow.mean():.3f} ± {bpd_flow.std() / 8:.3f} bits/dim "
-    f"({ode_flow['nfe']} evaluations, {time.perf_counter() - t0:.0f} s); digits-ddpm by the ODE "
-    f"{bpd_ode.mean():.3f}"
+    f"({ode_flow['nfe']} evaluations, {time.perf_counter() - t0:.0f} s);\n"
+    f"  digits-ddpm by the ODE {bpd_ode.mean():.3f}"
 )
 glue("ch8_bpd_flow", bpd_flow.mean().item())
 
