@@ -101,8 +101,9 @@ chapter_start = time.perf_counter()
 T = 1000
 diff = GaussianDiffusion(get_beta_schedule("linear", T))  # digits-ddpm's process
 abar = diff.alphas_cumprod  # float64; abar[i] is ᾱ at index i (paper step i + 1)
-# The zoo's flow models, loaded (on a first run, trained) before anything else runs: each in a
-# cell of its own, so that a slow first training stays within the book's per-cell time limit.
+# The zoo's flow models, loaded (on a first run, trained) before anything else runs:
+# each in a cell of its own, so that a slow first training stays within the book's
+# per-cell time limit.
 ring_flow = zoo.load("ring-flow").model.eval()
 
 # %%
@@ -343,7 +344,7 @@ p_grid = p_grid / p_grid.sum()  # the true cell probabilities (to the grid's res
 
 
 def grid_kl(points):
-    """KL(true ‖ histogram) on the grid, the histogram smoothed by half a count per cell."""
+    """KL(true ‖ histogram) on the grid; half a count added to every cell."""
     hist = (
         torch.histogramdd(points.double(), bins=[edges, edges]).hist.reshape(-1) + 0.5
     )
@@ -391,7 +392,8 @@ for name, pts in (
     kl = exact_kl if pts is None else grid_kl(pts)
     print(f"{name:<22}{share:>17.3f}{kl:>10.3f}")
 check(
-    "plain Langevin keeps each chain in its starting basin: heavy share ≈ the basin's 0.5",
+    "plain Langevin keeps each chain in its starting basin: heavy share ≈ the "
+    "basin's 0.5",
     heavy_share(plain),
     heavy_share(start),
     atol=0.03,
@@ -559,7 +561,8 @@ for name, process in processes.items():
 # %%
 vp = sde.VPSDE.from_diffusion(diff)
 check(
-    "eq. (sde-ddpm-map): the linear schedule is the VP SDE's β(t_i)/N (β_min 0.1, β_max 20)",
+    "eq. (sde-ddpm-map): the linear schedule is the VP SDE's β(t_i)/N (β_min 0.1, "
+    "β_max 20)",
     [vp.beta_min, vp.beta_max],
     [0.1, 20.0],
     atol=1e-12,
@@ -574,7 +577,8 @@ t_steps = torch.arange(1, T + 1, dtype=torch.float64) / T  # t_i = i/N for paper
 alpha_c, _ = vp.marginal(t_steps)
 log_gap = (torch.log(abar) - torch.log(alpha_c**2)).abs()
 print(
-    f"|log ᾱ_i − log α(i/N)²|: largest {log_gap.max():.3g} (at the last step, where log ᾱ = "
+    f"|log ᾱ_i − log α(i/N)²|: largest {log_gap.max():.3g} (at the last step, where "
+    "log ᾱ = "
     f"{torch.log(abar[-1]):.2f})"
 )
 check(
@@ -584,7 +588,8 @@ check(
     rtol=1e-12,
 )
 check(
-    "... so the gap at the last step is the log's next term, ½Σβ_i² ≈ (β_max² + β_max β_min + "
+    "... so the gap at the last step is the log's next term, ½Σβ_i² ≈ (β_max² + "
+    "β_max β_min + "
     "β_min²)/(6N): O(1/N)",
     log_gap[-1],
     (vp.beta_max**2 + vp.beta_max * vp.beta_min + vp.beta_min**2) / (6 * T),
@@ -592,7 +597,8 @@ check(
 )
 tau = diff.fractional_timestep(alpha_c**2)
 print(
-    f"τ(t_i) − (i − 1): from {(tau - torch.arange(T)).min():.2f} to {(tau - torch.arange(T)).max():.2f} steps"
+    f"τ(t_i) − (i − 1): from {(tau - torch.arange(T)).min():.2f} "
+    f"to {(tau - torch.arange(T)).max():.2f} steps"
 )
 check(
     "eq. (sde-vp-index) at the chain's own levels returns the integer steps",
@@ -797,7 +803,8 @@ for name, mix, n_pts in (
 ):
     pts = mix.sample(n_pts, generator=torch.Generator().manual_seed(10)).double()
     t0 = time.perf_counter()
-    # tolerances well below the 1e-3 nats we require (the default 1e-5 leaves about 1e-3 in 64-D)
+    # tolerances well below the 1e-3 nats we require (the default 1e-5 leaves about 1e-3
+    # in 64-D)
     out = sde.ode_log_likelihood(
         mix.score_fn(vp), vp, pts, divergence="exact", rtol=1e-7, atol=1e-7
     )
@@ -806,7 +813,8 @@ for name, mix, n_pts in (
     err = (out["log_likelihood"] - exact).abs().max().item()
     likelihood_rows[name] = (err, out["nfe"], seconds)
     print(
-        f"{name}: largest error {err:.2e} nats per point ({out['nfe']} evaluations, {seconds:.1f} s)"
+        f"{name}: largest error {err:.2e} nats per point ({out['nfe']} evaluations, "
+        f"{seconds:.1f} s)"
     )
     check(
         f"{name}: probability-flow log-likelihood = closed form, ≤ 1e-3 nats",
@@ -870,7 +878,8 @@ trace = J.trace()
 for name, est in per_probe.items():
     se = est.std().item() / math.sqrt(n_probes)
     print(
-        f"{name:>10}: mean {est.mean():9.4f} (exact trace {trace:.4f}, s.e. {se:.4f});\n"
+        f"{name:>10}: mean {est.mean():9.4f} (exact trace {trace:.4f}, s.e. "
+        f"{se:.4f});\n"
         f"{'':>12}variance {est.var():8.3f}, predicted {predicted_var[name]:8.3f}"
     )
     check(
@@ -977,7 +986,7 @@ ode_ddpm = sde.ode_log_likelihood(
     score_ddpm,
     vp,
     x_deq,
-    divergence="hutchinson",  # one probe: 64 backward passes per step would cost 64 times more
+    divergence="hutchinson",  # exact: 64 backward passes per step, 64 times the cost
     num_probes=1,
     rtol=1e-4,  # the solver's error is then far below the spread between digits
     atol=1e-4,
@@ -993,9 +1002,11 @@ with torch.no_grad():
 vlb_seconds = time.perf_counter() - t0
 paired = (vlb - bpd_ode).double()
 print(
-    f"64 test digits, bits/dim: probability-flow ODE {bpd_ode.mean():.3f} ± {bpd_ode.std() / 8:.3f} "
+    f"64 test digits, bits/dim: probability-flow ODE {bpd_ode.mean():.3f} ± "
+    f"{bpd_ode.std() / 8:.3f} "
     f"({ode_ddpm['nfe']} evaluations, {ode_seconds:.0f} s);\n"
-    f"  discrete VLB (chapters 5–6) {vlb.mean():.3f} ± {vlb.std() / 8:.3f} ({vlb_seconds:.0f} s);\n"
+    f"  discrete VLB (chapters 5–6) {vlb.mean():.3f} ± {vlb.std() / 8:.3f} "
+    f"({vlb_seconds:.0f} s);\n"
     f"  VLB − ODE {paired.mean():.3f} ± {paired.std() / 8:.3f} (paired s.e.)"
 )
 glue("ch8_bpd_ode", bpd_ode.mean().item())
@@ -1018,9 +1029,9 @@ check_outcome(
 # - They are codelengths of **two different models** built from it. The VLB is a bound on the
 #   likelihood of the discrete chain, whose reverse steps are Gaussians with *fixed* variances
 #   (chapter 5) and whose last step is a discretised decoder; the ODE is the exact likelihood of a
-#   deterministic flow that uses the same $oldsymbol{\epsilon}_	heta$ as a score.
+#   deterministic flow that uses the same $\boldsymbol{\epsilon}_\theta$ as a score.
 # - The VLB carries a **variational gap**: the KL between the true posterior over the path
-#   $\mathbf{x}_{1:T}$ and the forward process, which no choice of $	heta$ removes when the
+#   $\mathbf{x}_{1:T}$ and the forward process, which no choice of $\theta$ removes when the
 #   reverse variances are fixed. The ODE has no latent path to marginalise, hence no such gap.
 # - The ODE pays instead for **dequantisation** (the Jensen gap of {eq}`sde-dequant`): it spreads
 #   each bin's probability over the bin's volume, which a model of continuous data does only
@@ -1104,7 +1115,8 @@ c_skip = sigma_d**2 / (sig**2 + sigma_d**2)
 c_out = sig * sigma_d / torch.sqrt(sig**2 + sigma_d**2)
 c_in = 1 / torch.sqrt(sig**2 + sigma_d**2)
 check(
-    "EDM preconditioning, eq. (sde-edm-precond): unit-variance input and target at every σ",
+    "EDM preconditioning, eq. (sde-edm-precond): unit-variance input and target at "
+    "every σ",
     torch.stack(
         [
             c_in**2 * (sigma_d**2 + sig**2),
@@ -1175,7 +1187,8 @@ def fd_row(images):
 
 
 sig_lo, sig_hi = samplers.vp_sigma_range(diff)
-# Every sampler clips its estimate of x_0 to [-1, 1] at each step (DDIM's default, chapter 7).
+# Every sampler clips its estimate of x_0 to [-1, 1] at each step (DDIM's default,
+# chapter 7).
 clipped = samplers.vp_denoiser(net, diff, clip_denoised=True)
 quality = {("DDPM", T): fd_row(reference.x0[:n_eval])}
 samples_by_row = {}
@@ -1226,7 +1239,8 @@ glue("ch8_fd_edm35", quality[("EDM Heun", 35)][0])
 glue("ch8_z_edm35", z_vs_ddpm(("EDM Heun", 35)))
 glue("ch8_fd_edm9", quality[("EDM Heun", 9)][0])
 check_outcome(
-    "EDM Heun at 35 NFE reaches DDPM-1000's Fréchet distance: z (spreads worse) at most 2",
+    "EDM Heun at 35 NFE reaches DDPM-1000's Fréchet distance: z (spreads worse) at "
+    "most 2",
     z_vs_ddpm(("EDM Heun", 35)),
     at_most=2.0,
 )
@@ -1412,7 +1426,8 @@ with torch.no_grad():
             progress=False,
         )
 print(
-    f"{'model, sampler':<16}{'NFE':>5}{'high quality':>14}{'modes hit':>11}{'smallest mode':>15}"
+    f"{'model, sampler':<16}{'NFE':>5}{'high quality':>14}"
+    f"{'modes hit':>11}{'smallest mode':>15}"
 )
 ring_cov = {}
 for (name, nfe), pts in ring_table.items():
@@ -1420,10 +1435,12 @@ for (name, nfe), pts in ring_table.items():
     smallest = cov["per_mode_counts"].min() / len(pts)  # share of high-quality samples
     ring_cov[(name, nfe)] = (cov["high_quality_fraction"], cov["modes_hit"], smallest)
     print(
-        f"{name:<16}{nfe:>5}{cov['high_quality_fraction']:>14.3f}{cov['modes_hit']:>11}{smallest:>15.3f}"
+        f"{name:<16}{nfe:>5}{cov['high_quality_fraction']:>14.3f}"
+        f"{cov['modes_hit']:>11}{smallest:>15.3f}"
     )
 check_outcome(
-    "ring, 10 NFE: flow + Euler has more high-quality samples than DDPM + DDIM (difference)",
+    "ring, 10 NFE: flow + Euler has more high-quality samples than DDPM + DDIM "
+    "(difference)",
     ring_cov[("flow, Euler", 10)][0] - ring_cov[("DDPM + DDIM", 10)][0],
     at_least=0.1,
 )
