@@ -37,6 +37,7 @@ __all__ = [
     "int_in",
     "number_in",
     "as_arrays",
+    "sample_in_batches",
     "import_modules",
 ]
 
@@ -287,3 +288,31 @@ def as_arrays(x: torch.Tensor) -> dict:
     if x.ndim == 4:
         return {"images": ((x + 1.0) / 2.0).clamp(0.0, 1.0).numpy().astype(np.float32)}
     return {"points": x.numpy().astype(np.float32)}
+
+
+def sample_in_batches(model, n: int, batch_size: int, num_classes, draw) -> dict:
+    """``n`` samples of a network ``model(x, t[, y])`` drawn batch by batch, as the command line
+    stores them (:func:`as_arrays`), for the families whose samplers integrate a network.
+
+    A class-conditional model (``num_classes`` not None) gets the labels 0, 1, …, cycling, bound
+    into a two-argument model; ``"labels"`` is then among the arrays.
+
+    Args:
+        model: the network.
+        n, batch_size: how many samples, and at most how many per call of ``draw``.
+        num_classes: the model's number of classes, or None for an unconditional model.
+        draw: ``draw(net, size)`` -> a tensor (size, ...): one batch of samples of ``net(x, t)``.
+    """
+    labels = torch.arange(n) % num_classes if num_classes else None
+    batches = []
+    for first in range(0, n, batch_size):
+        size = min(batch_size, n - first)
+        net = model
+        if labels is not None:
+            y = labels[first : first + size]
+            net = lambda x, t, _net=model, _y=y: _net(x, t, _y)  # noqa: E731
+        batches.append(draw(net, size).detach().to("cpu", torch.float32))
+    arrays = as_arrays(torch.cat(batches))
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    return arrays

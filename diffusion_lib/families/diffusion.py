@@ -11,7 +11,15 @@ from torch import nn
 
 from .. import samplers, zoo
 from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_type
-from ..family import Family, SampleOption, Trained, as_arrays, int_in, number_in, register_family
+from ..family import (
+    Family,
+    SampleOption,
+    Trained,
+    int_in,
+    number_in,
+    register_family,
+    sample_in_batches,
+)
 from ..nets import DENOISERS
 from ..schedules import get_beta_schedule
 
@@ -197,18 +205,11 @@ class DiffusionFamily(Family):
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
         entry = loaded.entry
-        num_classes = entry.spec.network.get("num_classes")
-        labels = torch.arange(n) % num_classes if num_classes else None
         run = SAMPLERS[options["sampler"]].run
-        batches = []
-        for first in range(0, n, batch_size):
-            size = min(batch_size, n - first)
-            model = loaded.model
-            if labels is not None:
-                y = labels[first : first + size]
-                model = lambda x, t, _net=loaded.model, _y=y: _net(x, t, _y)  # noqa: E731
-            x0 = run(
-                model,
+
+        def draw(net, size):
+            return run(
+                net,
                 loaded.diffusion,
                 (size, *entry.sample_shape),
                 generator=generator,
@@ -218,11 +219,8 @@ class DiffusionFamily(Family):
                 eta=options["eta"],
                 spacing=options["spacing"],
             )
-            batches.append(x0.detach().to("cpu", torch.float32))
-        arrays = as_arrays(torch.cat(batches))
-        if labels is not None:
-            arrays["labels"] = labels.numpy()
-        return arrays
+
+        return sample_in_batches(loaded.model, n, batch_size, entry.spec.network.get("num_classes"), draw)
 
     def describe(self, entry, options) -> str:
         sampler = options["sampler"]

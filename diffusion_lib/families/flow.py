@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import flow, samplers
-from ..family import Family, SampleOption, Trained, as_arrays, int_in, register_family
+from ..family import Family, SampleOption, Trained, int_in, register_family, sample_in_batches
 from ..nets import DENOISERS
 
 __all__ = ["FlowSpec", "FlowFamily", "SOLVERS", "NETWORKS", "STEPS_HELP"]
@@ -105,24 +105,13 @@ class FlowFamily(Family):
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
         entry = loaded.entry
-        num_classes = entry.spec.network.get("num_classes")
-        labels = torch.arange(n) % num_classes if num_classes else None
         run = SOLVERS[options["solver"]].run
-        batches = []
-        for first in range(0, n, batch_size):
-            size = min(batch_size, n - first)
-            model = loaded.model
-            if labels is not None:
-                y = labels[first : first + size]
-                model = lambda x, t, _net=loaded.model, _y=y: _net(x, t, _y)  # noqa: E731
-            x0 = run(model, (size, *entry.sample_shape), steps=options["steps"], generator=generator)
-            if len(entry.sample_shape) > 1:  # images live in [-1, 1]; points do not
-                x0 = x0.clamp(-1.0, 1.0)
-            batches.append(x0.detach().to("cpu", torch.float32))
-        arrays = as_arrays(torch.cat(batches))
-        if labels is not None:
-            arrays["labels"] = labels.numpy()
-        return arrays
+
+        def draw(net, size):
+            x0 = run(net, (size, *entry.sample_shape), steps=options["steps"], generator=generator)
+            return x0.clamp(-1.0, 1.0) if len(entry.sample_shape) > 1 else x0  # images in [-1, 1]
+
+        return sample_in_batches(loaded.model, n, batch_size, entry.spec.network.get("num_classes"), draw)
 
     def describe(self, entry, options) -> str:
         solver, steps = options["solver"], options["steps"]
