@@ -794,6 +794,13 @@ mixture_64 = sde.GaussianMixture(
     means_64, torch.tensor([0.5, 0.4, 0.6, 0.3], dtype=torch.float64)
 )
 likelihood_rows = {}
+alpha_1, _ = vp.marginal(torch.tensor([1.0], dtype=torch.float64))
+check(
+    "the VP prior's leftover signal: α(1) = exp(−B(1)/2) ≈ 0.0066",
+    alpha_1,
+    0.0066,
+    atol=5e-5,
+)
 ring_even = sde.GaussianMixture(
     ring_means, torch.full((8,), 0.2, dtype=torch.float64)
 )  # centred
@@ -1187,6 +1194,12 @@ def fd_row(images):
 
 
 sig_lo, sig_hi = samplers.vp_sigma_range(diff)
+check(
+    "eq. (sde-edm-vp): digits-ddpm's σ runs from 0.01 to about 157",
+    [sig_lo, sig_hi],
+    [0.01, 157.0],
+    rtol=0.005,
+)
 # Every sampler clips its estimate of x_0 to [-1, 1] at each step (DDIM's default,
 # chapter 7).
 clipped = samplers.vp_denoiser(net, diff, clip_denoised=True)
