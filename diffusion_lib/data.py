@@ -6,6 +6,13 @@
 The 2-D toy sets (:func:`ring`, :func:`two_moons`, :func:`swiss_roll`, :func:`checkerboard`)
 are generated in code from a seeded ``torch.Generator``, so the same seed gives the same points.
 
+Captioned scenes (:func:`scenes`, chapters 10–13: CLIP, guidance, text-to-image) are generated
+in code too: 32×32 RGB images of one or two coloured digits — glyphs of the 8×8 digits, resized
+and tinted — on a black canvas, each with a caption from a small grammar ("a small red 3 in the
+top left", "a red 3 left of a blue 7") and the attribute indices it was drawn from. A fixed 20%
+of the attribute combinations is held out (:func:`heldout_combinations`): the ``"heldout"``
+split shows only those, drawn with the digits' test handwriting, to test composition.
+
 MNIST is optional: :func:`mnist` reads the standard IDX files (:func:`read_idx`) from a local
 folder that the reader filled; this module never downloads anything.
 """
@@ -40,6 +47,17 @@ __all__ = [
     "read_idx",
     "mnist",
     "MNIST_SPLITS",
+    "SCENE_ATTRIBUTES",
+    "SCENE_RELATIONS",
+    "SCENE_WORDS",
+    "SCENE_SPLITS",
+    "SCENE_GLYPH_PIXELS",
+    "Scenes",
+    "scenes",
+    "scene_caption",
+    "parse_scene_caption",
+    "scene_captions",
+    "heldout_combinations",
 ]
 
 DIGITS_SPLITS = ("train", "test", "all")
@@ -326,7 +344,10 @@ def training_tensors(name: str, **kwargs) -> list:
     """The training tensors of the dataset ``name`` (see :func:`register_dataset`).
 
     The book's: ``"digits"`` → ``[images, labels]`` (kwargs: ``split``, default ``"train"``);
-    each of :data:`TOY_SETS` → ``[points]`` (kwargs: the generator's, e.g. ``n``, ``seed``).
+    each of :data:`TOY_SETS` → ``[points]`` (kwargs: the generator's, e.g. ``n``, ``seed``);
+    ``"scenes"`` → ``[images, digit, colour, position, size]``, one-object :func:`scenes`
+    (kwargs: ``n``, default 10,000, ``seed``, ``split``), so that a label-conditional model can
+    train on the images and digit labels.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones); the dataset's own
@@ -487,3 +508,453 @@ def mnist(folder: Union[str, os.PathLike], split: str = "train", *, size: int = 
             align_corners=None if shrink else False,
         ).clamp_(-1.0, 1.0)
     return Dataset(x.contiguous(), torch.from_numpy(labels.astype(np.int64)))
+
+
+# ---------------------------------------------------------------- captioned scenes (chapters 10–13)
+SCENE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "digit": tuple(str(d) for d in range(10)),
+    "colour": ("red", "green", "blue", "yellow", "magenta", "cyan"),
+    "position": ("top left", "top right", "bottom left", "bottom right"),
+    "size": ("small", "large"),
+}
+"""The words of each attribute of a one-object scene; an attribute's value is an index into its tuple."""
+
+SCENE_RELATIONS: tuple[str, ...] = ("left of", "above")
+"""How the first object of a two-object scene stands to the second (the first is the left / upper one)."""
+
+SCENE_SPLITS = ("train", "heldout")
+"""``"train"``: the combinations a model sees; ``"heldout"``: the 20% it never sees, in unseen handwriting."""
+
+# Colour → RGB in [0, 1]³: pure primaries and secondaries, so a pixel's channel pattern names its
+# colour (a red glyph leaves green and blue at the background's -1 exactly).
+_SCENE_RGB = (
+    (1.0, 0.0, 0.0),  # red
+    (0.0, 1.0, 0.0),  # green
+    (0.0, 0.0, 1.0),  # blue
+    (1.0, 1.0, 0.0),  # yellow
+    (1.0, 0.0, 1.0),  # magenta
+    (0.0, 1.0, 1.0),  # cyan
+)
+_CANVAS = 32  # scenes are 32×32 RGB; a quadrant (or, for two objects, a half's square) is 16 px
+_QUADRANT = _CANVAS // 2  # the side of a quadrant, and the width (height) of a half
+SCENE_GLYPH_PIXELS: dict[str, int] = {"small": 10, "large": 16}
+"""A glyph's side in pixels by size word. The 8×8 digits grow 1.25× (small) and 2× (large): large
+fills a 16-px quadrant, small leaves a 3-px margin for the jitter; both sides are even, so a glyph
+is centred exactly in its quadrant (or half) before the jitter."""
+_JITTER = 2  # each object's placement moves by an integer in [-2, 2] px per axis, kept on the canvas
+_HELDOUT_FRACTION = 0.2  # the share of attribute combinations that "train" never shows
+# Seed of the permutation that picks the held-out combinations (NumPy's legacy RandomState, whose
+# stream NumPy keeps fixed across versions, so the table never changes). With it every attribute
+# value, and every pair of values of two attributes, still occurs in a train combination of one
+# object (tests/test_scenes.py checks both; seeds 0 to 11 all do).
+_HELDOUT_SEED = 0
+_GLYPH_SPLIT = {"train": "train", "heldout": "test"}  # scene split → split of digits() for the glyphs
+_RENDER_CHUNK = 8192  # scenes pasted per step: bounds the scatter's index memory (~50 MB)
+_SCENES_N = 10_000  # the registered "scenes" dataset's default size
+
+
+def _scene_words() -> tuple[str, ...]:
+    words = {"a", "in", "the"}
+    for values in (*SCENE_ATTRIBUTES.values(), SCENE_RELATIONS):
+        for value in values:
+            words.update(value.split())
+    return tuple(sorted(words))
+
+
+SCENE_WORDS: tuple[str, ...] = _scene_words()
+"""Every word a scene caption can contain, sorted, without duplicates (a tokenizer's vocabulary)."""
+
+
+class Scenes(NamedTuple):
+    """Captioned scenes: images (n, 3, 32, 32) float32 in [-1, 1], n captions, attribute indices.
+
+    ``attributes``: for one object, int64 (n,) tensors ``"digit"``, ``"colour"``, ``"position"``,
+    ``"size"``; for two objects, ``"digit"`` (n, 2), ``"colour"`` (n, 2) and ``"relation"`` (n,).
+    Each value indexes :data:`SCENE_ATTRIBUTES` (or :data:`SCENE_RELATIONS`).
+    """
+
+    images: torch.Tensor
+    captions: list
+    attributes: dict
+
+
+def _check_objects(objects) -> None:
+    if isinstance(objects, bool) or not isinstance(objects, (int, np.integer)) or objects not in (1, 2):
+        raise ValueError(f"objects must be 1 or 2, got {objects!r}")
+
+
+def _check_scene_split(split, *, optional: bool = False) -> None:
+    if optional and split is None:
+        return
+    if not isinstance(split, str) or split not in SCENE_SPLITS:
+        allowed = ", ".join(SCENE_SPLITS) + (" or None" if optional else "")
+        raise ValueError(f"split must be one of {allowed}, got {split!r}")
+
+
+def _one_caption(digit: int, colour: int, position: int, size: int) -> str:
+    words = SCENE_ATTRIBUTES
+    return (
+        f"a {words['size'][size]} {words['colour'][colour]} {words['digit'][digit]} "
+        f"in the {words['position'][position]}"
+    )
+
+
+def _two_caption(digit: tuple, colour: tuple, relation: int) -> str:
+    d, c = SCENE_ATTRIBUTES["digit"], SCENE_ATTRIBUTES["colour"]
+    return f"a {c[colour[0]]} {d[digit[0]]} {SCENE_RELATIONS[relation]} a {c[colour[1]]} {d[digit[1]]}"
+
+
+@cache
+def _scene_table(objects: int) -> tuple[tuple[str, ...], dict[str, torch.Tensor], torch.Tensor]:
+    """Every combination of ``objects`` objects in index order: captions, attributes, held-out mask."""
+    counts = {name: len(values) for name, values in SCENE_ATTRIBUTES.items()}
+    if objects == 1:
+        rows = [
+            (d, c, p, s)
+            for d in range(counts["digit"])
+            for c in range(counts["colour"])
+            for p in range(counts["position"])
+            for s in range(counts["size"])
+        ]
+        captions = tuple(_one_caption(*row) for row in rows)
+        table = torch.tensor(rows, dtype=torch.int64)
+        attributes = {name: table[:, i].contiguous() for i, name in enumerate(SCENE_ATTRIBUTES)}
+    else:
+        rows = [
+            (d1, d2, c1, c2, r)
+            for d1 in range(counts["digit"])
+            for d2 in range(counts["digit"])
+            if d2 != d1
+            for c1 in range(counts["colour"])
+            for c2 in range(counts["colour"])
+            if c2 != c1
+            for r in range(len(SCENE_RELATIONS))
+        ]
+        captions = tuple(_two_caption((d1, d2), (c1, c2), r) for d1, d2, c1, c2, r in rows)
+        table = torch.tensor(rows, dtype=torch.int64)
+        attributes = {
+            "digit": table[:, 0:2].contiguous(),
+            "colour": table[:, 2:4].contiguous(),
+            "relation": table[:, 4].contiguous(),
+        }
+    count = len(rows)
+    chosen = np.random.RandomState(_HELDOUT_SEED).permutation(count)[: round(_HELDOUT_FRACTION * count)]
+    heldout = torch.zeros(count, dtype=torch.bool)
+    heldout[torch.from_numpy(chosen)] = True
+    return captions, attributes, heldout
+
+
+@cache
+def _caption_index() -> dict[str, tuple[int, int]]:
+    """Caption → (objects, row of :func:`_scene_table`), for both grammars."""
+    return {caption: (objects, i) for objects in (1, 2) for i, caption in enumerate(_scene_table(objects)[0])}
+
+
+def scene_captions(objects: int = 1, split: Union[str, None] = None) -> tuple[list, dict]:
+    """Every caption the scene grammar produces, in a fixed index order, with its attributes.
+
+    Defined in chapter 10 (zero-shot classification and retrieval score an image against every
+    caption). One object: 10 digits · 6 colours · 4 positions · 2 sizes = 480 captions, the index
+    ``((digit · 6 + colour) · 4 + position) · 2 + size``. Two objects: every ordered pair of
+    different digits, every ordered pair of different colours and each relation, 10·9·6·5·2 =
+    5,400 captions, in the order (first digit, second digit, first colour, second colour,
+    relation).
+
+    Args:
+        objects: 1 or 2.
+        split: ``None`` for every combination, or ``"train"`` / ``"heldout"`` for those of that
+            split only (the order kept); the two splits partition the whole.
+
+    Returns:
+        ``(captions, attributes)``: a list of str and a dict of int64 tensors as in
+        :class:`Scenes`, one row per caption. Fresh objects each call.
+
+    Raises:
+        ValueError: ``objects`` not 1 or 2, or an unknown ``split``.
+    """
+    _check_objects(objects)
+    _check_scene_split(split, optional=True)
+    captions, attributes, heldout = _scene_table(int(objects))
+    if split is None:
+        keep = torch.ones_like(heldout)
+    else:
+        keep = heldout if split == "heldout" else ~heldout
+    rows = keep.nonzero().squeeze(1)
+    return [captions[i] for i in rows.tolist()], {name: t[rows] for name, t in attributes.items()}
+
+
+def heldout_combinations(objects: int = 1) -> torch.Tensor:
+    """Which attribute combinations the ``"heldout"`` split keeps to itself.
+
+    Defined in chapter 10. A fixed 20% of the combinations (96 of 480 for one object, 1,080 of
+    5,400 for two), chosen once by a permutation with a constant seed; ``"train"`` scenes never
+    show them and ``"heldout"`` scenes show only them, so a model is tested on new compositions of
+    attribute values it has seen (every value, and every pair of values of two attributes, occurs
+    in the one-object train combinations).
+
+    Args:
+        objects: 1 or 2.
+
+    Returns:
+        bool tensor aligned with ``scene_captions(objects)[0]``: True = held out. A fresh tensor.
+
+    Raises:
+        ValueError: ``objects`` not 1 or 2.
+    """
+    _check_objects(objects)
+    return _scene_table(int(objects))[2].clone()
+
+
+def _is_int(value) -> bool:
+    if torch.is_tensor(value):
+        return value.ndim == 0 and not value.is_floating_point() and value.dtype != torch.bool
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_pair(value) -> bool:
+    if torch.is_tensor(value) or isinstance(value, np.ndarray):
+        return value.ndim == 1 and len(value) == 2
+    return isinstance(value, (tuple, list)) and len(value) == 2
+
+
+def _scene_index(name: str, value, count: int, *, objects: int) -> int:
+    allowed = f"an int in 0..{count - 1}"
+    if objects == 1 and _is_pair(value):
+        raise ValueError(f"{name} must be {allowed} for one object (digit is an int), got the pair {value!r}")
+    if not _is_int(value):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    if not 0 <= int(value) < count:
+        raise ValueError(f"{name} must be {allowed}, got {int(value)}")
+    return int(value)
+
+
+def _scene_pair(name: str, value, count: int) -> tuple[int, int]:
+    allowed = f"a pair of different ints in 0..{count - 1} for two objects"
+    if _is_int(value):
+        raise ValueError(f"{name} must be {allowed} (digit is a pair), got the int {int(value)}")
+    if not _is_pair(value) or not all(_is_int(v) for v in value):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    first, second = (int(v) for v in value)
+    if not (0 <= first < count and 0 <= second < count):
+        raise ValueError(f"{name} must be {allowed}, got ({first}, {second})")
+    if first == second:
+        raise ValueError(
+            f"{name} must be {allowed} (the two objects' {name}s differ), got ({first}, {second})"
+        )
+    return first, second
+
+
+def scene_caption(digit, colour, position=None, size=None, relation=None) -> str:
+    """The caption of one scene from its attribute indices (into :data:`SCENE_ATTRIBUTES`).
+
+    Defined in chapter 10. One object (``digit`` an int): "a {size} {colour} {digit} in the
+    {position}", e.g. ``scene_caption(digit=3, colour=0, position=0, size=0)`` →
+    ``"a small red 3 in the top left"``. Two objects (``digit`` a pair): "a {colour} {digit}
+    {relation} a {colour} {digit}", the first object the left / upper one, both small, e.g.
+    ``scene_caption(digit=(3, 7), colour=(0, 2), relation=0)`` → ``"a red 3 left of a blue 7"``.
+    Ints may be Python or NumPy ints or 0-d integer tensors; pairs tuples, lists or length-2
+    tensors.
+
+    Args:
+        digit: 0..9, or a pair of different digits.
+        colour: 0..5, or a pair of different colours (with a pair of digits).
+        position: 0..3, one object only.
+        size: 0..1, one object only.
+        relation: 0..1 (index into :data:`SCENE_RELATIONS`), two objects only.
+
+    Returns:
+        The caption, a str of words from :data:`SCENE_WORDS`.
+
+    Raises:
+        ValueError: an index out of range (naming the attribute), a pair where an int is needed or
+            an int where a pair is, a missing or superfluous attribute, or equal digits or colours
+            of two objects.
+    """
+    counts = {name: len(values) for name, values in SCENE_ATTRIBUTES.items()}
+    if _is_pair(digit):
+        for name, value in (("position", position), ("size", size)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} must be None for two objects (digit is a pair; both are small and placed "
+                    f"by relation), got {value!r}"
+                )
+        if relation is None:
+            raise ValueError("relation must be an int in 0..1 for two objects (digit is a pair), got None")
+        digits_ = _scene_pair("digit", digit, counts["digit"])
+        colours = _scene_pair("colour", colour, counts["colour"])
+        return _two_caption(
+            digits_, colours, _scene_index("relation", relation, len(SCENE_RELATIONS), objects=2)
+        )
+    if not _is_int(digit):
+        raise ValueError(
+            f"digit must be an int in 0..9 (one object) or a pair of different ints in 0..9 (two objects), "
+            f"got {digit!r}"
+        )
+    if relation is not None:
+        raise ValueError(f"relation must be None for one object (digit is an int), got {relation!r}")
+    indices = {}
+    for name, value in (("digit", digit), ("colour", colour), ("position", position), ("size", size)):
+        if value is None:
+            raise ValueError(f"{name} must be an int in 0..{counts[name] - 1} for one object, got None")
+        indices[name] = _scene_index(name, value, counts[name], objects=1)
+    return _one_caption(**indices)
+
+
+def parse_scene_caption(caption: str) -> dict:
+    """The attribute indices of a scene caption: the inverse of :func:`scene_caption`.
+
+    Defined in chapter 10. Exact: the caption must be one the grammar produces, word for word
+    (lower case, single spaces).
+
+    Args:
+        caption: a caption such as ``"a small red 3 in the top left"`` or ``"a red 3 left of a blue 7"``.
+
+    Returns:
+        One object: ``{"digit": int, "colour": int, "position": int, "size": int}``; two objects:
+        ``{"digit": (int, int), "colour": (int, int), "relation": int}``.
+
+    Raises:
+        ValueError: a caption the grammar cannot produce; the message names it.
+    """
+    if not isinstance(caption, str):
+        raise ValueError(f"caption must be a str, got {type(caption).__name__}")
+    found = _caption_index().get(caption)
+    if found is None:
+        raise ValueError(
+            f"caption {caption!r} is not a scene caption: the grammar is 'a {{size}} {{colour}} {{digit}} "
+            "in the {position}' or 'a {colour} {digit} {relation} a {colour} {digit}' (different digits, "
+            f"different colours), with words from {', '.join(SCENE_WORDS)}"
+        )
+    objects, row = found
+    attributes = _scene_table(objects)[1]
+    if objects == 1:
+        return {name: int(t[row]) for name, t in attributes.items()}
+    return {
+        "digit": tuple(attributes["digit"][row].tolist()),
+        "colour": tuple(attributes["colour"][row].tolist()),
+        "relation": int(attributes["relation"][row]),
+    }
+
+
+@cache
+def _scene_glyphs(split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The split's digits as glyphs of both sizes, sorted by digit: (2, N, 16, 16), starts, counts.
+
+    Glyph ``[s, i]`` is image i resized to size s's side, in the top-left corner of a zero 16×16 tile
+    (so both sizes stack); intensity in [0, 1].
+    """
+    images, labels = digits(_GLYPH_SPLIT[split])
+    order = torch.argsort(labels, stable=True)
+    ink = (images[order] + 1.0) / 2.0  # [-1, 1] → [0, 1]
+    side = SCENE_GLYPH_PIXELS["large"]
+    tiles = torch.zeros(len(SCENE_ATTRIBUTES["size"]), len(order), side, side)
+    for s, name in enumerate(SCENE_ATTRIBUTES["size"]):
+        w = SCENE_GLYPH_PIXELS[name]
+        # Bilinear upsampling (no antialiasing: it changes nothing when enlarging); a convex
+        # combination of [0, 1] values, so the clamp only removes rounding.
+        resized = torch.nn.functional.interpolate(ink, size=(w, w), mode="bilinear", align_corners=False)
+        tiles[s, :, :w, :w] = resized[:, 0].clamp(0.0, 1.0)
+    counts = torch.bincount(labels, minlength=10)
+    starts = torch.cumsum(counts, 0) - counts
+    return tiles, starts, counts
+
+
+def _place(base: torch.Tensor, side: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``base`` plus a uniform integer jitter in [-2, 2], limited so the glyph stays on the canvas."""
+    low = torch.clamp(-base, min=-_JITTER)
+    high = torch.clamp(_CANVAS - side - base, max=_JITTER)
+    u = torch.rand(base.shape, generator=generator, dtype=torch.float64)
+    return base + low + (u * (high - low + 1)).long().minimum(high - low)
+
+
+def _render_scenes(
+    n: int, split: str, digit: torch.Tensor, colour: torch.Tensor, size: torch.Tensor, top, left, generator
+) -> torch.Tensor:
+    """Images (n, 3, 32, 32) of k objects; every argument (n, k): a glyph per object, pasted by max."""
+    tiles, starts, counts = _scene_glyphs(split)
+    u = torch.rand(digit.shape, generator=generator, dtype=torch.float64)
+    glyph = starts[digit] + (u * counts[digit]).long().minimum(counts[digit] - 1)
+    side = torch.tensor([SCENE_GLYPH_PIXELS[s] for s in SCENE_ATTRIBUTES["size"]])[size]
+    top, left = _place(top, side, generator), _place(left, side, generator)
+    rgb = torch.tensor(_SCENE_RGB)
+    tile = tiles.shape[-1]
+    offsets = torch.arange(tile)
+    out = torch.full((n, 3, _CANVAS * _CANVAS), -1.0)  # the black background
+    for lo in range(0, n, _RENDER_CHUNK):
+        hi = min(n, lo + _RENDER_CHUNK)
+        block = out[lo:hi]
+        for k in range(digit.shape[1]):
+            # A tile's zero padding may fall off the canvas: clamped onto pixel 31 it pastes -1, which
+            # the max ignores; the glyph itself always lies inside.
+            rows = (top[lo:hi, k, None] + offsets).clamp(max=_CANVAS - 1)
+            cols = (left[lo:hi, k, None] + offsets).clamp(max=_CANVAS - 1)
+            index = (rows[:, :, None] * _CANVAS + cols[:, None, :]).view(hi - lo, 1, tile * tile)
+            ink = tiles[size[lo:hi, k], glyph[lo:hi, k]].view(hi - lo, 1, tile * tile)
+            tinted = (2.0 * ink * rgb[colour[lo:hi, k]][:, :, None]).sub_(1.0)  # -1 + 2·g·rgb
+            block.scatter_reduce_(2, index.expand(-1, 3, -1), tinted, reduce="amax", include_self=True)
+    return out.view(n, 3, _CANVAS, _CANVAS)
+
+
+def scenes(n: int, *, seed: int = 0, split: str = "train", objects: int = 1) -> Scenes:
+    """Captioned 32×32 RGB scenes of coloured handwritten digits, generated in code.
+
+    Defined in chapter 10 (CLIP) and used in chapters 11–13 (guidance, text-to-image). Each scene
+    draws one combination of attributes uniformly among its split's (:func:`scene_captions`) and
+    renders it. A glyph is one of the 8×8 digits — from ``digits("train")`` for ``"train"``, from
+    ``digits("test")`` for ``"heldout"``, so held-out scenes also show unseen handwriting — drawn
+    uniformly among that digit's images, mapped to intensity g in [0, 1], resized bilinearly to
+    10 px (small) or 16 px (large), tinted to ``-1 + 2·g·rgb`` with its colour's pure RGB, and
+    pasted (by a pixel-wise max) onto a black (-1) canvas. One object sits at its quadrant's
+    centre; two small objects at the centres of the left and right halves ("left of") or the top
+    and bottom halves ("above"), the first object left / upper. Each object then moves by an
+    integer jitter of up to ±2 px per axis, limited so that it stays fully on the canvas.
+
+    Args:
+        n: the number of scenes, >= 1.
+        seed: seed of the generator, an int >= 0; the same seed gives the same scenes bit for bit.
+        split: ``"train"`` or ``"heldout"`` (:func:`heldout_combinations`).
+        objects: 1 or 2.
+
+    Returns:
+        :class:`Scenes` ``(images, captions, attributes)``.
+
+    Raises:
+        ValueError: ``n`` or ``seed`` not an int >= 1 / >= 0, an unknown ``split``, or
+            ``objects`` not 1 or 2.
+    """
+    _check_int("n", n, 1)
+    _check_int("seed", seed, 0)
+    _check_scene_split(split)
+    _check_objects(objects)
+    n, objects = int(n), int(objects)
+    generator = _generator(seed)
+    captions, attributes, heldout = _scene_table(objects)
+    allowed = (heldout if split == "heldout" else ~heldout).nonzero().squeeze(1)
+    rows = allowed[torch.randint(0, len(allowed), (n,), generator=generator)]
+    chosen = {name: t[rows] for name, t in attributes.items()}
+    if objects == 1:
+        digit, colour, size = (chosen[name][:, None] for name in ("digit", "colour", "size"))
+        side = torch.tensor([SCENE_GLYPH_PIXELS[s] for s in SCENE_ATTRIBUTES["size"]])[size]
+        position = chosen["position"][:, None]  # 0 top left, 1 top right, 2 bottom left, 3 bottom right
+        top = (position // 2) * _QUADRANT + (_QUADRANT - side) // 2
+        left = (position % 2) * _QUADRANT + (_QUADRANT - side) // 2
+    else:
+        digit, colour = chosen["digit"], chosen["colour"]
+        size = torch.zeros_like(digit)  # both small
+        side = SCENE_GLYPH_PIXELS["small"]
+        # Along the relation's axis each object is centred in its half; across it, on the canvas.
+        across = torch.tensor([(_QUADRANT - side) // 2, _QUADRANT + (_QUADRANT - side) // 2])
+        middle = torch.full((n, 2), (_CANVAS - side) // 2)
+        is_left_of = (chosen["relation"] == SCENE_RELATIONS.index("left of"))[:, None]
+        top = torch.where(is_left_of, middle, across.expand(n, 2))
+        left = torch.where(is_left_of, across.expand(n, 2), middle)
+    images = _render_scenes(n, split, digit, colour, size, top, left, generator)
+    return Scenes(images, [captions[i] for i in rows.tolist()], chosen)
+
+
+def _scenes_tensors(n: int = _SCENES_N, seed: int = 0, split: str = "train") -> list:
+    one = scenes(n, seed=seed, split=split)
+    return [one.images, *(one.attributes[name] for name in SCENE_ATTRIBUTES)]
+
+
+register_dataset("scenes", _scenes_tensors)
