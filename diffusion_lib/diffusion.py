@@ -381,6 +381,41 @@ class GaussianDiffusion:
         index = (lo.to(torch.float64) + frac).clamp(0, self.num_timesteps - 1)
         return index.reshape(a.shape)
 
+    def alpha_bar_at(self, index: torch.Tensor) -> torch.Tensor:
+        """ᾱ at a (fractional) timestep index: the inverse of :meth:`fractional_timestep`.
+
+        Derived in chapter 8, eq. (sde-vp-index): integer indices read the float64 buffer;
+        between two steps the log signal-to-noise ratio λ = log(ᾱ / (1 − ᾱ)) is interpolated
+        linearly, and ᾱ = sigmoid(λ). So ``alpha_bar_at(fractional_timestep(a)) == a`` for
+        every level a between the chain's first and last.
+
+        Args:
+            index: timestep indices in [0, T − 1], any shape, integer or floating point.
+
+        Returns:
+            float64 tensor of index's shape (on its device).
+
+        Raises:
+            ValueError: an index outside [0, T − 1], or not a real tensor.
+        """
+        if not torch.is_tensor(index) or index.dtype == torch.bool or index.is_complex():
+            what = f"dtype {index.dtype}" if torch.is_tensor(index) else type(index).__name__
+            raise ValueError(f"index must be a real tensor of timestep indices, got {what}")
+        last = self.num_timesteps - 1
+        i = index.detach().to(torch.float64)
+        if i.numel() and not (0.0 <= float(i.min()) and float(i.max()) <= last):
+            bad = float(i.min()) if float(i.min()) < 0 else float(i.max())
+            raise ValueError(f"index must lie in [0, {last}], got {bad:g}")
+        grid = self.alphas_cumprod.to(i.device)
+        if not index.is_floating_point():
+            return grid[index.long()]
+        lam_grid = torch.log(grid) - torch.log1p(-grid)
+        flat = i.reshape(-1)
+        lo = flat.floor().long().clamp(0, max(last - 1, 0))
+        hi = (lo + 1).clamp(max=last)
+        lam = lam_grid[lo] + (flat - lo.to(torch.float64)) * (lam_grid[hi] - lam_grid[lo])
+        return torch.sigmoid(lam).reshape(i.shape)
+
     # ----------------------------------------------------------------- forward process
     @_entry_point
     def q_mean_variance(self, x0: torch.Tensor, t: TimestepLike) -> MeanVariance:

@@ -519,7 +519,10 @@ class GaussianMixture:
 
     Every marginal of a Gaussian path started at a mixture is again one (means alpha μ_k,
     standard deviations √(alpha² s_k² + sigma²)), so scores, log densities and posterior means
-    at every t are closed-form. All arithmetic is float64.
+    at every t are closed-form. With a class for each component, so are the class posteriors
+    p(y | x_t), the conditional scores and the classifier's gradient of guidance (chapter 11):
+    :meth:`class_log_posterior`, :meth:`conditional`, :meth:`class_score`. All arithmetic is
+    float64.
 
     Args:
         means: (K, D) component means.
@@ -663,6 +666,176 @@ class GaussianMixture:
         a, s = self._levels(x64, alpha, sigma)
         score = self._score_at(x64, a, s)
         return ((x64 + s[:, None] ** 2 * score) / a[:, None]).to(x.dtype)
+
+    # ------------------------------------------------------------- class posteriors (chapter 11)
+    def _at(self, x64: torch.Tensor, process, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha, sigma) per example (B,) for the data (process None) or ``process`` at time t."""
+        batch, device = x64.shape[0], x64.device
+        if process is None:
+            if t is not None:
+                raise ValueError(f"t must be None when process is None (the data itself), got {t!r}")
+            one = torch.ones(batch, dtype=x64.dtype, device=device)
+            return one, torch.zeros_like(one)
+        process = _check_process(process)
+        if t is None:
+            raise ValueError("t must be given with a process: a number or a tensor (B,) of times")
+        alpha, sigma = process.marginal(_batch_time(t, x64))
+        return alpha.to(x64.dtype), sigma.to(x64.dtype)
+
+    def _check_classes(self, classes) -> tuple[torch.Tensor, int]:
+        """``classes`` as a LongTensor (K,) on the CPU and the number of classes C = max + 1.
+
+        Every class 0..C − 1 must own at least one component.
+        """
+        k = self.num_components
+        if isinstance(classes, (list, tuple, np.ndarray)):
+            try:
+                classes = torch.as_tensor(classes)
+            except (TypeError, ValueError, RuntimeError) as error:
+                raise ValueError(f"classes must be a ({k},) integer tensor, got {classes!r}") from error
+        if not torch.is_tensor(classes):
+            raise ValueError(f"classes must be a ({k},) integer tensor, got {type(classes).__name__}")
+        if classes.is_floating_point() or classes.is_complex() or classes.dtype == torch.bool:
+            raise ValueError(f"classes must be a ({k},) integer tensor, got dtype {classes.dtype}")
+        if tuple(classes.shape) != (k,):
+            raise ValueError(
+                f"classes must be a ({k},) integer tensor (one class per component), "
+                f"got shape {tuple(classes.shape)}"
+            )
+        classes = classes.detach().cpu().long()
+        if bool((classes < 0).any()):
+            raise ValueError(f"classes must be class indices >= 0, got {classes.tolist()!r}")
+        num_classes = int(classes.max()) + 1
+        counts = torch.bincount(classes, minlength=num_classes)
+        if bool((counts == 0).any()):
+            empty = int(torch.nonzero(counts == 0)[0])
+            raise ValueError(
+                f"classes must give every class 0..{num_classes - 1} at least one component, "
+                f"but class {empty} has none: {classes.tolist()!r}"
+            )
+        return classes, num_classes
+
+    def _check_y(self, y, num_classes: int, batch: Optional[int] = None) -> torch.Tensor:
+        """``y`` as a LongTensor: 0-d for an int, (batch,) for a tensor (allowed only with ``batch``)."""
+        allowed = f"a class in [0, {num_classes})"
+        if isinstance(y, (int, np.integer)) and not isinstance(y, bool):
+            if not 0 <= y < num_classes:
+                raise ValueError(f"y must be {allowed}, got {int(y)}")
+            return torch.tensor(int(y))
+        integer_tensor = torch.is_tensor(y) and not (
+            y.is_floating_point() or y.is_complex() or y.dtype == torch.bool
+        )
+        if batch is None or not integer_tensor:
+            what = f"a tensor of dtype {y.dtype}" if torch.is_tensor(y) else repr(y)
+            kind = "an int or an integer tensor (B,)" if batch is not None else "an int"
+            raise ValueError(f"y must be {kind}: {allowed}, got {what}")
+        if tuple(y.shape) != (batch,):
+            raise ValueError(
+                f"y must be an int or an integer tensor of shape ({batch},), got {tuple(y.shape)}"
+            )
+        y = y.detach().cpu().long()
+        if y.numel() and not (0 <= int(y.min()) and int(y.max()) < num_classes):
+            bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+            raise ValueError(f"y must be {allowed}, got {bad}")
+        return y
+
+    def component_log_posterior(self, x: torch.Tensor, process: Optional[SDE] = None, t=None) -> torch.Tensor:
+        """log p(k | x_t = x), the responsibilities of the components, (B, K) float64.
+
+        Bayes' rule: p(k | x_t) = w_k N(x_t; alpha μ_k, v_k I) / Σ_j w_j N(x_t; alpha μ_j, v_j I),
+        v_k = alpha² s_k² + sigma², normalised by logsumexp. Differentiable in x.
+
+        Args:
+            x: points (B, D), floating point.
+            process: None for the data itself (alpha = 1, sigma = 0), or an :class:`SDE` whose
+                marginal at time ``t`` is meant.
+            t: with a process, a number or a tensor (B,) of times; None without one.
+
+        Raises:
+            ValueError: x has the wrong shape; t given without a process or missing with one.
+            TypeError: x is not a floating-point tensor, or process not an SDE.
+        """
+        x64 = self._x64("x", x)
+        alpha, sigma = self._at(x64, process, t)
+        log_joint, _, _ = self._log_joint(x64, alpha, sigma)
+        return torch.log_softmax(log_joint, dim=1)
+
+    def class_log_posterior(
+        self, x: torch.Tensor, classes, process: Optional[SDE] = None, t=None
+    ) -> torch.Tensor:
+        """log p(y | x_t = x) for every class y, (B, C) float64: the exact noise-aware classifier.
+
+        Each component belongs to one class, so p(y | x_t) = Σ_{k: classes[k] = y} p(k | x_t):
+        a logsumexp of :meth:`component_log_posterior` over the class's components. The class
+        prior is p(y) = Σ_{k in y} w_k. Differentiable in x.
+
+        Args:
+            x: points (B, D).
+            classes: a (K,) integer tensor (or list) giving each component's class in 0..C − 1,
+                every class owning at least one component.
+            process, t: as for :meth:`component_log_posterior`.
+
+        Raises:
+            ValueError: classes of the wrong shape or dtype, or a class with no component; and
+                as for :meth:`component_log_posterior`.
+        """
+        classes, num_classes = self._check_classes(classes)
+        log_resp = self.component_log_posterior(x, process, t)
+        member = (
+            classes.to(log_resp.device)[None, :] == torch.arange(num_classes, device=log_resp.device)[:, None]
+        )
+        masked = log_resp[:, None, :].masked_fill(~member[None], -math.inf)  # (B, C, K)
+        return torch.logsumexp(masked, dim=2)
+
+    def conditional(self, classes, y: int) -> GaussianMixture:
+        """The mixture of class ``y``'s components, their weights renormalised: p(x | y).
+
+        Its marginals under any process are those of the data's class y, so its score is the
+        exact conditional score ∇ log p_t(x | y) (:meth:`score_fn`), the target of guidance.
+
+        Args:
+            classes: each component's class, as for :meth:`class_log_posterior`.
+            y: an int in [0, C).
+
+        Raises:
+            ValueError: bad classes, y out of range or not an int, or class y of total weight 0.
+        """
+        classes, num_classes = self._check_classes(classes)
+        label = int(self._check_y(y, num_classes))
+        keep = classes == label
+        weights = self.weights[keep]
+        total = float(weights.sum())
+        if total <= 0:
+            raise ValueError(f"y = {label} has components of total weight 0; it has no conditional")
+        return GaussianMixture(self.means[keep], self.stds[keep], weights / total)
+
+    def class_score(self, x: torch.Tensor, classes, y, process: Optional[SDE] = None, t=None) -> torch.Tensor:
+        """∇_x log p_t(y | x), the classifier's gradient in guidance: (B, D) of x's dtype.
+
+        Bayes' rule on scores: log p_t(y | x) = log p_t(x | y) + log p(y) − log p_t(x), so
+        ∇ log p_t(y | x) = ∇ log p_t(x | y) − ∇ log p_t(x), the conditional score (of
+        :meth:`conditional`) minus the score. In closed form, with the components' scores
+        −(x − alpha μ_k)/v_k, their weights are p(k | x_t, y) − p(k | x_t): the
+        responsibilities within the class minus those in the whole mixture. No autograd.
+
+        Args:
+            x: points (B, D).
+            classes: each component's class, as for :meth:`class_log_posterior`.
+            y: an int in [0, C), or an integer tensor (B,) of them (one class per point).
+            process, t: as for :meth:`component_log_posterior`.
+
+        Raises:
+            ValueError: bad classes, y out of range, and as for :meth:`component_log_posterior`.
+        """
+        classes, num_classes = self._check_classes(classes)
+        x64 = self._x64("x", x)
+        labels = self._check_y(y, num_classes, batch=x64.shape[0]).to(x64.device)
+        alpha, sigma = self._at(x64, process, t)
+        log_joint, diff, var = self._log_joint(x64, alpha, sigma)
+        member = classes.to(x64.device)[None, :] == labels.reshape(-1, 1)  # (B or 1, K)
+        within = torch.softmax(log_joint.masked_fill(~member, -math.inf), dim=1)  # p(k | x_t, y)
+        weight = within - torch.softmax(log_joint, dim=1)  # p(k | x_t, y) − p(k | x_t)
+        return -((weight / var)[:, :, None] * diff).sum(dim=1).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- divergence

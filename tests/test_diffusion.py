@@ -477,3 +477,20 @@ def test_vlb_terms_at_an_int_t_equal_those_at_a_tensor_t():
         assert torch.equal(by_int, d.vlb_terms(model, x0, x_t, torch.full((5,), t))["output"])
     mixed = d.vlb_terms(model, x0, x_t, torch.tensor([0, 3, 0, 7, 1]))["output"]
     assert torch.equal(mixed[[0, 2]], d.vlb_terms(model, x0, x_t, 0)["output"][[0, 2]])
+
+
+def test_alpha_bar_at_inverts_fractional_timestep():
+    diffusion = GaussianDiffusion(get_beta_schedule("linear", 1000))
+    levels = torch.linspace(0.02, 0.99, 57, dtype=torch.float64)
+    index = diffusion.fractional_timestep(levels)
+    assert torch.allclose(diffusion.alpha_bar_at(index), levels, rtol=1e-12, atol=0)
+    steps = torch.tensor([0, 17, 999])
+    assert torch.equal(diffusion.alpha_bar_at(steps), diffusion.alphas_cumprod[steps])
+    # halfway between two steps in index is halfway in log-SNR, not in ᾱ
+    lam = torch.log(diffusion.alphas_cumprod) - torch.log1p(-diffusion.alphas_cumprod)
+    half = torch.sigmoid((lam[500] + lam[501]) / 2)
+    assert torch.allclose(diffusion.alpha_bar_at(torch.tensor([500.5])), half[None], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"index must lie in \[0, 999\], got 1000"):
+        diffusion.alpha_bar_at(torch.tensor([1000.0]))
+    with pytest.raises(ValueError, match="index must be a real tensor"):
+        diffusion.alpha_bar_at(3)
