@@ -13,7 +13,9 @@ Modules, dependencies pointing one way (each uses only those above it):
                                   (chapters 5–8)
 - :mod:`diffusion_lib.sde`        VP/VE/sub-VP SDEs, Langevin and SDE samplers, probability-flow
                                   likelihood (chapter 8)
-- :mod:`diffusion_lib.nets`       U-Net, MLP denoiser, timestep embeddings, digits classifier
+- :mod:`diffusion_lib.nets`       U-Net, MLP denoiser, timestep embeddings, digits classifier,
+                                  the noise-aware classifier of guidance
+- :mod:`diffusion_lib.guidance`   classifier and classifier-free guidance (chapter 11)
 - :mod:`diffusion_lib.data`       bundled and generated datasets (nothing is downloaded)
 - :mod:`diffusion_lib.train`      the one training loop: AdamW, EMA, checkpoints (chapter 6)
 - :mod:`diffusion_lib.gan`        GAN networks, losses and training loop (chapter 3)

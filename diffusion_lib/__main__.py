@@ -8,9 +8,10 @@
            [--batch-size B] [the options of NAME's family]
 
 Every command goes through the model's family (:mod:`diffusion_lib.family`): ``sample`` takes
-the options the families declare (a diffusion model's --sampler, --steps, --eta, --spacing; a
-GAN takes none: it samples in one generator pass), and a family's options given for a model of
-another family are an error. So a new family gets a working command line without a change here.
+the options the families declare (a diffusion model's --sampler, --steps, --eta, --spacing,
+--label, --guidance; a GAN takes none: it samples in one generator pass), and a family's options
+given for a model of another family are an error. So a new family gets a working command line
+without a change here.
 
 Progress bars go to stderr and each command prints one summary line on stdout. A user error
 (an unknown model, a bad number, an output folder that does not exist …) prints one line,
@@ -287,9 +288,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Draw N samples from NAME (trained first if it is not cached) into FILE.npz. For image "
         "models the file holds 'images': float32 in [0, 1], shape (N, C, H, W). For models of points "
         "(such as ring-ddpm) it holds 'points' instead: float32 (N, D) in data units. Class-conditional "
-        "models also store 'labels' (int64, N), cycling through the classes. The same --seed and "
-        "--batch-size give the same samples. Each family takes its own options (in brackets: the "
-        "families that take it).",
+        "models also store 'labels' (int64, N): the classes in turn, or --label for every sample. The "
+        "same --seed and --batch-size give the same samples. Each family takes its own options (in "
+        "brackets: the families that take it).",
     )
     sample.add_argument("name", metavar="NAME", help="a model from 'list' that can be sampled")
     sample.add_argument("--n", type=int_in(1), required=True, help="number of samples")

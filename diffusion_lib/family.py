@@ -38,6 +38,7 @@ __all__ = [
     "number_in",
     "as_arrays",
     "sample_in_batches",
+    "bind_labels",
     "import_modules",
 ]
 
@@ -290,27 +291,50 @@ def as_arrays(x: torch.Tensor) -> dict:
     return {"points": x.numpy().astype(np.float32)}
 
 
-def sample_in_batches(model, n: int, batch_size: int, num_classes, draw) -> dict:
+def bind_labels(model, y: torch.Tensor):
+    """``model(x, t, y)`` with the labels ``y`` bound: the two-argument network a sampler calls.
+
+    The default ``bind`` of :func:`sample_in_batches`.
+    """
+    return lambda x, t: model(x, t, y)
+
+
+def sample_in_batches(
+    model, n: int, batch_size: int, num_classes, draw, *, label: Optional[int] = None, bind=bind_labels
+) -> dict:
     """``n`` samples of a network ``model(x, t[, y])`` drawn batch by batch, as the command line
     stores them (:func:`as_arrays`), for the families whose samplers integrate a network.
 
-    A class-conditional model (``num_classes`` not None) gets the labels 0, 1, …, cycling, bound
-    into a two-argument model; ``"labels"`` is then among the arrays.
+    A class-conditional model (``num_classes`` not None) gets the labels 0, 1, …, cycling (or
+    ``label`` for every sample), bound into a two-argument network by ``bind``; ``"labels"`` is
+    then among the arrays.
 
     Args:
         model: the network.
         n, batch_size: how many samples, and at most how many per call of ``draw``.
         num_classes: the model's number of classes, or None for an unconditional model.
         draw: ``draw(net, size)`` -> a tensor (size, ...): one batch of samples of ``net(x, t)``.
+        label: one class in [0, num_classes − 1] for every sample; None: cycle through them.
+        bind: ``bind(model, y)`` -> ``net(x, t)``, the network a batch with labels ``y`` is drawn
+            from: :func:`bind_labels` (plain conditioning) unless a family guides it.
+
+    Raises:
+        ValueError: ``label`` for an unconditional model, or outside [0, num_classes − 1].
     """
-    labels = torch.arange(n) % num_classes if num_classes else None
+    if label is not None:
+        if not num_classes:
+            raise ValueError(
+                f"label applies to class-conditional models, got {label!r} for an unconditional one"
+            )
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_classes:
+            raise ValueError(f"label must be an int in [0, {num_classes - 1}], got {label!r}")
+        labels = torch.full((n,), label, dtype=torch.long)
+    else:
+        labels = torch.arange(n) % num_classes if num_classes else None
     batches = []
     for first in range(0, n, batch_size):
         size = min(batch_size, n - first)
-        net = model
-        if labels is not None:
-            y = labels[first : first + size]
-            net = lambda x, t, _net=model, _y=y: _net(x, t, _y)  # noqa: E731
+        net = model if labels is None else bind(model, labels[first : first + size])
         batches.append(draw(net, size).detach().to("cpu", torch.float32))
     arrays = as_arrays(torch.cat(batches))
     if labels is not None:

@@ -34,6 +34,7 @@ LAYERS = {
     "samplers": 1,
     "sde": 1,  # continuous-time processes, on diffusion (an ε-network as a score)
     "flow": 1,  # the flow-matching path and loss, on diffusion's noise drawing
+    "guidance": 1,  # classifier and classifier-free guidance, on diffusion
     # 2: a model family on the training loop
     "gan": 2,
     # 2: the family interface and its registry, on the training loop (it finds the book's
@@ -52,6 +53,7 @@ LAYERS = {
     "entries.chapter03": 5,
     "entries.chapter06": 5,
     "entries.chapter08": 5,
+    "entries.chapter11": 5,
     # 6: entry points
     "__main__": 6,
     "__init__": 6,

@@ -69,6 +69,20 @@ TINY = [
         **COMMON,
     ),
     zoo.ZooEntry(
+        name="test-guided",
+        description="a tiny class-conditional U-Net with a null label (classifier-free guidance), for tests",
+        family="diffusion",
+        spec=DiffusionSpec(
+            network={**TINY_UNET, "num_classes": 10, "null_label": True},
+            schedule="cosine",
+            num_timesteps=8,
+            label_dropout=0.2,
+        ),
+        data=DIGITS,
+        sample_shape=(1, 8, 8),
+        **COMMON,
+    ),
+    zoo.ZooEntry(
         name="test-gan-images",
         description="a tiny GAN on the digits, for tests",
         family="gan",
@@ -232,6 +246,42 @@ def test_sample_a_conditional_model_stores_labels(home, tmp_path, capsys):
         assert npz["labels"].dtype == np.int64 and npz["labels"].tolist() == [*range(10), 0, 1]
 
 
+def test_sample_one_class_with_classifier_free_guidance(home, tmp_path, capsys):
+    from diffusion_lib import guidance, samplers
+
+    out = tmp_path / "guided.npz"
+    argv = ["sample", "test-guided", "--n", "5", "--out", str(out), "--batch-size", "3", "--seed", "4"]
+    assert main([*argv, "--label", "3", "--guidance", "2.5", "--sampler", "ddim", "--steps", "4"]) == 0
+    assert one_line(capsys.readouterr().out).startswith(
+        "sampled 5 images from test-guided with ddim (4 steps, eta 0, leading), label 3, guidance scale 2.5 "
+        "(seed 4)"
+    )
+    with np.load(out) as npz:
+        assert sorted(npz.files) == ["images", "labels"]
+        images, labels = npz["images"], npz["labels"]
+    assert labels.dtype == np.int64 and labels.tolist() == [3] * 5
+    loaded = zoo.load("test-guided", progress=False)
+    net = guidance.classifier_free(loaded.model, 3, 2.5, null_label=10)
+    generator = torch.Generator().manual_seed(4)
+    expected = torch.cat(
+        [samplers.ddim(net, loaded.diffusion, (size, 1, 8, 8), steps=4, generator=generator, progress=False,
+                       clip_denoised=True) for size in (3, 2)]
+    )  # fmt: skip
+    assert np.allclose(images, ((expected + 1) / 2).clamp(0, 1).numpy(), atol=1e-6)
+
+
+def test_sample_a_model_with_a_null_label_defaults_to_plain_conditioning(home, tmp_path, capsys):
+    paths = {name: tmp_path / f"{name}.npz" for name in ("default", "one", "zero")}
+    for name, extra in (("default", []), ("one", ["--guidance", "1"]), ("zero", ["--guidance", "0"])):
+        assert main(["sample", "test-guided", "--n", "12", "--out", str(paths[name]), *extra]) == 0
+        scale = "0" if name == "zero" else "1"
+        assert f"with ddpm (8 steps), guidance scale {scale} (seed 0)" in one_line(capsys.readouterr().out)
+    default, one, zero = (np.load(paths[name]) for name in ("default", "one", "zero"))
+    assert default["labels"].tolist() == [*range(10), 0, 1] == zero["labels"].tolist()
+    assert np.array_equal(default["images"], one["images"]), "s = 1 is the conditional model itself"
+    assert not np.array_equal(default["images"], zero["images"]), "s = 0 is the null label's"
+
+
 @pytest.mark.parametrize(
     "extra, summary",
     [
@@ -364,6 +414,40 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
         (OK + " --sampler ddim --eta nan", "argument --eta: must be a number in [0, 1], got 'nan'"),
         (OK + " --sampler ddim --eta x", "argument --eta: must be a number in [0, 1], got 'x'"),
         (OK + " --sampler ddim --spacing uniform", "argument --spacing: invalid choice: 'uniform'"),
+        (OK + " --label 3", "--label applies to class-conditional models; 'test-images' is unconditional"),
+        (
+            OK + " --guidance 2",
+            "--guidance applies to class-conditional models; 'test-images' is unconditional",
+        ),
+        (
+            "sample test-guided --n 1 --out {t}/x.npz --label 10",
+            "--label must be an int in [0, 9] for 'test-guided' (10 classes), got 10",
+        ),
+        (
+            "sample test-guided --n 1 --out {t}/x.npz --label -1",
+            "argument --label: must be an int >= 0, got '-1'",
+        ),
+        (
+            "sample test-guided --n 1 --out {t}/x.npz --label two",
+            "argument --label: must be an int >= 0, got 'two'",
+        ),
+        (
+            "sample test-guided --n 1 --out {t}/x.npz --guidance -1",
+            "argument --guidance: must be a number in [0, inf], got '-1'",
+        ),
+        (
+            "sample test-guided --n 1 --out {t}/x.npz --guidance nan",
+            "argument --guidance: must be a number in [0, inf], got 'nan'",
+        ),
+        (
+            "sample test-guided --n 1 --out {t}/x.npz --guidance inf",
+            "--guidance must be a finite number >= 0, got inf",
+        ),
+        (
+            "sample test-conditional --n 1 --out {t}/x.npz --guidance 2",
+            "--guidance needs a model with a null label (trained with label_dropout); 'test-conditional' "
+            "has none",
+        ),
         (
             "sample digits-classifier --n 1 --out {t}/x.npz",
             "'digits-classifier' is a classifier and cannot be",
@@ -381,6 +465,8 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
                 ("--eta 0.5", "diffusion"),
                 ("--spacing trailing", "diffusion"),
                 ("--solver euler", "flow"),
+                ("--label 1", "diffusion"),
+                ("--guidance 2", "diffusion"),
             )
         ),
         (

@@ -1,5 +1,6 @@
 """Denoiser networks and timestep embeddings: values, shapes, dtypes and bad input."""
 
+import hashlib
 import math
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from diffusion_lib.nets import MLPDenoiser, UNet, timestep_embedding
 from diffusion_lib.nets.classifier import DigitsClassifier
+from diffusion_lib.nets.unet import EncoderClassifier
 
 
 def test_timestep_embedding_at_t0_is_cos_ones_then_sin_zeros():
@@ -110,3 +112,124 @@ def test_digits_classifier_shapes():
     x = torch.randn(4, 1, 8, 8)
     assert net(x).shape == (4, 10)
     assert net.features(x).shape == (4, 64)
+
+
+# ---------------------------------------------------------------- the null label (chapter 11)
+def parameter_signature(net) -> tuple:
+    """The number of tensors in the state dict and a hash of their names and shapes, in order."""
+    state = net.state_dict()
+    text = ";".join(f"{name}:{tuple(value.shape)}" for name, value in state.items())
+    return len(state), hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_unets_without_a_null_label_keep_their_parameters():
+    # Golden values: the UNet as it was before the null label existed (git 701bdc1), so that
+    # cached weights of digits-ddpm and friends still load with strict=True.
+    assert parameter_signature(tiny_unet()) == (128, "bc15c08d1ecb6c10")
+    assert parameter_signature(tiny_unet(num_classes=10)) == (129, "bfc9d8407cb1b7ea")
+    with_null = tiny_unet(num_classes=10, null_label=True).state_dict()
+    assert list(with_null) == list(tiny_unet(num_classes=10).state_dict()), "same names"
+    assert with_null["class_emb.weight"].shape == (11, 32), "one more row: the label 10"
+
+
+# 40 channels: GroupNorm's groups hold 5 channels each (with at most 32 channels every group holds
+# one, and a normalisation that removes each channel's mean also removes the per-channel shift
+# that carries t and y; only blocks with more channels than groups see them).
+WIDE = 40
+
+
+def test_the_null_label_is_one_more_label():
+    torch.manual_seed(0)
+    net = tiny_unet(num_classes=10, null_label=True, base_channels=WIDE)
+    assert net.label_range == (0, 10) and tiny_unet(num_classes=10).label_range == (0, 9)
+    assert tiny_unet().label_range is None
+    x, t = torch.randn(1, 1, 8, 8).expand(3, -1, -1, -1), torch.tensor([5, 5, 5])
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # away from the zero-initialised branches and output
+        out = net(x, t, torch.tensor([10, 10, 3]))
+    assert out.shape == x.shape
+    assert torch.equal(out[0], out[1]) and (out[0] - out[2]).abs().max() > 1e-2, "x equal, labels differ"
+    emb = net.embed(t, torch.tensor([10, 10, 10])) - net.embed(t, torch.tensor([0, 0, 0]))
+    assert torch.allclose(emb, (net.class_emb.weight[10] - net.class_emb.weight[0]).expand(3, -1))
+
+
+@pytest.mark.parametrize(
+    "null_label, y, message",
+    [
+        (False, [0, 10], r"y must hold labels in \[0, 9\], got values in \[0, 10\]"),
+        (False, [-1, 3], r"y must hold labels in \[0, 9\], got values in \[-1, 3\]"),
+        (True, [11, 2], r"y must hold labels in \[0, 10\] \(10 is the null label\), got values in \[2, 11\]"),
+        (True, [1.0, 2.0], r"y must be an integer tensor of shape \(2,\), got torch.float32 \(2,\)"),
+        (True, [1, 2, 3], r"y must be an integer tensor of shape \(2,\), got torch.int64 \(3,\)"),
+    ],
+)
+def test_labels_out_of_range_are_refused(null_label, y, message):
+    net = tiny_unet(num_classes=10, null_label=null_label)
+    with pytest.raises(ValueError, match=message):
+        net(torch.randn(2, 1, 8, 8), torch.tensor([1, 2]), torch.tensor(y))
+
+
+def test_a_null_label_needs_classes():
+    with pytest.raises(ValueError, match="null_label=True needs num_classes"):
+        tiny_unet(null_label=True)
+    with pytest.raises(ValueError, match="null_label must be True or False, got 1"):
+        tiny_unet(num_classes=10, null_label=1)
+    with pytest.raises(ValueError, match="num_classes must be None or an int >= 1, got 0"):
+        tiny_unet(num_classes=0)
+
+
+# ---------------------------------------------------------------- the noise-aware classifier
+def tiny_encoder(**kwargs):
+    options = dict(base_channels=8, channel_mults=(1, 2), attention_resolutions=(4,), num_heads=2)
+    options.update(kwargs)
+    return EncoderClassifier(**options)
+
+
+def test_encoder_classifier_shapes_and_a_uniform_start():
+    torch.manual_seed(0)
+    net = tiny_encoder(num_classes=7)
+    x, t = torch.randn(5, 1, 8, 8), torch.tensor([0, 1, 250, 500, 999])
+    logits = net(x, t)
+    assert logits.shape == (5, 7) and logits.dtype == torch.float32
+    assert logits.abs().max().item() == 0.0, "zero-initialised head: every class equally likely"
+    assert net.double()(x.double(), t).dtype == torch.float64
+    rgb = tiny_encoder(in_channels=3, image_size=16, channel_mults=(1, 2, 2))
+    assert rgb(torch.randn(2, 3, 16, 16), torch.tensor([3, 4])).shape == (2, 10)
+
+
+def test_encoder_classifier_depends_on_t_and_x():
+    torch.manual_seed(0)
+    net = tiny_encoder(base_channels=WIDE)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # away from the zero-initialised branches and head
+    x = torch.randn(2, 1, 8, 8)
+    early, late = net(x, torch.tensor([1, 1])), net(x, torch.tensor([900, 900]))
+    assert (early - late).abs().max() > 1e-2, "the timestep embedding reaches the logits"
+    assert (early - net(x.flip(0), torch.tensor([1, 1]))).abs().max() > 1e-2, "and so does x"
+    assert torch.allclose(early[1], net(x[1:], torch.tensor([1]))[0], atol=1e-6), "examples independent"
+
+
+def test_encoder_classifier_is_the_unets_down_path():
+    # One piece of code per idea: the classifier's blocks are the U-Net's, with the same names
+    # and shapes (and, from the same seed, the same initial weights up to the middle block).
+    torch.manual_seed(0)
+    unet = tiny_unet().state_dict()
+    torch.manual_seed(0)
+    encoder = tiny_encoder().state_dict()
+    shared = [k for k in unet if k.split(".")[0] in ("time_mlp", "conv_in", "down", "middle")]
+    assert [k for k in encoder if k.split(".")[0] not in ("norm", "head")] == shared
+    assert all(torch.equal(encoder[k], unet[k]) for k in shared)
+    assert encoder["head.weight"].shape == (10, 16) and encoder["norm.weight"].shape == (16,)
+
+
+def test_encoder_classifier_bad_configuration_and_input():
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2, got 1"):
+        tiny_encoder(num_classes=1)
+    with pytest.raises(ValueError, match=r"image_size must be divisible by 2\^2"):
+        tiny_encoder(image_size=6, channel_mults=(1, 2, 2))
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 1, 8, 8\), got \(2, 1, 4, 4\)"):
+        tiny_encoder()(torch.randn(2, 1, 4, 4), torch.tensor([0, 0]))
+    with pytest.raises(ValueError, match="t must be a 1-D tensor of timesteps"):
+        tiny_encoder()(torch.randn(2, 1, 8, 8), torch.tensor(3))

@@ -826,9 +826,11 @@ def test_every_book_model_fixes_its_training_threads():
     threads = {name: zoo.entry(name).train_threads for name in zoo.names()}
     assert threads == {
         "digits-classifier": 2,
+        "digits-cond-ddpm": 2,
         "digits-ddpm": 2,
         "digits-flow": 2,
         "digits-gan": 1,
+        "digits-noisy-classifier": 2,
         "ring-ddpm": 1,
         "ring-flow": 1,
         "ring-gan": 1,

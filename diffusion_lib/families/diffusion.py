@@ -1,20 +1,24 @@
 """The diffusion family: a denoising network (U-Net or MLP) with its GaussianDiffusion, trained
-with L_simple (chapters 5–6) and sampled by DDPM, DDIM or DPM-Solver++ (chapters 6–7)."""
+with L_simple (chapters 5–6) and sampled by DDPM, DDIM or DPM-Solver++ (chapters 6–7); a
+class-conditional one may learn a null label as well (conditioning dropout) and be sampled with
+classifier-free guidance (chapter 11)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from .. import samplers, zoo
+from .. import guidance, samplers, zoo
 from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_type
 from ..family import (
     Family,
     SampleOption,
     Trained,
+    bind_labels,
     int_in,
     number_in,
     register_family,
@@ -31,6 +35,7 @@ __all__ = [
     "STEPS_HELP",
     "ReferenceSamples",
     "reference_samples",
+    "drop_labels",
 ]
 
 # The denoising networks a spec's ``network["type"]`` may name (shared with the flow family).
@@ -48,6 +53,10 @@ class DiffusionSpec:
         model_var_type: the reverse variance (:class:`~diffusion_lib.diffusion.GaussianDiffusion`).
         prediction_type: what the network predicts, ``"epsilon"``, ``"x0"`` or ``"v"``; the
             loss, the samplers and the likelihood read its output accordingly.
+        label_dropout: the probability, in [0, 1), that a training label is replaced by the
+            network's null label (conditioning dropout, Ho & Salimans 2022; chapter 11), so that
+            one network learns ε(x_t, t, y) and ε(x_t, t, ∅) for classifier-free guidance. Above
+            0 it needs a class-conditional network with ``"null_label": True``.
     """
 
     network: dict
@@ -55,6 +64,7 @@ class DiffusionSpec:
     num_timesteps: int = 1000
     model_var_type: str = "fixed_small"
     prediction_type: str = "epsilon"
+    label_dropout: float = 0.0
 
 
 # The help of --steps: the flow family declares --steps with this same text (the command line
@@ -129,11 +139,27 @@ class DiffusionFamily(Family):
                 "for dpm-solver++); see chapter 7",
             },
         ),
+        SampleOption(
+            "--label",
+            {
+                "type": int_in(0),
+                "help": "a class-conditional model's class for every sample, in [0, classes − 1] "
+                "(default: the classes in turn, 0, 1, …)",
+            },
+        ),
+        SampleOption(
+            "--guidance",
+            {
+                "type": number_in(0.0, math.inf),
+                "help": "the classifier-free guidance scale s >= 0 of a model with a null label: 0 "
+                "unconditional, 1 conditional (default), > 1 guided; see chapter 11",
+            },
+        ),
     )
     sample_arrays = {
         "images": "float32 (N, C, H, W) in [0, 1], for image models",
         "points": "float32 (N, D) in data units, for models of points",
-        "labels": "int64 (N,), cycling through the classes, for class-conditional models",
+        "labels": "int64 (N,), the classes in turn (or --label), for class-conditional models",
     }
     outputs = {
         "ddpm_samples": "ancestral samples with all T steps, and the noise x_T they started from "
@@ -153,6 +179,17 @@ class DiffusionFamily(Family):
                 f"model_var_type must be one of {', '.join(MODEL_VAR_TYPES)}, got {spec.model_var_type!r}"
             )
         check_prediction_type(spec.prediction_type)
+        dropout = spec.label_dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"label_dropout must be a number in [0, 1), got {dropout!r}")
+        if dropout > 0 and (
+            spec.network.get("num_classes") is None or spec.network.get("null_label") is not True
+        ):
+            raise ValueError(
+                f"label_dropout {dropout!r} needs a class-conditional network with a null label "
+                f"(num_classes and null_label=True), got num_classes={spec.network.get('num_classes')!r}, "
+                f"null_label={spec.network.get('null_label')!r}"
+            )
 
     def build(self, entry) -> nn.Module:
         spec = dict(entry.spec.network)
@@ -169,10 +206,16 @@ class DiffusionFamily(Family):
     def train(self, entry, data, *, dependencies, checkpoint, progress, device) -> Trained:
         diffusion = self.process(entry)
         prediction_type = entry.spec.prediction_type
-        conditional = entry.spec.network.get("num_classes") is not None
+        num_classes = entry.spec.network.get("num_classes")
+        dropout = entry.spec.label_dropout
 
         def diffusion_loss(model, batch, generator):
-            net = (lambda x, t: model(x, t, batch[1])) if conditional else model
+            net = model
+            if num_classes is not None:
+                y = batch[1]
+                if dropout > 0:  # no draw at 0, so models without a null label train as before
+                    y = drop_labels(y, dropout, num_classes, generator)
+                net = bind_labels(model, y)
             return diffusion.training_losses(
                 net, batch[0], generator=generator, prediction_type=prediction_type
             )["loss"].mean()
@@ -183,6 +226,7 @@ class DiffusionFamily(Family):
 
     # ------------------------------------------------------------ sampling
     def sampling_options(self, entry, given: dict) -> dict:
+        label, scale = _label_options(entry, given.get("label"), given.get("guidance"))
         sampler = given.get("sampler") or "ddpm"
         spec = SAMPLERS[sampler]
         T = entry.spec.num_timesteps
@@ -201,6 +245,8 @@ class DiffusionFamily(Family):
             "steps": min(steps, T) if steps is not None else None,  # a default is capped at T
             "eta": eta if eta is not None else 0.0,
             "spacing": spacing or spec.default_spacing,
+            "label": label,
+            "guidance": scale,
         }
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
@@ -220,14 +266,30 @@ class DiffusionFamily(Family):
                 spacing=options["spacing"],
             )
 
-        return sample_in_batches(loaded.model, n, batch_size, entry.spec.network.get("num_classes"), draw)
+        num_classes = entry.spec.network.get("num_classes")
+        scale = options.get("guidance")
+        bind = bind_labels
+        if scale is not None and scale != 1.0:  # s = 1 is the conditional network itself
+
+            def bind(model, y):
+                return guidance.classifier_free(model, y, scale, null_label=num_classes)
+
+        return sample_in_batches(
+            loaded.model, n, batch_size, num_classes, draw, label=options.get("label"), bind=bind
+        )
 
     def describe(self, entry, options) -> str:
         sampler = options["sampler"]
         if options["steps"] is None:
-            return f"{sampler} ({entry.spec.num_timesteps} steps)"
-        eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
-        return f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
+            what = f"{sampler} ({entry.spec.num_timesteps} steps)"
+        else:
+            eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
+            what = f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
+        if options.get("label") is not None:
+            what += f", label {options['label']}"
+        if options.get("guidance") is not None:
+            what += f", guidance scale {options['guidance']:g}"
+        return what
 
     # ------------------------------------------------------------ outputs
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
@@ -248,6 +310,65 @@ class DiffusionFamily(Family):
 
 
 register_family(DiffusionFamily())
+
+
+def drop_labels(
+    y: torch.Tensor, probability: float, null_label: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Conditioning dropout: each label replaced by ``null_label`` with ``probability``.
+
+    Chapter 11 (in preparation) derives this (Ho & Salimans, 2022, Algorithm 1: "randomly
+    discard conditioning to train unconditionally"). One uniform number per label is drawn from
+    ``generator`` (on its device, then moved to y's), so a training run stays reproducible on
+    every device.
+
+    Args:
+        y: integer labels (B,).
+        probability: the dropout rate p in [0, 1).
+        null_label: the label that means "no label" (the network's ``num_classes``).
+        generator: the training run's generator.
+
+    Returns:
+        A new tensor like y, with about a fraction p of its entries set to ``null_label``.
+
+    Raises:
+        ValueError: probability outside [0, 1).
+    """
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability < 1:
+        raise ValueError(f"probability must be a number in [0, 1), got {probability!r}")
+    dropped = torch.rand(y.shape, generator=generator, device=generator.device) < probability
+    return torch.where(dropped.to(y.device), torch.full_like(y, null_label), y)
+
+
+def _label_options(entry, label, scale) -> tuple:
+    """``--label`` and ``--guidance`` checked against the model: (label or None, scale or None).
+
+    A guidance scale is returned for a model with a null label (1.0 by default), None otherwise.
+    """
+    network = entry.spec.network
+    num_classes = network.get("num_classes")
+    if num_classes is None:
+        for option, value in (("--label", label), ("--guidance", scale)):
+            if value is not None:
+                raise ValueError(
+                    f"{option} applies to class-conditional models; {entry.name!r} is unconditional"
+                )
+        return None, None
+    if label is not None and not 0 <= label < num_classes:
+        raise ValueError(
+            f"--label must be an int in [0, {num_classes - 1}] for {entry.name!r} ({num_classes} classes), "
+            f"got {label}"
+        )
+    if network.get("null_label") is not True:
+        if scale is not None:
+            raise ValueError(
+                f"--guidance needs a model with a null label (trained with label_dropout); {entry.name!r} "
+                "has none"
+            )
+        return label, None
+    if scale is not None and not math.isfinite(scale):
+        raise ValueError(f"--guidance must be a finite number >= 0, got {scale}")
+    return label, 1.0 if scale is None else float(scale)
 
 
 def _check_sample_kwargs(*, n: int, seed: int = 0, batch_size: int = 500) -> tuple[int, int, int]:

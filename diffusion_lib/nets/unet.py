@@ -1,15 +1,19 @@
-"""A small U-Net ε-predictor for images. Described in chapter 6, section "The denoiser".
+"""A small U-Net ε-predictor for images, and its encoder half as a noise-aware classifier.
 
-The shape follows Ho et al. (2020) and improved-diffusion, cut down for 8×8 digits on a CPU:
-residual blocks with GroupNorm and SiLU, a sinusoidal timestep embedding passed through an MLP
-and added inside every block, self-attention at low resolution, skip connections by
-concatenation, and optional class conditioning added to the timestep embedding.
+Described in chapter 6, section "The denoiser". The shape follows Ho et al. (2020) and
+improved-diffusion, cut down for 8×8 digits on a CPU: residual blocks with GroupNorm and SiLU, a
+sinusoidal timestep embedding passed through an MLP and added inside every block, self-attention
+at low resolution, skip connections by concatenation, and optional class conditioning added to
+the timestep embedding, with an optional learned "no label" for classifier-free guidance
+(chapter 11). :class:`EncoderClassifier` is the U-Net's downsampling half and middle block
+followed by a pooled linear head: ADM's classifier p_φ(y | x_t, t) for classifier guidance
+(Dhariwal & Nichol, 2021; chapter 11).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -17,7 +21,7 @@ from torch.nn import functional as F
 
 from .embeddings import timestep_embedding
 
-__all__ = ["UNet", "ResBlock", "SelfAttention"]
+__all__ = ["UNet", "EncoderClassifier", "ResBlock", "SelfAttention"]
 
 
 def _zero(module: nn.Module) -> nn.Module:
@@ -72,6 +76,85 @@ class SelfAttention(nn.Module):
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
 
+def _check_image_size(image_size: int, channel_mults: Sequence[int]) -> None:
+    if image_size % 2 ** (len(channel_mults) - 1):
+        raise ValueError(
+            f"image_size must be divisible by 2^{len(channel_mults) - 1} for channel_mults "
+            f"{tuple(channel_mults)}, got {image_size}"
+        )
+
+
+def _time_mlp(base_channels: int, emb_dim: int) -> nn.Sequential:
+    """The MLP that turns the sinusoidal embedding of t (``base_channels`` wide) into the vector
+    added inside every block (``emb_dim`` wide)."""
+    return nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+
+
+def _run_blocks(blocks: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """Apply one level's blocks in order; residual and attention blocks also take ``emb``."""
+    for block in blocks:
+        h = block(h, emb) if isinstance(block, (ResBlock, SelfAttention)) else block(h)
+    return h
+
+
+class _DownPath(NamedTuple):
+    """The U-Net's downsampling half and middle block, as :func:`_down_path` builds them."""
+
+    conv_in: nn.Conv2d
+    down: nn.ModuleList
+    middle: nn.ModuleList
+    skip_channels: list  # the channels of every feature map the up path receives, in order
+    channels: int  # channels at the bottom
+    resolution: int  # resolution at the bottom
+
+
+def _down_path(
+    in_channels: int,
+    image_size: int,
+    base_channels: int,
+    channel_mults: Sequence[int],
+    num_res_blocks: int,
+    attention_resolutions: Sequence[int],
+    emb_dim: int,
+    dropout: float,
+    num_heads: int,
+) -> _DownPath:
+    """The input convolution, the levels on the way down (residual blocks, attention at the
+    resolutions asked, a strided convolution between levels) and the middle block (residual,
+    attention, residual): the part the U-Net and the encoder classifier share."""
+    conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+    down = nn.ModuleList()
+    skip_channels = [base_channels]
+    channels, resolution = base_channels, image_size
+    for level, mult in enumerate(channel_mults):
+        for _ in range(num_res_blocks):
+            blocks = [ResBlock(channels, base_channels * mult, emb_dim, dropout)]
+            channels = base_channels * mult
+            if resolution in attention_resolutions:
+                blocks.append(SelfAttention(channels, num_heads))
+            down.append(nn.ModuleList(blocks))
+            skip_channels.append(channels)
+        if level != len(channel_mults) - 1:
+            down.append(nn.ModuleList([nn.Conv2d(channels, channels, 3, stride=2, padding=1)]))
+            skip_channels.append(channels)
+            resolution //= 2
+    middle = nn.ModuleList(
+        [
+            ResBlock(channels, channels, emb_dim, dropout),
+            SelfAttention(channels, num_heads),
+            ResBlock(channels, channels, emb_dim, dropout),
+        ]
+    )
+    return _DownPath(conv_in, down, middle, skip_channels, channels, resolution)
+
+
+def _check_input(x: torch.Tensor, in_channels: int, image_size: int) -> None:
+    expected = (in_channels, image_size, image_size)
+    if not torch.is_tensor(x) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {shape}")
+
+
 class UNet(nn.Module):
     """ε_θ(x_t, t[, y]) for images of shape (C, H, W).
 
@@ -86,6 +169,16 @@ class UNet(nn.Module):
         num_classes: if set, the model is class-conditional and takes labels ``y`` in
             [0, num_classes − 1].
         dropout: dropout inside the residual blocks.
+        num_heads: attention heads; must divide the channels of every attention layer.
+        null_label: with ``num_classes``, add one learned class embedding, the label
+            ``num_classes``, meaning "no label": trained by replacing some training labels with
+            it (conditioning dropout), it lets one network give both ε(x_t, t, y) and
+            ε(x_t, t, ∅) for classifier-free guidance (Ho & Salimans, 2022; chapter 11). Without
+            it the network is as before (the same parameters, so earlier weights load).
+
+    Raises:
+        ValueError: an image size the levels cannot halve, ``num_classes`` < 1, or
+            ``null_label`` without ``num_classes``.
     """
 
     def __init__(
@@ -99,46 +192,33 @@ class UNet(nn.Module):
         num_classes: Optional[int] = None,
         dropout: float = 0.0,
         num_heads: int = 4,
+        null_label: bool = False,
     ):
         super().__init__()
-        if image_size % 2 ** (len(channel_mults) - 1):
-            raise ValueError(
-                f"image_size must be divisible by 2^{len(channel_mults) - 1} for channel_mults "
-                f"{tuple(channel_mults)}, got {image_size}"
-            )
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f"num_classes must be None or >= 1, got {num_classes}")
+        _check_image_size(image_size, channel_mults)
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+        ):
+            raise ValueError(f"num_classes must be None or an int >= 1, got {num_classes!r}")
+        if not isinstance(null_label, bool):
+            raise ValueError(f"null_label must be True or False, got {null_label!r}")
+        if null_label and num_classes is None:
+            raise ValueError("null_label=True needs num_classes (a class-conditional UNet), got None")
         self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
-        self.base_channels = base_channels
+        self.base_channels, self.null_label = base_channels, null_label
         emb_dim = 4 * base_channels
-        self.time_mlp = nn.Sequential(
-            nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        self.time_mlp = _time_mlp(base_channels, emb_dim)
+        # One more row with a null label: the label num_classes, "no label".
+        self.class_emb = (
+            nn.Embedding(num_classes + int(null_label), emb_dim) if num_classes is not None else None
         )
-        self.class_emb = nn.Embedding(num_classes, emb_dim) if num_classes is not None else None
 
-        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
-        self.down = nn.ModuleList()
-        skip_channels = [base_channels]
-        channels, resolution = base_channels, image_size
-        for level, mult in enumerate(channel_mults):
-            for _ in range(num_res_blocks):
-                blocks = [ResBlock(channels, base_channels * mult, emb_dim, dropout)]
-                channels = base_channels * mult
-                if resolution in attention_resolutions:
-                    blocks.append(SelfAttention(channels, num_heads))
-                self.down.append(nn.ModuleList(blocks))
-                skip_channels.append(channels)
-            if level != len(channel_mults) - 1:
-                self.down.append(nn.ModuleList([nn.Conv2d(channels, channels, 3, stride=2, padding=1)]))
-                skip_channels.append(channels)
-                resolution //= 2
-        self.middle = nn.ModuleList(
-            [
-                ResBlock(channels, channels, emb_dim, dropout),
-                SelfAttention(channels, num_heads),
-                ResBlock(channels, channels, emb_dim, dropout),
-            ]
-        )
+        path = _down_path(
+            in_channels, image_size, base_channels, channel_mults, num_res_blocks,
+            attention_resolutions, emb_dim, dropout, num_heads,
+        )  # fmt: skip
+        self.conv_in, self.down, self.middle = path.conv_in, path.down, path.middle
+        skip_channels, channels, resolution = path.skip_channels, path.channels, path.resolution
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mults))):
             for i in range(num_res_blocks + 1):
@@ -157,34 +237,137 @@ class UNet(nn.Module):
             _zero(nn.Conv2d(channels, in_channels, 3, padding=1)),
         )
 
+    @property
+    def label_range(self) -> Optional[tuple[int, int]]:
+        """The labels ``y`` this network takes, (lowest, highest): (0, num_classes − 1), or
+        (0, num_classes) with a null label (the label num_classes); None if unconditional."""
+        if self.num_classes is None:
+            return None
+        return 0, self.num_classes - 1 + int(self.null_label)
+
     def embed(self, t: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
-        """The vector added inside every block: MLP(sinusoidal(t)) [+ class embedding(y)]."""
+        """The vector added inside every block: MLP(sinusoidal(t)) [+ class embedding(y)].
+
+        Args:
+            t: timesteps (B,).
+            y: integer labels (B,) in :attr:`label_range` for a class-conditional network (the
+                label ``num_classes`` is the null label, if the network has one), else None.
+
+        Raises:
+            ValueError: y missing for a conditional network or given to an unconditional one;
+                y not an integer tensor of shape (B,); a label outside the allowed range.
+        """
         emb = self.time_mlp(timestep_embedding(t, self.base_channels).to(self.conv_in.weight.dtype))
         if self.class_emb is not None:
             if y is None:
                 raise ValueError("y (class labels) is required: this UNet is class-conditional")
+            if (
+                not torch.is_tensor(y)
+                or y.dtype.is_floating_point
+                or y.dtype.is_complex
+                or y.shape != t.shape
+            ):
+                what = f"{y.dtype} {tuple(y.shape)}" if torch.is_tensor(y) else type(y).__name__
+                raise ValueError(f"y must be an integer tensor of shape {tuple(t.shape)}, got {what}")
+            low, high = self.label_range
+            if y.numel():
+                lowest, highest = int(y.min()), int(y.max())
+                if lowest < low or highest > high:
+                    null = f" ({high} is the null label)" if self.null_label else ""
+                    raise ValueError(
+                        f"y must hold labels in [{low}, {high}]{null}, got values in [{lowest}, {highest}]"
+                    )
             emb = emb + self.class_emb(y)
         elif y is not None:
             raise ValueError("y was given but this UNet is unconditional (num_classes=None)")
         return emb
 
-    @staticmethod
-    def _run_blocks(blocks: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        for block in blocks:
-            h = block(h, emb) if isinstance(block, (ResBlock, SelfAttention)) else block(h)
-        return h
-
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        expected = (self.in_channels, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        """ε_θ(x_t, t[, y]), of x's shape.
+
+        Args:
+            x: (B, C, H, W) inputs.
+            t: timesteps (B,).
+            y: labels (B,) for a class-conditional network (see :meth:`embed`).
+
+        Raises:
+            ValueError: x of the wrong shape; the label errors of :meth:`embed`.
+        """
+        _check_input(x, self.in_channels, self.image_size)
         emb = self.embed(t, y)
         h = self.conv_in(x)
         skips = [h]
         for blocks in self.down:
-            h = self._run_blocks(blocks, h, emb)
+            h = _run_blocks(blocks, h, emb)
             skips.append(h)
-        h = self._run_blocks(self.middle, h, emb)
+        h = _run_blocks(self.middle, h, emb)
         for blocks in self.up:
-            h = self._run_blocks(blocks, torch.cat([h, skips.pop()], dim=1), emb)
+            h = _run_blocks(blocks, torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)
+
+
+class EncoderClassifier(nn.Module):
+    """p_φ(y | x_t, t): a noise-aware classifier, the logits of a noisy image at timestep t.
+
+    ADM's classifier (Dhariwal & Nichol, 2021, section 4 and their ``EncoderUNetModel`` with
+    ``pool="adaptive"``): the U-Net's downsampling half and middle block, with the same timestep
+    embedding added inside every block, then GroupNorm, SiLU, a global average pool and a linear
+    layer to the logits (zero-initialised, as there: every class starts equally likely). Its
+    gradient ∇_x log p_φ(y | x_t, t) steers a diffusion model's sampler towards class y
+    (classifier guidance, chapter 11).
+
+    Args:
+        in_channels, image_size, base_channels, channel_mults, num_res_blocks,
+            attention_resolutions, dropout, num_heads: as for :class:`UNet`, whose down path
+            this is.
+        num_classes: the number of logits, >= 2.
+
+    Raises:
+        ValueError: an image size the levels cannot halve, or ``num_classes`` < 2.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 8,
+        base_channels: int = 32,
+        channel_mults: Sequence[int] = (1, 2),
+        num_res_blocks: int = 1,
+        attention_resolutions: Sequence[int] = (4,),
+        num_classes: int = 10,
+        dropout: float = 0.0,
+        num_heads: int = 4,
+    ):
+        super().__init__()
+        _check_image_size(image_size, channel_mults)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
+        self.base_channels = base_channels
+        emb_dim = 4 * base_channels
+        self.time_mlp = _time_mlp(base_channels, emb_dim)
+        path = _down_path(
+            in_channels, image_size, base_channels, channel_mults, num_res_blocks,
+            attention_resolutions, emb_dim, dropout, num_heads,
+        )  # fmt: skip
+        self.conv_in, self.down, self.middle = path.conv_in, path.down, path.middle
+        self.norm = nn.GroupNorm(_groups(path.channels), path.channels)
+        self.head = _zero(nn.Linear(path.channels, num_classes))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The logits (B, num_classes) of x_t at timesteps t; softmax gives p_φ(y | x_t, t).
+
+        Args:
+            x: (B, C, H, W) noisy images x_t.
+            t: timesteps (B,), integer or real (the sampler's).
+
+        Raises:
+            ValueError: x of the wrong shape, or t not a 1-D tensor.
+        """
+        _check_input(x, self.in_channels, self.image_size)
+        emb = self.time_mlp(timestep_embedding(t, self.base_channels).to(self.conv_in.weight.dtype))
+        h = self.conv_in(x)
+        for blocks in self.down:
+            h = _run_blocks(blocks, h, emb)
+        h = _run_blocks(self.middle, h, emb)
+        return self.head(F.silu(self.norm(h)).mean(dim=(2, 3)))
