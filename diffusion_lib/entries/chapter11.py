@@ -26,13 +26,21 @@ register(
             },
             schedule="linear",
             num_timesteps=1000,
-            # MEASURED: placeholder
+            # A fifth of the labels replaced by the null label. Against 0.1 (benchmarks/guidance.py,
+            # 500 samples, seed 0, DPM-Solver++ 20 steps): the unconditional branch (s = 0) has a
+            # Fréchet distance of 12.4 instead of 16.1, and every guided scale a lower one (s = 1.5:
+            # 9.1 against 9.5, both 99.8 % accurate; s = 2: 15.8 against 17.0), while the
+            # conditional model (s = 1) is as good (94.6 % and FD 6.4 against 95.4 % and 6.2).
             label_dropout=0.2,
         ),
         data=DataSpec.dataset("digits"),
         sample_shape=(1, 8, 8),
-        # digits-ddpm's steps, batch, learning rate and EMA: the same budget for the same network
-        # (the class embedding adds one vector per step). MEASURED: placeholder
+        # digits-ddpm's steps, batch, learning rate and EMA: the same budget for the same network.
+        # Side by side, 2 × 150 steps each: 199 ms a step against digits-ddpm's 198 ms, so its
+        # time, whatever the machine (332 s here, on a host where digits-ddpm's cached runs took
+        # 340–360 s). Measured by benchmarks/guidance.py (DDIM, 50 steps, 3 × 1,000 samples):
+        # 96.6 % of the samples of the conditional model (s = 1) are classified as their label,
+        # 99.3 % at guidance scale 1.25 with a Fréchet distance 1.38 × that of s = 1.
         train=TrainConfig(steps=1800, batch_size=128, lr=2e-3, warmup_steps=100, ema_decay=0.999),
         train_threads=2,  # fixed, as for digits-ddpm: the thread count changes the rounding
         chapter=11,
@@ -59,7 +67,11 @@ register(
         ),
         data=DataSpec.dataset("digits"),
         sample_shape=(1, 8, 8),
-        # MEASURED: placeholder
+        # 1000 steps: 83 ms a step side by side with digits-ddpm's 198 ms (0.42 × its cost), so
+        # about 90 s here (89.8 s measured). Accuracy on the 360 test digits noised to step t
+        # (3 noise draws): 97.8 % at t = 0, 79.4 % at 250, 26.0 % at 500, 13.9 % at 750 (chance:
+        # 10 %); 1500 steps gave 98.5, 79.3, 25.6 and 12.9 % for 1.5 × the time.
+        # digits-classifier's EMA decay is 0.99; 0.999 here, as the diffusion models'.
         train=TrainConfig(steps=1000, batch_size=128, lr=2e-3, warmup_steps=50, ema_decay=0.999),
         train_threads=2,  # fixed, as for digits-classifier
         chapter=11,
