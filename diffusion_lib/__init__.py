@@ -14,14 +14,15 @@ Modules, dependencies pointing one way (each uses only those above it):
 - :mod:`diffusion_lib.sde`        VP/VE/sub-VP SDEs, Langevin and SDE samplers, probability-flow
                                   likelihood (chapter 8)
 - :mod:`diffusion_lib.nets`       U-Net, MLP denoiser, timestep embeddings, digits classifier,
-                                  the noise-aware classifier of guidance
+                                  the noise-aware classifier of guidance, CLIP's encoders
+- :mod:`diffusion_lib.clip`       CLIP's tokenizer, InfoNCE loss, zero-shot and retrieval (chapter 10)
 - :mod:`diffusion_lib.guidance`   classifier and classifier-free guidance (chapter 11)
 - :mod:`diffusion_lib.data`       bundled and generated datasets (nothing is downloaded)
 - :mod:`diffusion_lib.train`      the one training loop: AdamW, EMA, checkpoints (chapter 6)
 - :mod:`diffusion_lib.gan`        GAN networks, losses and training loop (chapter 3)
 - :mod:`diffusion_lib.family`     the model-family interface and its registry
 - :mod:`diffusion_lib.zoo`        named models of every family, trained on first use and cached
-- ``diffusion_lib.families``      the book's families: diffusion, gan, classifier, flow
+- ``diffusion_lib.families``      the book's families: diffusion, gan, classifier, flow, clip
 - ``diffusion_lib.entries``       the book's zoo entries, one module per chapter
 - :mod:`diffusion_lib.metrics`    Fréchet distance, classifier scores, precision/recall
 - :mod:`diffusion_lib.viz`        image grids and animations

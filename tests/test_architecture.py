@@ -34,6 +34,8 @@ LAYERS = {
     "samplers": 1,
     "sde": 1,  # continuous-time processes, on diffusion (an ε-network as a score)
     "flow": 1,  # the flow-matching path and loss, on diffusion's noise drawing
+    "clip": 1,  # the caption tokenizer, the InfoNCE loss, zero-shot and retrieval, on data
+    "nets.clip": 1,  # CLIP's image and text encoders, on the embeddings
     "guidance": 1,  # classifier and classifier-free guidance, on diffusion
     # 2: a model family on the training loop
     "gan": 2,
@@ -48,11 +50,13 @@ LAYERS = {
     "families.gan": 4,
     "families.classifier": 4,
     "families.flow": 4,
+    "families.clip": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,
     "entries.chapter06": 5,
     "entries.chapter08": 5,
+    "entries.chapter10": 5,
     "entries.chapter11": 5,
     # 6: entry points
     "__main__": 6,
@@ -61,7 +65,7 @@ LAYERS = {
 # Modules that serve every family and must not learn a family's name (CONTRIBUTING.md, "Adding
 # a model family"): they reach a model only through its family object.
 SHARED = ("family", "zoo", "__main__", "train", "data", "files", "seeds", "checks", "viz")
-FAMILY_NAMES = ("diffusion", "gan", "classifier", "flow")
+FAMILY_NAMES = ("diffusion", "gan", "classifier", "flow", "clip")
 # The one import that points up, made lazily inside a function so that importing metrics does
 # not import the zoo: metrics' default classifier is the zoo's "digits-classifier".
 UPWARD = {("metrics", "zoo")}

@@ -274,7 +274,7 @@ def test_bad_families_are_refused():
     with pytest.raises(ValueError, match="family must be a Family instance, got str"):
         register_family("gan")
     with pytest.raises(
-        ValueError, match="family must be one of 'classifier', 'diffusion', 'flow', 'gan', got 'vae'"
+        ValueError, match="family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan', got 'vae'"
     ):
         get_family("vae")
 

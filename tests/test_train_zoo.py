@@ -593,7 +593,7 @@ def test_zoo_rejects_bad_names_overrides_and_entries(tiny):
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         zoo.load(TINY.name, steps=0)
     with pytest.raises(
-        ValueError, match=r"family must be one of 'classifier', 'diffusion', 'flow', 'gan'.*got 'vae'"
+        ValueError, match=r"family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan'.*got 'vae'"
     ):
         zoo.register(replace(TINY, name="test-vae", family="vae"))
     for bad in ("", "a/b", "../up", ".hidden"):
@@ -834,6 +834,7 @@ def test_every_book_model_fixes_its_training_threads():
         "ring-ddpm": 1,
         "ring-flow": 1,
         "ring-gan": 1,
+        "scenes-clip": 2,
     }
 
 
