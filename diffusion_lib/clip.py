@@ -181,7 +181,7 @@ def info_nce(
 ) -> InfoNCE:
     """CLIP's symmetric InfoNCE loss on a batch of N matching (image, caption) pairs.
 
-    Chapter 10 (in preparation) derives this, eq. (clip-infonce).
+    Derived in chapter 10, eq. (clip-infonce).
 
     The logits are ``s · I Tᵀ`` (N, N), with s the logit scale (the inverse temperature) and the
     rows of I and T the L2-normalised features of the images and of their captions. Pair i is

@@ -1,6 +1,6 @@
 """Guidance: steer a diffusion model towards a class, with a classifier or without one.
 
-Chapter 11 (in preparation) derives this. Two ways to follow the score of the sharpened conditional
+Derived in chapter 11. Two ways to follow the score of the sharpened conditional
 p_t(x | y)^s p_t(x)^{1−s} at every noise level (which does not make the samples those of
 p_0(x | y)^s p_0(x)^{1−s}: chapter 11 shows it on a mixture):
 
@@ -121,7 +121,7 @@ def _check_callable(name: str, value) -> None:
 def combine(uncond: torch.Tensor, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     """The guided prediction uncond + s · (cond − uncond), s = ``guidance_scale``.
 
-    Chapter 11 (in preparation) derives this, eq. (guid-cfg). The same formula serves scores, ε, x_0 and v
+    Derived in chapter 11, eq. (guid-cfg). The same formula serves scores, ε, x_0 and v
     predictions alike: for fixed x_t and t each is an affine function of the others (score =
     −ε/σ_t, x_0 = (x_t − σ_t ε)/α_t, v = α_t ε − σ_t x_0), and the weights 1 − s and s sum to 1,
     so combining any one of them and converting gives the combination of any other. With Ho &
@@ -180,7 +180,7 @@ def w_from_scale(guidance_scale: float) -> float:
 def classifier_free(model: Callable, y: Labels, guidance_scale: float, null_label: int) -> Net:
     """A class-conditional network guided without a classifier, as ``net(x, t)``.
 
-    Chapter 11 (in preparation) derives this, eq. (guid-cfg) (Ho & Salimans, 2022): the network is trained
+    Derived in chapter 11, eq. (guid-cfg) (Ho & Salimans, 2022): the network is trained
     with its label replaced by ``null_label`` some of the time, so it is both a conditional model
     ``model(x, t, y)`` and an unconditional one ``model(x, t, null_label)``; the guided prediction is
     :func:`combine` of the two. For s ∉ {0, 1} both are evaluated in one batched call (x, t and the labels
@@ -313,7 +313,7 @@ def classifier_guided(
 ) -> Net:
     """An ε-prediction network guided by a noise-aware classifier, as ``net(x, t)``.
 
-    Chapter 11 (in preparation) derives this, eq. (guid-classifier) (Dhariwal & Nichol, 2021, eq. (14)): with
+    Derived in chapter 11, eq. (guid-classifier) (Dhariwal & Nichol, 2021, eq. (14)): with
     score = −ε/√(1 − ᾱ_t) and ∇ log p_t(x | y) = ∇ log p_t(x) + ∇ log p_t(y | x),
 
         ε̂(x_t, t) = ε(x_t, t) − s · √(1 − ᾱ_t) · ∇_x log p_φ(y | x_t, t),

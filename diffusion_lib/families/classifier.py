@@ -65,7 +65,7 @@ def noisy_cross_entropy_loss(diffusion: GaussianDiffusion):
     cross-entropy of ``model(x_t, t)`` against the labels ``batch[1]``, with t uniform on
     [0, T − 1] and x_t drawn from q(x_t | x_0 = batch[0]), both from ``generator``.
 
-    Chapter 11 (in preparation) derives this (Dhariwal & Nichol, 2021, section 4: "we train a classifier
+    Derived in chapter 11 (Dhariwal & Nichol, 2021, section 4: "we train a classifier
     p_φ(y | x_t, t) on noisy images x_t").
 
     Args:

@@ -317,7 +317,7 @@ def drop_labels(
 ) -> torch.Tensor:
     """Conditioning dropout: each label replaced by ``null_label`` with ``probability``.
 
-    Chapter 11 (in preparation) derives this (Ho & Salimans, 2022, Algorithm 1: "randomly
+    Derived in chapter 11 (Ho & Salimans, 2022, Algorithm 1: "randomly
     discard conditioning to train unconditionally"). One uniform number per label is drawn from
     ``generator`` (on its device, then moved to y's), so a training run stays reproducible on
     every device.
