@@ -73,12 +73,15 @@ if importlib.util.find_spec("diffusion_lib") is None:
 
 # %%
 import math
+import textwrap
 import time
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from diffusion_lib import check, check_le, check_outcome, clip, data, zoo
@@ -167,7 +170,7 @@ print(
 
 # %%
 glue("ch10_vocab_words", len(data.SCENE_WORDS))
-print("vocabulary:", " ".join(data.SCENE_WORDS))
+print(textwrap.fill("vocabulary: " + " ".join(data.SCENE_WORDS), width=80))
 tokens = tokenizer.encode(["a small red 3 in the top left"])
 print("tokens:", tokens[0].tolist())
 print("decoded:", tokenizer.decode(tokens)[0])
@@ -407,7 +410,7 @@ check(
 separated = torch.eye(6, 8, dtype=torch.float64)  # six pairs, each its own direction
 toy_losses = [clip.info_nce(separated, separated, s).loss.item() for s in scales]
 check(
-    "separated pairs: L = log(1 + (N−1)e^(−scale)) (exercise 1), falling with the scale",
+    "separated pairs: L = log(1 + (N−1)e^(−scale)) (exercise 1), falling with it",
     toy_losses,
     [math.log1p(5 * math.exp(-s)) for s in scales],
     atol=1e-12,
@@ -582,9 +585,13 @@ probe = LogisticRegression(max_iter=2000).fit(
     u_probe.numpy(), probe_train.attributes["digit"].numpy()
 )
 probe_acc = probe.score(u_test.numpy(), test.attributes["digit"].numpy())
-pixels = LogisticRegression(max_iter=300).fit(
-    probe_train.images.flatten(1).numpy(), probe_train.attributes["digit"].numpy()
-)
+with warnings.catch_warnings():
+    # Stopped at 300 iterations to keep the chapter fast; sklearn would warn that the
+    # pixel model has not converged.
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    pixels = LogisticRegression(max_iter=300).fit(
+        probe_train.images.flatten(1).numpy(), probe_train.attributes["digit"].numpy()
+    )
 pixel_acc = pixels.score(
     test.images.flatten(1).numpy(), test.attributes["digit"].numpy()
 )
@@ -721,7 +728,7 @@ u64, v64 = u_g.double(), v_g.double()
 g = v64.mean(0) - u64.mean(0)
 change = u64 @ (v64 - g).T - u64 @ v64.T  # (500 images, 500 captions)
 check(
-    "shifting every caption by the gap g changes image i's cosines by −u_i·g, the same for all j",
+    "shifting the captions by g changes image i's cosines by −u_i·g, for every j",
     change,
     (-(u64 @ g))[:, None].expand_as(change),
     atol=1e-12,

@@ -123,7 +123,7 @@ x_T = torch.randn(50, 1, 8, 8, generator=torch.Generator().manual_seed(1))
 
 
 def draw(eps_net, x_T: torch.Tensor, steps: int = 50) -> torch.Tensor:
-    """Deterministic DDIM (chapter 7), `steps` evenly spaced steps from x_T; images in [-1, 1].
+    """Deterministic DDIM (chapter 7), `steps` evenly spaced steps from x_T; in [-1, 1].
 
     DDIM rather than DPM-Solver++: with 20 DPM-Solver++ steps, guidance reached a lower
     accuracy at the same scale in benchmarks/guidance.py (the README has both tables).
@@ -206,7 +206,7 @@ p_lin = torch.softmax(x_lin @ W.T, dim=1)
 grad_lin = W[y_lin] - p_lin @ W
 sigma_400 = math.sqrt(1 - diffusion.alphas_cumprod[400].item())
 check(
-    "classifier guidance, eq. (guid-classifier), with a linear classifier's exact gradient",
+    "classifier guidance, eq. (guid-classifier), with a linear classifier's gradient",
     guided_lin,
     eps_lin - 2.5 * sigma_400 * grad_lin,
     atol=1e-10,
@@ -375,8 +375,8 @@ axes[0].set_title(r"tilted $p(x|y)^4\,p(x)^{-3}$ (grid)", fontsize=9)
 axes[1].scatter(four["points"][:, 0], four["points"][:, 1], s=2, alpha=0.5)
 axes[1].set_title("guided probability-flow ODE, exact scores, $s = 4$", fontsize=9)
 for ax in axes:
-    ax.scatter(means[:, 0], means[:, 1], c=["C3" if c == y_star else "k" for c in classes],
-               marker="x", s=40)  # fmt: skip
+    colours = ["C3" if c == y_star else "k" for c in classes]
+    ax.scatter(means[:, 0], means[:, 1], c=colours, marker="x", s=40)
     ax.set_xlabel("$x_1$")
     ax.set_aspect("equal")
 axes[0].set_ylabel("$x_2$")
@@ -388,8 +388,8 @@ plt.show()
 
 # %% [markdown]
 # At $s = 1$ the sampler returns the conditional density, as it must. At $s = 4$ its samples hug
-# the rays of class $y$'s modes — a mean angle of {glue:text}`ch11_angle_guided:.3f} rad — four
-# times more tightly than the tilted density would, {glue:text}`ch11_angle_tilted:.3f} rad. Early
+# the rays of class $y$'s modes — a mean angle of {glue:text}`ch11_angle_guided:.3f` rad — four
+# times more tightly than the tilted density would, {glue:text}`ch11_angle_tilted:.3f` rad. Early
 # in sampling, when $\mathbf{x}_t$ is noisy, the classes overlap and the implicit classifier's
 # gradient points away from the other class's modes on either side; the ODE carries that push
 # all the way to $t = 0$. Guidance is a useful heuristic for "more like $y$", not a sampler of a
@@ -441,7 +441,7 @@ def noise(seed: int) -> torch.Tensor:
     )
 
 
-# The three seeds' starting noises in one batch (faster than three), split again to measure.
+# The three seeds' starting noises in one batch (faster than three), split to measure.
 all_noise = torch.cat([noise(seed) for seed in SEEDS])
 all_labels = sweep_labels.repeat(len(SEEDS))
 
@@ -463,8 +463,8 @@ def summary(results: dict, s: float, key: str) -> tuple:
     return values.mean(), values.std(ddof=1)
 
 
-print(f"{'s':>4}" + "".join(f"{k:>16}" for k in ("accuracy", "Fréchet", "precision",
-                                                   "recall", "saturation")))  # fmt: skip
+columns = ("accuracy", "Fréchet", "precision", "recall", "saturation")
+print(f"{'s':>4}" + "".join(f"{k:>16}" for k in columns))
 for s in SCALES:
     cells = [
         summary(cfg, s, k)
@@ -497,8 +497,10 @@ axes[1].set_xlabel("guidance scale s")
 axes[1].set_ylabel("share")
 axes[1].set_title("Precision, recall and saturated pixels", fontsize=9)
 axes[1].legend(fontsize=8)
-fig.suptitle(f"Classifier-free guidance on digits-cond-ddpm ({N_SWEEP} samples × 3 seeds)",
-             fontsize=10)  # fmt: skip
+fig.suptitle(
+    f"Classifier-free guidance on digits-cond-ddpm ({N_SWEEP} samples × 3 seeds)",
+    fontsize=10,
+)
 plt.tight_layout()
 plt.show()
 
@@ -535,8 +537,11 @@ check_outcome(
     "CFG: Fréchet distance at s = 8 relative to s = 1", fd_by_s[8.0] / fd_by_s[1.0],
     at_least=3.0,
 )  # fmt: skip
-check_outcome("CFG: recall lost from s = 1 to s = 8", recall_by_s[1.0] - recall_by_s[8.0],
-              at_least=0.2)  # fmt: skip
+check_outcome(
+    "CFG: recall lost from s = 1 to s = 8",
+    recall_by_s[1.0] - recall_by_s[8.0],
+    at_least=0.2,
+)
 check_outcome(
     "CFG: saturated share falls from s = 1 to s = 8",
     sat_by_s[1.0] - sat_by_s[8.0],
