@@ -177,7 +177,7 @@ print("decoded:", tokenizer.decode(tokens)[0])
 try:
     tokenizer.encode(["a purple 3 in the top left"])
 except ValueError as err:
-    print("ValueError:", str(err)[:80], "…")
+    print("ValueError:", str(err)[:60], "…")
 every_caption = captions_all + data.scene_captions(objects=2)[0]
 round_trip = tokenizer.decode(tokenizer.encode(every_caption))
 check(

@@ -470,7 +470,7 @@ for s in SCALES:
         summary(cfg, s, k)
         for k in ("accuracy", "fd", "precision", "recall", "saturation")
     ]
-    print(f"{s:>4g}" + "".join(f"{m:>10.3f} ±{sd:.3f}" for m, sd in cells))
+    print(f"{s:>4g}" + "".join(f"{m:>9.3f} ±{sd:.3f}" for m, sd in cells))
 
 # %% [markdown]
 # The trade-off as a figure: accuracy against Fréchet distance, one point per scale, with the
