@@ -126,7 +126,7 @@ def draw(eps_net, x_T: torch.Tensor, steps: int = 50) -> torch.Tensor:
     """Deterministic DDIM (chapter 7), `steps` evenly spaced steps from x_T; in [-1, 1].
 
     DDIM rather than DPM-Solver++: with 20 DPM-Solver++ steps, guidance reached a lower
-    accuracy at the same scale in benchmarks/guidance.py (the README has both tables).
+    accuracy at the same scale in benchmarks/guidance.py (the README gives both).
     """
     with torch.no_grad():
         return samplers.ddim(
