@@ -635,7 +635,7 @@ for t in (0, 750):
         predicted = noisy_classifier(x_t, t_batch).argmax(1)
     noisy_acc[t] = (predicted == test_digits.labels).float().mean().item()
     glue(f"ch11_noisy_acc_{t}", noisy_acc[t])
-print(f"noisy classifier, test digits: t = 0 {noisy_acc[0]:.3f}, 750 {noisy_acc[750]:.3f}")
+print(f"noisy classifier: t = 0 {noisy_acc[0]:.3f}, t = 750 {noisy_acc[750]:.3f}")
 check_outcome("the noisy classifier on clean test digits", noisy_acc[0], at_least=0.9)
 check_outcome("... and at t = 750, near chance (0.1)", noisy_acc[750], at_most=0.25)
 
