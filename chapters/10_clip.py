@@ -87,6 +87,7 @@ from sklearn.linear_model import LogisticRegression
 from diffusion_lib import check, check_le, check_outcome, clip, data, zoo
 from diffusion_lib.checks import glue
 from diffusion_lib.families.clip import build_clip, clip_loss, scene_caption_data
+from diffusion_lib.seeds import shifted
 from diffusion_lib.train import TrainConfig, train
 
 torch.manual_seed(0)
@@ -738,10 +739,10 @@ check(
 # ## Batch size
 #
 # The bound {eq}`clip-mi-bound` suggests that the number of negatives matters. A small sweep:
-# the zoo model's networks, trained from the same initial weights for the same 150 steps with
-# batches of 16, 64 and 256 pairs, then scored on one fixed batch of 256 held-out two-object
-# scenes by the loss {eq}`clip-infonce` at $N = 256$ (the same $N$ for every run, so the
-# losses compare), and by the bound $\log 256 - L$. (The zoo model trained for
+# the zoo model's networks, trained from the same initial weights for the same
+# {glue:text}`ch10_sweep_steps` steps with batches of 16, 64 and 256 pairs, then scored on one
+# fixed batch of 256 held-out two-object scenes by the loss {eq}`clip-infonce` at $N = 256$
+# (the same $N$ for every run, so the losses compare), and by the bound $\log 256 - L$. (The zoo model trained for
 # {glue:text}`ch10_train_steps` steps; these runs take seconds each.) The larger batch sees more
 # pairs per step *and* more negatives per pair; the sweep cannot tell the two apart.
 
@@ -749,12 +750,18 @@ check(
 sweep_data = scene_caption_data(n1=4000, n2=4000, seed=1)
 probe_batch = data.scenes(256, seed=4, split="heldout", objects=2)
 glue("ch10_train_steps", loaded.entry.train.steps)
+# By 100 steps the losses of batches 16 and 256 part by 2.85-3.02 nats (training-seed shifts
+# 0, 1, 2; 2.95-3.20 after 150 steps, for 1.5 times the time).
+SWEEP_STEPS = 100
+glue("ch10_sweep_steps", SWEEP_STEPS)
 sweep = {}
 for n_batch in (16, 64, 256):
-    torch.manual_seed(0)  # the same initial weights for every batch size
+    # The same initial weights for every batch size; another training seed moves them (and
+    # the batches' order) with the book's seed shift, as for the zoo's models.
+    torch.manual_seed(shifted(0))
     small = build_clip(loaded.entry.spec, tokenizer)
     config = TrainConfig(
-        steps=150, batch_size=n_batch, lr=3e-3, warmup_steps=20, seed=0
+        steps=SWEEP_STEPS, batch_size=n_batch, lr=3e-3, warmup_steps=20, seed=shifted(0)
     )
     result = train(small, clip_loss, sweep_data, config, progress=False)
     trained = result.ema.eval()
@@ -772,15 +779,15 @@ for n_batch in (16, 64, 256):
 glue("ch10_sweep_16", sweep[16])
 glue("ch10_sweep_256", sweep[256])
 check_outcome(
-    "batch 16 against 256: held-out loss gap after 150 steps", sweep[16] - sweep[256],
-    at_least=0.7,
+    "batch 16 against 256: held-out loss gap", sweep[16] - sweep[256],
+    at_least=2.0,
 )  # fmt: skip
 
 # %% [markdown]
-# After the same 150 steps, the held-out loss is {glue:text}`ch10_sweep_16:.2f` nats with batches
-# of 16 and {glue:text}`ch10_sweep_256:.2f` with batches of 256. One run per batch size cannot
-# resolve small differences (between 64 and 256, another initialisation can reverse the order),
-# so read only the large step. CLIP itself trained with batches of 32,768
+# After the same {glue:text}`ch10_sweep_steps` steps, the held-out loss is
+# {glue:text}`ch10_sweep_16:.2f` nats with batches of 16 and {glue:text}`ch10_sweep_256:.2f`
+# with batches of 256. One run per batch size cannot resolve small differences, so read only the
+# large step. CLIP itself trained with batches of 32,768
 # {cite}`radford2021clip`.
 
 # %% [markdown]

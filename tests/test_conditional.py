@@ -267,6 +267,13 @@ class Labelled(nn.Module):
         return x * (y.to(x.dtype) + 1.0)[:, None] / 10.0
 
 
+class LabelledImages(nn.Module):
+    """Labelled for images (B, C, H, W)."""
+
+    def forward(self, x, t, y):
+        return x * (y.to(x.dtype) + 1.0)[:, None, None, None] / 10.0
+
+
 def test_sample_in_batches_with_a_fixed_label_and_a_binding():
     model = Labelled()
     calls = []
@@ -324,3 +331,124 @@ def test_the_family_samples_with_guidance_as_the_library_does(tmp_path, monkeypa
         assert family.describe(loaded.entry, plain) == "ddpm (8 steps), guidance scale 1"
     finally:
         zoo.unregister("test-guided")
+
+
+def test_the_ddim_samples_output_is_guided_ddim_and_checks_its_kwargs(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
+    monkeypatch.delenv(ENV_SEED_SHIFT, raising=False)
+    spec = DiffusionSpec(network=NULL_UNET, schedule="linear", num_timesteps=1000, label_dropout=0.2)
+    noisy = ClassifierSpec(network=TINY_ENCODER, noise=NOISE)
+    zoo.register(entry(spec, name="test-guided"))
+    zoo.register(entry(noisy, family="classifier", name="test-noisy"))
+    try:
+        loaded = zoo.load("test-guided", progress=False)
+        judge = zoo.load("test-noisy", progress=False).model.eval()
+        x_T = torch.randn(13, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+        y = torch.arange(13) % 10
+
+        def by_hand(net):
+            return samplers.ddim(net, loaded.diffusion, x_T.shape, steps=5, spacing="linspace", x_T=x_T,
+                                 clip_denoised=True, progress=False)  # fmt: skip
+
+        # Through the zoo, cached: the tiny U-Net, guided.
+        kwargs = {"n": 13, "seed": 4, "steps": 5, "batch_size": 6, "guidance_scale": 2.5}
+        out = zoo.outputs("test-guided", "ddim_samples", progress=False, **kwargs).tensors
+        assert torch.equal(out["x_T"], x_T) and torch.equal(out["labels"], y)
+        guided = guidance.classifier_free(loaded.model, y, 2.5, null_label=10)
+        assert torch.allclose(out["x0"], by_hand(guided), atol=1e-5)
+        again = zoo.outputs("test-guided", "ddim_samples", progress=False, **kwargs).tensors
+        assert torch.equal(again["x0"], out["x0"]), "cached: the same tensors"
+
+        # Each kwarg reaches the right network: Labelled's ε tells the labels it saw apart.
+        stub = replace(loaded, model=LabelledImages())
+        model, family = stub.model, get_family("diffusion")
+        null = torch.full_like(y, 10)
+        cases = [
+            ({}, lambda x, t: model(x, t, y)),  # the conditional network
+            ({"guidance_scale": 0.0}, lambda x, t: model(x, t, null)),
+            ({"guidance_scale": 2.5}, guidance.classifier_free(model, y, 2.5, null_label=10)),
+            (
+                {"guidance_scale": 0.0, "classifier": "test-noisy", "classifier_scale": 3000.0},
+                guidance.classifier_guided(
+                    lambda x, t: model(x, t, null), judge, loaded.diffusion, y, 3000.0
+                ),
+            ),
+        ]
+        results = []
+        for options, net in cases:
+            x0 = family.output(stub, "ddim_samples", n=13, seed=4, steps=5, batch_size=6, progress=False,
+                               **options)["x0"]  # fmt: skip
+            assert torch.allclose(x0, by_hand(net), atol=1e-5), options
+            assert x0.abs().max() <= 1.0
+            results.append(x0)
+        for i in range(len(results)):
+            for j in range(i):
+                assert not torch.allclose(results[i], results[j], atol=1e-3), (cases[i][0], cases[j][0])
+
+        for kwarg in ("guidance_scale", "classifier_scale"):  # past the zoo's JSON check
+            options = {
+                kwarg: math.nan,
+                **({"classifier": "test-noisy"} if kwarg == "classifier_scale" else {}),
+            }
+            with pytest.raises(ValueError, match=f"{kwarg} must be a finite number >= 0, got nan"):
+                family.output(stub, "ddim_samples", n=2, steps=2, progress=False, **options)
+
+        bad = [
+            ({"steps": 0}, r"steps must be an int in \[1, 1000\] \(the model's training steps\), got 0"),
+            ({"steps": 1001}, r"steps must be an int in \[1, 1000\]"),
+            ({"spacing": "even"}, "spacing must be one of leading, trailing, linspace, got 'even'"),
+            ({"guidance_scale": -1.0}, "guidance_scale must be a finite number >= 0, got -1.0"),
+            ({"guidance_scale": math.inf}, "kwargs must be JSON-able.*'guidance_scale': inf"),
+            ({"guidance_scale": True}, "guidance_scale must be a finite number >= 0, got True"),
+            ({"classifier": "test-noisy"}, "classifier and classifier_scale go together"),
+            ({"classifier_scale": 1.0}, "classifier and classifier_scale go together"),
+            ({"classifier": "no-such-model", "classifier_scale": 1.0}, "no-such-model"),
+            ({"classifier": 3, "classifier_scale": 1.0}, "classifier must be the name of a zoo classifier"),
+            (
+                {"classifier": "test-noisy", "classifier_scale": -2.0},
+                "classifier_scale must be a finite number >= 0, got -2.0",
+            ),
+            ({"n": 0}, "n must be an int >= 1, got 0"),
+            ({"seed": -1}, "seed must be an int >= 0, got -1"),
+        ]
+        for kwargs, message in bad:
+            kwargs = {"n": 2, "steps": 2, **kwargs}
+            with pytest.raises(ValueError, match=message):
+                zoo.outputs("test-guided", "ddim_samples", progress=False, **kwargs)
+    finally:
+        zoo.unregister("test-guided")
+        zoo.unregister("test-noisy")
+
+
+def test_the_ddim_samples_output_refuses_guidance_without_a_null_label(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
+    plain = {**NULL_UNET, "null_label": False}
+    zoo.register(entry(DiffusionSpec(network=plain, schedule="cosine", num_timesteps=10), name="test-plain"))
+    unconditional = {k: v for k, v in NULL_UNET.items() if k not in ("num_classes", "null_label")}
+    zoo.register(
+        entry(DiffusionSpec(network=unconditional, schedule="cosine", num_timesteps=10), name="test-uncond")
+    )
+    try:
+        for name in ("test-plain", "test-uncond"):
+            with pytest.raises(
+                ValueError,
+                match=f"guidance_scale needs a class-conditional model with a null label .*'{name}' has none",
+            ):
+                zoo.outputs(name, "ddim_samples", n=2, steps=2, guidance_scale=2.0, progress=False)
+        with pytest.raises(
+            ValueError, match="classifier guidance needs a class-conditional model; 'test-uncond' is not"
+        ):
+            zoo.outputs(
+                "test-uncond",
+                "ddim_samples",
+                n=2,
+                steps=2,
+                classifier="x",
+                classifier_scale=1.0,
+                progress=False,
+            )
+        out = zoo.outputs("test-uncond", "ddim_samples", n=3, steps=2, progress=False).tensors
+        assert set(out) == {"x_T", "x0"} and out["x0"].shape == (3, 1, 8, 8)
+    finally:
+        zoo.unregister("test-plain")
+        zoo.unregister("test-uncond")

@@ -577,7 +577,8 @@ def test_reference_samples_need_a_diffusion_model(tiny):
 
 
 def test_outputs_reject_unknown_outputs_and_bad_kwargs(tiny):
-    with pytest.raises(ValueError, match=r"output must be one of 'ddpm_samples' for 'test-tiny.points'"):
+    known = "'ddpm_samples', 'ddim_samples'"
+    with pytest.raises(ValueError, match=f"output must be one of {known} for 'test-tiny.points'"):
         zoo.outputs(TINY.name, "latents", progress=False)
     with pytest.raises(ValueError, match="kwargs must be JSON-able"):
         zoo.outputs(TINY.name, "ddpm_samples", n=torch.ones(1), progress=False)

@@ -164,6 +164,10 @@ class DiffusionFamily(Family):
     outputs = {
         "ddpm_samples": "ancestral samples with all T steps, and the noise x_T they started from "
         "(kwargs: n, seed, batch_size)",
+        "ddim_samples": "deterministic DDIM samples (η = 0, x̂_0 clipped for images), the classes in "
+        "turn for a class-conditional model, optionally with classifier-free guidance and a zoo "
+        "classifier's guidance (kwargs: n, seed, steps, spacing, guidance_scale, classifier, "
+        "classifier_scale, batch_size); chapter 11",
     }
 
     def check_spec(self, spec) -> None:
@@ -293,6 +297,8 @@ class DiffusionFamily(Family):
 
     # ------------------------------------------------------------ outputs
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
+        if name == "ddim_samples":
+            return _ddim_samples(loaded, progress=progress, **kwargs)
         if name != "ddpm_samples":
             return super().output(loaded, name, progress=progress, **kwargs)
         n, seed, batch_size = _check_sample_kwargs(**kwargs)
@@ -377,6 +383,111 @@ def _check_sample_kwargs(*, n: int, seed: int = 0, batch_size: int = 500) -> tup
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
     return n, seed, batch_size
+
+
+def _ddim_samples(
+    loaded,
+    *,
+    n: int,
+    seed: int = 0,
+    steps: int = 50,
+    spacing: str = "linspace",
+    guidance_scale: Optional[float] = None,
+    classifier: Optional[str] = None,
+    classifier_scale: Optional[float] = None,
+    batch_size: int = 1000,
+    progress: bool = True,
+) -> dict:
+    """The ``"ddim_samples"`` output: ``n`` deterministic DDIM samples from ``randn`` seeded ``seed``.
+
+    Chapter 11 sweeps the guidance scale with these (derived there, eqs. (guid-cfg) and
+    (guid-classifier)). x_T is ``randn((n, *sample_shape))`` from a generator seeded with
+    ``seed``; a class-conditional model gets the labels 0, 1, …, cycling. ``guidance_scale`` is
+    the classifier-free scale s of a model with a null label (None: the conditional network,
+    s = 1; 0: the unconditional one); ``classifier``, the name of a zoo classifier of noisy inputs
+    ``classifier(x_t, t)`` -> logits, adds classifier guidance with scale ``classifier_scale`` on
+    top of that network (with guidance_scale 0: Dhariwal & Nichol's guided unconditional model).
+    Samples are drawn ``batch_size`` at a time; a sample depends only on its own x_T and label,
+    not on the batch.
+
+    Returns:
+        ``{"x_T", "x0"}`` (images in [-1, 1]), and ``"labels"`` for a class-conditional model.
+
+    Raises:
+        ValueError: n, batch_size not ints >= 1; seed not an int >= 0; steps not an int in
+            [1, T]; an unknown spacing; guidance_scale for a model without a null label, or not
+            a finite number >= 0; a classifier without a scale or a scale without a classifier, or
+            a classifier_scale that is not a finite number >= 0; a
+            classifier for an unconditional or non-ε model, an unknown one, one whose inputs are
+            not ``sample_shape``, or (at the first step) one that does not return logits (B, C).
+    """
+    entry = loaded.entry
+    n, seed, batch_size = _check_sample_kwargs(n=n, seed=seed, batch_size=batch_size)
+    T = entry.spec.num_timesteps
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an int in [1, {T}] (the model's training steps), got {steps!r}")
+    if spacing not in samplers.SPACINGS:
+        raise ValueError(f"spacing must be one of {', '.join(samplers.SPACINGS)}, got {spacing!r}")
+    num_classes = entry.spec.network.get("num_classes")
+    if guidance_scale is not None:
+        number = isinstance(guidance_scale, (int, float)) and not isinstance(guidance_scale, bool)
+        if not number or not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+        if num_classes is None or entry.spec.network.get("null_label") is not True:
+            raise ValueError(
+                f"guidance_scale needs a class-conditional model with a null label (trained with "
+                f"label_dropout); {entry.name!r} has none"
+            )
+    if (classifier is None) != (classifier_scale is None):
+        raise ValueError(
+            "classifier and classifier_scale go together, got "
+            f"classifier={classifier!r}, classifier_scale={classifier_scale!r}"
+        )
+    judge = None
+    if classifier is not None:
+        if num_classes is None:
+            raise ValueError(f"classifier guidance needs a class-conditional model; {entry.name!r} is not")
+        if entry.spec.prediction_type != "epsilon":
+            raise ValueError(
+                f"classifier guidance needs an ε-prediction model; {entry.name!r} predicts "
+                f"{entry.spec.prediction_type!r}"
+            )
+        if not isinstance(classifier, str):
+            raise ValueError(f"classifier must be the name of a zoo classifier, got {classifier!r}")
+        number = isinstance(classifier_scale, (int, float)) and not isinstance(classifier_scale, bool)
+        if not number or not math.isfinite(classifier_scale) or classifier_scale < 0:
+            raise ValueError(f"classifier_scale must be a finite number >= 0, got {classifier_scale!r}")
+        if tuple(zoo.entry(classifier).sample_shape) != tuple(entry.sample_shape):
+            raise ValueError(
+                f"classifier {classifier!r} takes inputs of shape {zoo.entry(classifier).sample_shape}, "
+                f"not {entry.name!r}'s {entry.sample_shape}"
+            )
+        judge = zoo.load(classifier, progress=progress).model.eval()
+    shape = (n, *entry.sample_shape)
+    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    labels = torch.arange(n) % num_classes if num_classes else None
+    model = loaded.model.eval()
+    batches = []
+    for first in range(0, n, batch_size):
+        x = x_T[first : first + batch_size]
+        net = model
+        if labels is not None:
+            y = labels[first : first + batch_size]
+            if guidance_scale is None:
+                net = bind_labels(model, y)
+            else:
+                net = guidance.classifier_free(model, y, float(guidance_scale), num_classes)
+            if judge is not None:
+                net = guidance.classifier_guided(net, judge, loaded.diffusion, y, classifier_scale)
+        batches.append(
+            samplers.ddim(net, loaded.diffusion, x.shape, steps=steps, spacing=spacing, x_T=x,
+                          clip_denoised=len(entry.sample_shape) > 1, progress=progress,
+                          prediction_type=entry.spec.prediction_type)
+        )  # fmt: skip
+    out = {"x_T": x_T, "x0": torch.cat(batches)}
+    if labels is not None:
+        out["labels"] = labels
+    return out
 
 
 def reference_samples(
