@@ -162,6 +162,13 @@ class Family:
         return self.name
 
     # ------------------------------------------------------------ outputs other models train on
+    def output_models(self, name: str, kwargs: dict) -> tuple:
+        """The other zoo models that the output ``name`` with ``kwargs`` reads (a classifier
+        named in its kwargs, say): their keys enter the output's cache key
+        (:func:`diffusion_lib.zoo.outputs`), so retraining one computes the output again.
+        Default: none."""
+        return ()
+
     def output(self, loaded, name: str, *, progress: bool = True, **kwargs) -> dict:
         """The output ``name`` (one of :attr:`outputs`) of a loaded model: named tensors sharing
         their first dimension, in the order a dependent model's training data lists them."""

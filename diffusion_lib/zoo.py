@@ -443,7 +443,8 @@ def outputs(name: str, output: str, *, progress: bool = True, **kwargs) -> Model
     What a model can output is its family's (``Family.outputs``, e.g. a diffusion model's
     ``"ddpm_samples"``); the same call gives the same tensors. Cached beside the model as
     ``NAME-KEY.out-HASH.safetensors`` with a JSON record; the model's key is in the name, so
-    retraining the model computes the output again. A corrupt or mismatched file is recomputed.
+    retraining the model computes the output again, and the keys of any other model the output
+    reads (``Family.output_models``) are in HASH. A corrupt or mismatched file is recomputed.
 
     Raises:
         ValueError: an unknown model or output, or kwargs that are not JSON-able; the family's
@@ -454,8 +455,11 @@ def outputs(name: str, output: str, *, progress: bool = True, **kwargs) -> Model
     if output not in family.outputs:  # checked before anything is trained
         known = ", ".join(map(repr, family.outputs)) or "none"
         raise ValueError(f"output must be one of {known} for {name!r} (a {family.name}), got {output!r}")
+    others = family.output_models(output, kwargs)
     loaded = load(name, progress=progress)
     config = {"output": output, "kwargs": kwargs, "version": __version__}
+    if others:  # the other models it reads: retraining one computes the output again
+        config["model_keys"] = {other: resolve(other).key() for other in others}
     tag = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     weights_path, _, _ = paths(loaded.entry)
     stem = weights_path.name[: -len(".safetensors")]

@@ -385,6 +385,20 @@ def test_the_ddim_samples_output_is_guided_ddim_and_checks_its_kwargs(tmp_path, 
             for j in range(i):
                 assert not torch.allclose(results[i], results[j], atol=1e-3), (cases[i][0], cases[j][0])
 
+        # The classifier's key is part of the output's: retraining it computes the output again.
+        cg = {"n": 4, "steps": 2, "guidance_scale": 0.0, "classifier": "test-noisy", "classifier_scale": 1.0}
+
+        def cached_outputs():
+            return sorted(path.name for path in (tmp_path / "cache").rglob("test-guided-*.out-*.safetensors"))
+
+        zoo.outputs("test-guided", "ddim_samples", progress=False, **cg)
+        before = cached_outputs()
+        zoo.outputs("test-guided", "ddim_samples", progress=False, **cg)
+        assert cached_outputs() == before, "read from the cache"
+        zoo.register(replace(zoo.entry("test-noisy"), train=replace(TINY_TRAIN, steps=4)))
+        zoo.outputs("test-guided", "ddim_samples", progress=False, **cg)
+        assert len(cached_outputs()) == len(before) + 1, "a new classifier, a new output"
+
         for kwarg in ("guidance_scale", "classifier_scale"):  # past the zoo's JSON check
             options = {
                 kwarg: math.nan,
@@ -443,7 +457,7 @@ def test_the_ddim_samples_output_refuses_guidance_without_a_null_label(tmp_path,
                 "ddim_samples",
                 n=2,
                 steps=2,
-                classifier="x",
+                classifier="digits-noisy-classifier",
                 classifier_scale=1.0,
                 progress=False,
             )

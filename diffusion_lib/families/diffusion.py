@@ -296,6 +296,10 @@ class DiffusionFamily(Family):
         return what
 
     # ------------------------------------------------------------ outputs
+    def output_models(self, name: str, kwargs: dict) -> tuple:
+        classifier = kwargs.get("classifier") if name == "ddim_samples" else None
+        return (classifier,) if isinstance(classifier, str) else ()
+
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
         if name == "ddim_samples":
             return _ddim_samples(loaded, progress=progress, **kwargs)
@@ -408,7 +412,8 @@ def _ddim_samples(
     ``classifier(x_t, t)`` -> logits, adds classifier guidance with scale ``classifier_scale`` on
     top of that network (with guidance_scale 0: Dhariwal & Nichol's guided unconditional model).
     Samples are drawn ``batch_size`` at a time; a sample depends only on its own x_T and label,
-    not on the batch.
+    not on the batch. The classifier's cache key is part of the output's (see
+    :meth:`DiffusionFamily.output_models`).
 
     Returns:
         ``{"x_T", "x0"}`` (images in [-1, 1]), and ``"labels"`` for a class-conditional model.
@@ -416,10 +421,10 @@ def _ddim_samples(
     Raises:
         ValueError: n, batch_size not ints >= 1; seed not an int >= 0; steps not an int in
             [1, T]; an unknown spacing; guidance_scale for a model without a null label, or not
-            a finite number >= 0; a classifier without a scale or a scale without a classifier, or
-            a classifier_scale that is not a finite number >= 0; a
-            classifier for an unconditional or non-ε model, an unknown one, one whose inputs are
-            not ``sample_shape``, or (at the first step) one that does not return logits (B, C).
+            a finite number >= 0; a classifier without a scale or a scale without a classifier,
+            or a classifier_scale that is not a finite number >= 0; a classifier for an
+            unconditional or non-ε model, an unknown one, one whose inputs are not
+            ``sample_shape``, or (at the first step) one that does not return logits (B, C).
     """
     entry = loaded.entry
     n, seed, batch_size = _check_sample_kwargs(n=n, seed=seed, batch_size=batch_size)
