@@ -36,6 +36,8 @@ LAYERS = {
     "flow": 1,  # the flow-matching path and loss, on diffusion's noise drawing
     "clip": 1,  # the caption tokenizer, the InfoNCE loss, zero-shot and retrieval, on data
     "nets.clip": 1,  # CLIP's image and text encoders, on the embeddings
+    "vae": 0,  # the KL autoencoder's posterior, loss and scale factor
+    "nets.vae": 1,  # the KL autoencoder's networks, on vae
     "guidance": 1,  # classifier and classifier-free guidance, on diffusion
     # 2: a model family on the training loop
     "gan": 2,
@@ -51,6 +53,7 @@ LAYERS = {
     "families.classifier": 4,
     "families.flow": 4,
     "families.clip": 4,
+    "families.vae": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,
@@ -65,7 +68,7 @@ LAYERS = {
 # Modules that serve every family and must not learn a family's name (CONTRIBUTING.md, "Adding
 # a model family"): they reach a model only through its family object.
 SHARED = ("family", "zoo", "__main__", "train", "data", "files", "seeds", "checks", "viz")
-FAMILY_NAMES = ("diffusion", "gan", "classifier", "flow", "clip")
+FAMILY_NAMES = ("diffusion", "gan", "classifier", "flow", "clip", "vae")
 # The one import that points up, made lazily inside a function so that importing metrics does
 # not import the zoo: metrics' default classifier is the zoo's "digits-classifier".
 UPWARD = {("metrics", "zoo")}

@@ -594,9 +594,9 @@ def test_zoo_rejects_bad_names_overrides_and_entries(tiny):
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         zoo.load(TINY.name, steps=0)
     with pytest.raises(
-        ValueError, match=r"family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan'.*got 'vae'"
+        ValueError, match=r"family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan'.*got 'gs'"
     ):
-        zoo.register(replace(TINY, name="test-vae", family="vae"))
+        zoo.register(replace(TINY, name="test-vae", family="gs"))
     for bad in ("", "a/b", "../up", ".hidden"):
         with pytest.raises(ValueError, match="name must be letters, digits"):
             zoo.register(replace(TINY, name=bad))
