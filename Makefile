@@ -35,7 +35,7 @@ STEP := bash scripts/step.sh $(RECORD)
 # Flags for `make book`; `make test` always builds with -W --keep-going.
 JB_FLAGS ?=
 # Per-cell limit for the notebook tests, as for the book build (_config.yml execute.timeout).
-NBVAL_CELL_TIMEOUT ?= 600
+NBVAL_CELL_TIMEOUT ?= 1200
 
 # Keep Jupyter's kernels and data inside the environment: the python3 kernel that the book
 # build and nbval start is then the environment's own interpreter.
