@@ -61,6 +61,7 @@ LAYERS = {
     "entries.chapter08": 5,
     "entries.chapter10": 5,
     "entries.chapter11": 5,
+    "entries.chapter12": 5,
     # 6: entry points
     "__main__": 6,
     "__init__": 6,

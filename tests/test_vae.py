@@ -251,3 +251,17 @@ def test_the_vae_family_refuses_data_of_the_wrong_shape(tmp_path, monkeypatch):
             zoo.load("test-vae", progress=False)
     finally:
         zoo.unregister("test-vae")
+
+
+def test_the_chapter_12_autoencoder_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_HOME, str(tmp_path / "cache"))
+    real = zoo.entry("scenes-vae")
+    assert real.family == "vae" and real.chapter == 12 and real.train_threads == 2
+    assert real.data == zoo.DataSpec.dataset("scene-images", n1=10_000, n2=10_000, seed=0)
+    zoo.register(replace(real, train=replace(real.train, steps=2, batch_size=4)))
+    try:
+        loaded = zoo.load("scenes-vae", progress=False)
+        assert loaded.model.latent_shape == (4, 8, 8), "a downsampling factor of 4"
+        assert len(loaded.record["losses"]) == 2
+    finally:
+        zoo.register(real)
