@@ -836,6 +836,7 @@ def test_every_book_model_fixes_its_training_threads():
         "ring-flow": 1,
         "ring-gan": 1,
         "scenes-clip": 2,
+        "scenes-vae": 2,
     }
 
 
