@@ -750,14 +750,14 @@ check(
 sweep_data = scene_caption_data(n1=4000, n2=4000, seed=1)
 probe_batch = data.scenes(256, seed=4, split="heldout", objects=2)
 glue("ch10_train_steps", loaded.entry.train.steps)
-# By 100 steps the losses of batches 16 and 256 part by 2.85-3.02 nats (training-seed shifts
-# 0, 1, 2; 2.95-3.20 after 150 steps, for 1.5 times the time).
+# By 100 steps the losses of batches 16 and 256 part by 2.85-3.02 nats (training-seed
+# shifts 0, 1, 2; 2.95-3.20 after 150 steps, for 1.5 times the time).
 SWEEP_STEPS = 100
 glue("ch10_sweep_steps", SWEEP_STEPS)
 sweep = {}
 for n_batch in (16, 64, 256):
-    # The same initial weights for every batch size; another training seed moves them (and
-    # the batches' order) with the book's seed shift, as for the zoo's models.
+    # The same initial weights for every batch size; another training seed moves them
+    # (and the batches' order) with the book's seed shift, as for the zoo's models.
     torch.manual_seed(shifted(0))
     small = build_clip(loaded.entry.spec, tokenizer)
     config = TrainConfig(

@@ -439,15 +439,15 @@ def measure(images: torch.Tensor) -> dict:
 
 
 def noise(seed: int) -> torch.Tensor:
-    """The starting noise of sampling seed `seed` (what the zoo's samples start from)."""
+    """The starting noise of sampling seed `seed` (the zoo's samples start from it)."""
     return torch.randn(
         N_SWEEP, 1, 8, 8, generator=torch.Generator().manual_seed(100 + seed)
     )
 
 
 def samples(seed: int, **guide) -> torch.Tensor:
-    """Seed `seed`'s samples: `draw`'s sampler from `noise(seed)`, guided as `guide` says,
-    computed once by the zoo and then read from its cache (output "ddim_samples")."""
+    """Seed `seed`'s samples: `draw`'s sampler from `noise(seed)`, guided as `guide`
+    says, computed once by the zoo and then read from its cache ("ddim_samples")."""
     out = zoo.outputs(
         "digits-cond-ddpm", "ddim_samples", n=N_SWEEP, seed=100 + seed, steps=STEPS,
         spacing="linspace", progress=False, **guide,

@@ -408,3 +408,18 @@ def test_python3_kernel_runs_this_environment(tmp_path):
         km.shutdown_kernel(now=True)
     assert reply["content"]["status"] == "ok", "".join(out)
     assert Path("".join(out).strip()).resolve() == Path(sys.prefix).resolve()
+
+
+def test_chapter_code_cells_fit_the_page():
+    # The book's code column holds 88 characters (chapters/ruff.toml); ruff's formatter does not
+    # wrap comments or `# fmt: skip` blocks, and a wider line scrolls sideways on the page (the
+    # browser test measures it after a 45-minute build; this finds it at once).
+    too_wide = []
+    for path in sorted((ROOT / "chapters").glob("*.py")):
+        in_code = False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("# %%"):
+                in_code = "[markdown]" not in line
+            elif in_code and len(line) > 88:
+                too_wide.append(f"{path.name}:{number}: {len(line)} characters")
+    assert not too_wide, too_wide
