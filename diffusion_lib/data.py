@@ -54,6 +54,7 @@ __all__ = [
     "SCENE_GLYPH_PIXELS",
     "Scenes",
     "scenes",
+    "scene_mix",
     "scene_caption",
     "parse_scene_caption",
     "scene_captions",
@@ -950,6 +951,24 @@ def scenes(n: int, *, seed: int = 0, split: str = "train", objects: int = 1) -> 
         left = torch.where(is_left_of, across.expand(n, 2), middle)
     images = _render_scenes(n, split, digit, colour, size, top, left, generator)
     return Scenes(images, [captions[i] for i in rows.tolist()], chosen)
+
+
+def scene_mix(n1: int, n2: int, *, seed: int = 0) -> list:
+    """``n1`` one-object and ``n2`` two-object scenes of the "train" split (:func:`scenes`), as
+    a list of :class:`Scenes` (a kind with count 0 left out): the training mix of the scenes'
+    models (CLIP's captions, the autoencoder's images).
+
+    Raises:
+        ValueError: counts that are not ints >= 0 or that sum to 0; :func:`scenes`'s errors.
+    """
+    for name, value in (("n1", n1), ("n2", n2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    if n1 + n2 < 1:
+        raise ValueError(f"n1 + n2 must be >= 1, got n1={n1}, n2={n2}")
+    return [
+        scenes(n, seed=seed, split="train", objects=objects) for n, objects in ((n1, 1), (n2, 2)) if n > 0
+    ]
 
 
 def _scenes_tensors(n: int = _SCENES_N, seed: int = 0, split: str = "train") -> list:

@@ -55,16 +55,7 @@ def scene_image_data(n1: int = 10_000, n2: int = 10_000, seed: int = 0) -> list:
     Raises:
         ValueError: counts that are not ints >= 0 or that sum to 0; ``data.scenes``'s errors.
     """
-    for name, value in (("n1", n1), ("n2", n2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    if n1 + n2 < 1:
-        raise ValueError(f"n1 + n2 must be >= 1, got n1={n1}, n2={n2}")
-    parts = [
-        data.scenes(n, seed=seed, split="train", objects=objects).images
-        for n, objects in ((n1, 1), (n2, 2))
-        if n > 0
-    ]
+    parts = [part.images for part in data.scene_mix(n1, n2, seed=seed)]
     return [torch.cat(parts)]
 
 
