@@ -73,7 +73,7 @@ def _sampling_options(args, entry: zoo.ZooEntry) -> dict:
         if flag not in own and getattr(args, option.dest) is not None:
             takes = ", ".join(sorted(own)) if own else "no sampling options"
             raise UserError(
-                f"{flag} applies to {' and '.join(owners)} models; {entry.name!r} is a {family.name} "
+                f"{flag} applies to {_and(owners)} models; {entry.name!r} is a {family.name} "
                 f"model and takes {takes}"
             )
     given = {option.dest: getattr(args, option.dest) for option in family.sample_options}
@@ -81,6 +81,11 @@ def _sampling_options(args, entry: zoo.ZooEntry) -> dict:
         return family.sampling_options(entry, given)
     except ValueError as err:
         raise UserError(str(err)) from None
+
+
+def _and(names: list) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # ---------------------------------------------------------------- argument checks
@@ -215,8 +220,9 @@ def _sample(args) -> int:
         atomic_write_bytes(grid, picture)
 
     also = f" and {grid}" if grid is not None else ""
+    count = len(arrays[what]) if what in arrays else args.n  # n per prompt for text-to-image models
     print(
-        f"sampled {args.n} {what} from {args.name} with {family.describe(entry, options)} (seed {args.seed}) "
+        f"sampled {count} {what} from {args.name} with {family.describe(entry, options)} (seed {args.seed}) "
         f"in {seconds:.1f} s; wrote {out}{also}"
     )
     return 0

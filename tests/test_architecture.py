@@ -44,6 +44,9 @@ LAYERS = {
     # 2: the family interface and its registry, on the training loop (it finds the book's
     # families by name at run time)
     "family": 2,
+    # 3: the samplers by name and their command-line options, shared by the families that
+    # integrate a reverse process (on samplers and the family interface)
+    "sampling": 3,
     # 3: named, cached models of every family, through the family interface
     "zoo": 3,
     # 4: the book's families (each may use the zoo, e.g. for cached outputs)
@@ -54,6 +57,7 @@ LAYERS = {
     "families.flow": 4,
     "families.clip": 4,
     "families.vae": 4,
+    "families.latent_diffusion": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,

@@ -459,14 +459,15 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
                 "takes no sampling options",
             )
             for option, owners in (
-                ("--sampler ddpm", "diffusion"),
-                ("--sampler ddim", "diffusion"),
-                ("--steps 3", "diffusion and flow"),
-                ("--eta 0.5", "diffusion"),
-                ("--spacing trailing", "diffusion"),
+                ("--sampler ddpm", "diffusion and latent-diffusion"),
+                ("--sampler ddim", "diffusion and latent-diffusion"),
+                ("--steps 3", "diffusion, flow and latent-diffusion"),
+                ("--eta 0.5", "diffusion and latent-diffusion"),
+                ("--spacing trailing", "diffusion and latent-diffusion"),
                 ("--solver euler", "flow"),
                 ("--label 1", "diffusion"),
-                ("--guidance 2", "diffusion"),
+                ("--guidance 2", "diffusion and latent-diffusion"),
+                ("--prompt red", "latent-diffusion"),
             )
         ),
         (

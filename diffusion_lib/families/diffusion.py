@@ -7,32 +7,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
 
 from .. import guidance, samplers, zoo
 from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_type
-from ..family import (
-    Family,
-    SampleOption,
-    Trained,
-    bind_labels,
-    int_in,
-    number_in,
-    register_family,
-    sample_in_batches,
-)
+from ..family import Family, SampleOption, Trained, bind_labels, int_in, register_family, sample_in_batches
 from ..nets import DENOISERS
+from ..sampling import GUIDANCE_OPTION, SAMPLER_OPTIONS, SAMPLERS, describe_sampler, sampler_options
 from ..schedules import get_beta_schedule
 
 __all__ = [
     "DiffusionSpec",
     "DiffusionFamily",
-    "SAMPLERS",
     "NETWORKS",
-    "STEPS_HELP",
     "ReferenceSamples",
     "reference_samples",
     "drop_labels",
@@ -67,40 +57,6 @@ class DiffusionSpec:
     label_dropout: float = 0.0
 
 
-# The help of --steps: the flow family declares --steps with this same text (the command line
-# refuses a flag that two families declare differently), so it names no family's defaults.
-STEPS_HELP = "number of sampling steps (default: the sampler's; the summary line says how many)"
-
-
-class SamplerSpec(NamedTuple):
-    """How `sample --sampler NAME` runs: the function, its defaults, the options it takes."""
-
-    run: Callable[..., torch.Tensor]
-    default_steps: Optional[int]  # None: every training step (T)
-    default_spacing: Optional[str]
-    takes_eta: bool
-
-
-def _ddpm(model, diffusion, shape, *, steps, eta, spacing, **common) -> torch.Tensor:
-    return samplers.ddpm(model, diffusion, shape, **common)
-
-
-def _ddim(model, diffusion, shape, *, steps, eta, spacing, **common) -> torch.Tensor:
-    return samplers.ddim(model, diffusion, shape, steps=steps, eta=eta, spacing=spacing, **common)
-
-
-def _dpm_solver_pp(model, diffusion, shape, *, steps, eta, spacing, **common) -> torch.Tensor:
-    return samplers.dpm_solver_pp(model, diffusion, shape, steps=steps, spacing=spacing, **common)
-
-
-# The samplers `sample --sampler` accepts, in one place. Defaults: chapter 7's measurements.
-SAMPLERS: dict[str, SamplerSpec] = {
-    "ddpm": SamplerSpec(_ddpm, None, None, False),
-    "ddim": SamplerSpec(_ddim, 50, "leading", True),
-    "dpm-solver++": SamplerSpec(_dpm_solver_pp, 20, "linspace", False),
-}
-
-
 class ReferenceSamples(NamedTuple):
     """DDPM samples of a zoo model with every step, and the noise they started from."""
 
@@ -115,30 +71,7 @@ class DiffusionFamily(Family):
     name = "diffusion"
     spec_type = DiffusionSpec
     sample_options = (
-        SampleOption(
-            "--sampler",
-            {
-                "choices": list(SAMPLERS),
-                "help": "a diffusion model's sampler (default: ddpm, all T steps; --steps for ddim: "
-                "default 50, dpm-solver++: default 20, at most T)",
-            },
-        ),
-        SampleOption("--steps", {"type": int_in(1), "help": STEPS_HELP}),
-        SampleOption(
-            "--eta",
-            {
-                "type": number_in(0.0, 1.0),
-                "help": "ddim's noise scale η in [0, 1] (default 0: deterministic)",
-            },
-        ),
-        SampleOption(
-            "--spacing",
-            {
-                "choices": list(samplers.SPACINGS),
-                "help": "which timesteps ddim and dpm-solver++ visit (default: leading for ddim, linspace "
-                "for dpm-solver++); see chapter 7",
-            },
-        ),
+        *SAMPLER_OPTIONS,
         SampleOption(
             "--label",
             {
@@ -147,14 +80,7 @@ class DiffusionFamily(Family):
                 "(default: the classes in turn, 0, 1, …)",
             },
         ),
-        SampleOption(
-            "--guidance",
-            {
-                "type": number_in(0.0, math.inf),
-                "help": "the classifier-free guidance scale s >= 0 of a model with a null label: 0 "
-                "unconditional, 1 conditional (default), > 1 guided; see chapter 11",
-            },
-        ),
+        GUIDANCE_OPTION,
     )
     sample_arrays = {
         "images": "float32 (N, C, H, W) in [0, 1], for image models",
@@ -231,27 +157,8 @@ class DiffusionFamily(Family):
     # ------------------------------------------------------------ sampling
     def sampling_options(self, entry, given: dict) -> dict:
         label, scale = _label_options(entry, given.get("label"), given.get("guidance"))
-        sampler = given.get("sampler") or "ddpm"
-        spec = SAMPLERS[sampler]
-        T = entry.spec.num_timesteps
-        steps, eta, spacing = given.get("steps"), given.get("eta"), given.get("spacing")
-        if spec.default_steps is None:
-            for option, value in (("--steps", steps), ("--spacing", spacing)):
-                if value is not None:
-                    raise ValueError(f"{option} applies to ddim and dpm-solver++; ddpm takes all {T} steps")
-        if eta is not None and not spec.takes_eta:
-            raise ValueError(f"--eta applies to ddim only, not to {sampler}")
-        if steps is not None and steps > T:
-            raise ValueError(f"--steps must be at most the model's {T} training steps, got {steps}")
-        steps = steps if steps is not None else spec.default_steps
-        return {
-            "sampler": sampler,
-            "steps": min(steps, T) if steps is not None else None,  # a default is capped at T
-            "eta": eta if eta is not None else 0.0,
-            "spacing": spacing or spec.default_spacing,
-            "label": label,
-            "guidance": scale,
-        }
+        options = sampler_options(given, entry.spec.num_timesteps)
+        return {**options, "label": label, "guidance": scale}
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
         entry = loaded.entry
@@ -283,12 +190,7 @@ class DiffusionFamily(Family):
         )
 
     def describe(self, entry, options) -> str:
-        sampler = options["sampler"]
-        if options["steps"] is None:
-            what = f"{sampler} ({entry.spec.num_timesteps} steps)"
-        else:
-            eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
-            what = f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
+        what = describe_sampler(options, entry.spec.num_timesteps)
         if options.get("label") is not None:
             what += f", label {options['label']}"
         if options.get("guidance") is not None:

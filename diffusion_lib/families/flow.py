@@ -13,15 +13,12 @@ from torch import nn
 from .. import flow, samplers
 from ..family import Family, SampleOption, Trained, int_in, register_family, sample_in_batches
 from ..nets import DENOISERS
+from ..sampling import STEPS_HELP
 
-__all__ = ["FlowSpec", "FlowFamily", "SOLVERS", "NETWORKS", "STEPS_HELP"]
+__all__ = ["FlowSpec", "FlowFamily", "SOLVERS", "NETWORKS"]
 
 # The networks a spec's ``network["type"]`` may name: the diffusion family's denoisers.
 NETWORKS = DENOISERS
-
-# The help of --steps: the diffusion family declares --steps with this same text (the command
-# line refuses a flag that two families declare differently), so it names no family's defaults.
-STEPS_HELP = "number of sampling steps (default: the sampler's; the summary line says how many)"
 
 
 class Solver(NamedTuple):

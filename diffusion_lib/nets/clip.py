@@ -185,8 +185,12 @@ class TextEncoder(nn.Module):
         if bool((tokens == self.pad_id).all(dim=1).any()):
             raise ValueError("tokens must hold at least one non-pad token per row, got an empty row")
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The embeddings (N, embed_dim) of token ids (N, context_length), not normalised.
+    def states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The last hidden states (N, context_length, width) of token ids, after the final
+        LayerNorm and before the projection: one vector per token, what a text-conditioned
+        denoiser attends to (Stable Diffusion's use of CLIP's text encoder; chapter 12). The
+        states at ``<pad>`` positions are computed but mean nothing: mask them (``tokens !=
+        pad_id``).
 
         Raises:
             ValueError: see :meth:`check_tokens`.
@@ -196,10 +200,19 @@ class TextEncoder(nn.Module):
         x = self.token_embedding(tokens) + self.positional_embedding
         for block in self.blocks:
             x = block(x, src_key_padding_mask=padding)
-        x = self.final_norm(x)
+        return self.final_norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The embeddings (N, embed_dim) of token ids (N, context_length), not normalised: the
+        projection of :meth:`states` at each row's ``<eos>``.
+
+        Raises:
+            ValueError: see :meth:`check_tokens`.
+        """
+        x = self.states(tokens)
         # The last non-pad position of each row: its <eos> (padding only ever follows it).
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        last = torch.where(padding, -1, positions).max(dim=1).values
+        last = torch.where(tokens == self.pad_id, -1, positions).max(dim=1).values
         return self.projection(x[torch.arange(tokens.shape[0], device=tokens.device), last])
 
 

@@ -1,0 +1,139 @@
+"""The reverse-process samplers by name, as the command line's ``sample`` offers them: what the
+families that integrate a diffusion model's reverse process share (pixel-space diffusion,
+chapters 6–7 and 11; latent diffusion, chapter 12). Each sampler is one of
+:mod:`diffusion_lib.samplers`' pure functions; this module only names them, declares their
+command-line options once, and checks and completes the options a user gives.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+from . import samplers
+from .family import SampleOption, int_in, number_in
+
+__all__ = [
+    "SamplerSpec",
+    "SAMPLERS",
+    "STEPS_HELP",
+    "SAMPLER_OPTIONS",
+    "GUIDANCE_OPTION",
+    "sampler_options",
+    "describe_sampler",
+]
+
+
+class SamplerSpec(NamedTuple):
+    """How `sample --sampler NAME` runs: the function, its defaults, the options it takes."""
+
+    run: Callable[..., torch.Tensor]
+    default_steps: Optional[int]  # None: every training step (T)
+    default_spacing: Optional[str]
+    takes_eta: bool
+
+
+def _ddpm(model, diffusion, shape, *, steps, eta, spacing, **common) -> torch.Tensor:
+    return samplers.ddpm(model, diffusion, shape, **common)
+
+
+def _ddim(model, diffusion, shape, *, steps, eta, spacing, **common) -> torch.Tensor:
+    return samplers.ddim(model, diffusion, shape, steps=steps, eta=eta, spacing=spacing, **common)
+
+
+def _dpm_solver_pp(model, diffusion, shape, *, steps, eta, spacing, **common) -> torch.Tensor:
+    return samplers.dpm_solver_pp(model, diffusion, shape, steps=steps, spacing=spacing, **common)
+
+
+# The samplers `sample --sampler` accepts, in one place. Defaults: chapter 7's measurements.
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ddpm": SamplerSpec(_ddpm, None, None, False),
+    "ddim": SamplerSpec(_ddim, 50, "leading", True),
+    "dpm-solver++": SamplerSpec(_dpm_solver_pp, 20, "linspace", False),
+}
+
+# The help of --steps: the flow family declares --steps with this same text (the command line
+# refuses a flag that two families declare differently), so it names no family's defaults.
+STEPS_HELP = "number of sampling steps (default: the sampler's; the summary line says how many)"
+
+# The options of the samplers, declared once for every family that offers them.
+SAMPLER_OPTIONS = (
+    SampleOption(
+        "--sampler",
+        {
+            "choices": list(SAMPLERS),
+            "help": "the sampler of a diffusion model (default: ddpm, all T steps, in pixel space; "
+            "ddim in latent space); --steps for ddim: default 50, dpm-solver++: default 20, at most T",
+        },
+    ),
+    SampleOption("--steps", {"type": int_in(1), "help": STEPS_HELP}),
+    SampleOption(
+        "--eta",
+        {
+            "type": number_in(0.0, 1.0),
+            "help": "ddim's noise scale η in [0, 1] (default 0: deterministic)",
+        },
+    ),
+    SampleOption(
+        "--spacing",
+        {
+            "choices": list(samplers.SPACINGS),
+            "help": "which timesteps ddim and dpm-solver++ visit (default: leading for ddim, linspace "
+            "for dpm-solver++); see chapter 7",
+        },
+    ),
+)
+GUIDANCE_OPTION = SampleOption(
+    "--guidance",
+    {
+        "type": number_in(0.0, math.inf),
+        "help": "the classifier-free guidance scale s >= 0 of a model trained with conditioning dropout: "
+        "0 unconditional, 1 conditional, > 1 guided (default: the model's, 1 for a class-conditional "
+        "one); see chapters 11 and 12",
+    },
+)
+
+
+def sampler_options(given: dict, num_timesteps: int, default: str = "ddpm") -> dict:
+    """The sampler options ``given`` (``sampler``, ``steps``, ``eta``, ``spacing``; None where not
+    given) checked against a model of ``num_timesteps`` steps and completed with the sampler's
+    defaults (``default`` when no sampler is given).
+
+    Returns:
+        ``{"sampler", "steps" (None: all T), "eta", "spacing"}``.
+
+    Raises:
+        ValueError: --steps or --spacing for ddpm, --eta for another sampler than ddim, or
+            more steps than the model's T; one line, naming the option.
+    """
+    sampler = given.get("sampler") or default
+    spec = SAMPLERS[sampler]
+    T = num_timesteps
+    steps, eta, spacing = given.get("steps"), given.get("eta"), given.get("spacing")
+    if spec.default_steps is None:
+        for option, value in (("--steps", steps), ("--spacing", spacing)):
+            if value is not None:
+                raise ValueError(f"{option} applies to ddim and dpm-solver++; ddpm takes all {T} steps")
+    if eta is not None and not spec.takes_eta:
+        raise ValueError(f"--eta applies to ddim only, not to {sampler}")
+    if steps is not None and steps > T:
+        raise ValueError(f"--steps must be at most the model's {T} training steps, got {steps}")
+    steps = steps if steps is not None else spec.default_steps
+    return {
+        "sampler": sampler,
+        "steps": min(steps, T) if steps is not None else None,  # a default is capped at T
+        "eta": eta if eta is not None else 0.0,
+        "spacing": spacing or spec.default_spacing,
+    }
+
+
+def describe_sampler(options: dict, num_timesteps: int) -> str:
+    """The sampler of ``options`` (:func:`sampler_options`'), for a summary line: e.g.
+    'ddim (50 steps, eta 0, linspace)' or 'ddpm (1000 steps)'."""
+    sampler = options["sampler"]
+    if options["steps"] is None:
+        return f"{sampler} ({num_timesteps} steps)"
+    eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
+    return f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
