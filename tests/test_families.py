@@ -214,8 +214,8 @@ def test_the_command_line_samples_a_new_family_with_its_own_options(gaussian, tm
     assert line.split()[1] == "test-gaussian"
     for argv, message in (
         (["sample", BASE.name, "--n", "1", "--out", str(out), "--steps", "3"],
-         "--steps applies to diffusion, flow and latent-diffusion models; 'test-gauss' is a test-gaussian model and takes "
-         "--temperature"),
+         "--steps applies to diffusion, flow and latent-diffusion models; 'test-gauss' is a test-gaussian "
+         "model and takes --temperature"),
         (["sample", "digits-ddpm", "--n", "1", "--out", str(out), "--temperature", "2"],
          "--temperature applies to test-gaussian models; 'digits-ddpm' is a diffusion model and takes"),
         (["sample", BASE.name, "--n", "1", "--out", str(out), "--temperature", "11"],
@@ -275,7 +275,8 @@ def test_bad_families_are_refused():
         register_family("gan")
     with pytest.raises(
         ValueError,
-        match="family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan', 'latent-diffusion', 'vae', got 'gans'",
+        match="family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan', 'latent-diffusion', "
+        "'vae', got 'gans'",
     ):
         get_family("gans")
 

@@ -366,6 +366,24 @@ def test_without_an_autoencoder_it_denoises_the_pixels(tiny_ldm):
         zoo.unregister("test-pixel-dm")
 
 
+def test_the_samples_output_is_generate_and_is_cached(tiny_ldm):
+    prompts = ["a small red 3 in the top left", "a blue 7 left of a green 1"]
+    out = zoo.outputs(
+        "test-ldm", "samples", progress=False, prompts=prompts, n=2, guidance_scale=3.0, steps=4
+    )
+    loaded = zoo.load("test-ldm", progress=False)
+    by_hand = generate(loaded, prompts, 2, guidance_scale=3.0, steps=4, spacing="linspace",
+                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert torch.allclose(out.tensors["images"], by_hand.images, atol=1e-5)
+    assert torch.allclose(out.tensors["latents"], by_hand.latents, atol=1e-5)
+    again = zoo.outputs(
+        "test-ldm", "samples", progress=False, prompts=prompts, n=2, guidance_scale=3.0, steps=4
+    )
+    assert again.seconds == out.seconds, "read from the cache"
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        zoo.outputs("test-ldm", "samples", progress=False, prompts=prompts, n=1, seed=-1)
+
+
 def test_retraining_the_autoencoder_changes_the_ldm_key(tiny_ldm):
     before = zoo.entry("test-ldm").key()
     vae = zoo.entry("test-ldm-vae")

@@ -321,6 +321,33 @@ def generate(
     return TextToImage(images, [prompts[i] for i in labels.tolist()], z)
 
 
+def _samples(
+    loaded,
+    *,
+    prompts: list,
+    n: int,
+    guidance_scale: Optional[float] = None,
+    steps: int = 50,
+    spacing: str = "linspace",
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> dict:
+    """The ``"samples"`` output: :func:`generate` with deterministic DDIM and a generator seeded
+    ``seed``, as tensors ``{"images", "latents"}`` (the prompts are the kwargs').
+
+    Raises:
+        ValueError: seed not an int >= 0; :func:`generate`'s errors.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    out = generate(
+        loaded, prompts, n, guidance_scale=guidance_scale, sampler="ddim", steps=steps, spacing=spacing,
+        generator=torch.Generator().manual_seed(seed), batch_size=batch_size, progress=progress,
+    )  # fmt: skip
+    return {"images": out.images, "latents": out.latents}
+
+
 class LatentDiffusionFamily(Family):
     """Latent diffusion models (chapter 12). The cache holds the EMA denoiser; the record holds
     the latents' scale factor."""
@@ -342,6 +369,11 @@ class LatentDiffusionFamily(Family):
     sample_arrays = {
         "images": "float32 (N, C, H, W) in [0, 1], for image models",
         "prompts": "str (N,), the prompt of each image, for text-to-image models",
+    }
+    outputs = {
+        "samples": "n images per prompt by deterministic DDIM (η = 0) at one guidance scale, the first "
+        "prompt's first, and their unscaled latents (kwargs: prompts, n, guidance_scale, steps, spacing, "
+        "seed, batch_size); chapter 12",
     }
 
     def check_spec(self, spec) -> None:
@@ -459,6 +491,11 @@ class LatentDiffusionFamily(Family):
         )  # fmt: skip
         images = ((out.images.to(torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
         return {"images": images.astype(np.float32), "prompts": np.array(out.prompts, dtype=np.str_)}
+
+    def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
+        if name != "samples":
+            return super().output(loaded, name, progress=progress, **kwargs)
+        return _samples(loaded, progress=progress, **kwargs)
 
     def describe(self, entry, options) -> str:
         count = len(options["prompts"])
