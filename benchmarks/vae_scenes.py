@@ -28,18 +28,13 @@ import torch
 
 from diffusion_lib import data, zoo
 from diffusion_lib.families.vae import scene_image_data
+from diffusion_lib.metrics import psnr
 from diffusion_lib.seeds import ENV_SEED_SHIFT
 from diffusion_lib.vae import scale_factor
 
 MODEL = "scenes-vae"
 TEST_SEED, FIT_SEED = 11, 5  # data seeds, not shifted: every training seed sees the same scenes
 TARGETS = {"train_seconds": 300.0, "psnr_gain_db": 2.0}
-
-
-def psnr(images: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each image (peak-to-peak 2, for images in [−1, 1]): (N,)."""
-    mse = (reconstructions.clamp(-1, 1) - images).double().pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(4.0 / mse)
 
 
 def pca_reconstruct(fit: torch.Tensor, images: torch.Tensor, components: int) -> torch.Tensor:

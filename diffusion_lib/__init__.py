@@ -21,10 +21,14 @@ Modules, dependencies pointing one way (each uses only those above it):
 - :mod:`diffusion_lib.train`      the one training loop: AdamW, EMA, checkpoints (chapter 6)
 - :mod:`diffusion_lib.gan`        GAN networks, losses and training loop (chapter 3)
 - :mod:`diffusion_lib.family`     the model-family interface and its registry
+- :mod:`diffusion_lib.vae`        the KL autoencoder's posterior, loss and scale factor (chapter 12)
+- :mod:`diffusion_lib.sampling`   the reverse-process samplers by name and their command-line
+                                  options, shared by the diffusion families
 - :mod:`diffusion_lib.zoo`        named models of every family, trained on first use and cached
-- ``diffusion_lib.families``      the book's families: diffusion, gan, classifier, flow, clip
+- ``diffusion_lib.families``      the book's families: diffusion, gan, classifier, flow, clip,
+                                  vae, latent-diffusion
 - ``diffusion_lib.entries``       the book's zoo entries, one module per chapter
-- :mod:`diffusion_lib.metrics`    Fréchet distance, classifier scores, precision/recall
+- :mod:`diffusion_lib.metrics`    Fréchet distance, classifier scores, precision/recall, PSNR
 - :mod:`diffusion_lib.viz`        image grids and animations
 - ``python -m diffusion_lib``     the command line: list, train, sample
 """

@@ -29,6 +29,7 @@ __all__ = [
     "classifier_scores",
     "precision_recall",
     "mode_coverage",
+    "psnr",
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -413,3 +414,23 @@ def mode_coverage(
         "per_mode_counts": counts,
         "effective_modes": math.exp(float(-(shares * shares.log()).sum())),
     }
+
+
+# ---------------------------------------------------------------- reconstruction
+def psnr(images: ArrayLike, reconstructions: ArrayLike) -> torch.Tensor:
+    """The peak signal-to-noise ratio of each reconstruction, in dB: (N,) float64.
+
+    Chapter 12 uses it for the autoencoder. For images in [-1, 1] the peak-to-peak range is 2,
+    so PSNR = 10 log10(2² / MSE), the MSE over one image's numbers; reconstructions are first
+    clipped to [-1, 1], as an image would be displayed. Identical images give +inf.
+
+    Raises:
+        ValueError: images that are not (N, C, H, W) or whose shapes differ.
+    """
+    a, b = _images("images", images), _images("reconstructions", reconstructions)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"images and reconstructions must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    mse = (b.double().clamp(-1.0, 1.0) - a.double()).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(4.0 / mse)

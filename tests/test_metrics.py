@@ -499,3 +499,19 @@ def test_digits_classifier_rejects_bad_input():
         DigitsClassifier(feature_dim=2.5)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1"):
         DigitsClassifier(dropout=1)
+
+
+def test_psnr_by_hand_and_its_errors():
+    images = torch.linspace(-1, 1, 2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
+    noisy = images + 0.1 * torch.tensor([1.0, -2.0])[:, None, None, None]
+    # MSE 0.01 and 0.04 except where clipping to [-1, 1] shortens the error (pixels near ±1)
+    clipped = noisy.clamp(-1, 1)
+    mse = (clipped - images).pow(2).flatten(1).mean(1).double()
+    assert torch.allclose(metrics.psnr(images, noisy), 10 * torch.log10(4 / mse))
+    assert metrics.psnr(images, images + 0.1)[0] < metrics.psnr(images, images + 0.05)[0]
+    assert float(metrics.psnr(images[:1] * 0.5, images[:1] * 0.5 + 0.02)) == pytest.approx(
+        10 * math.log10(4 / 4e-4)
+    )
+    assert torch.isinf(metrics.psnr(images, images)).all()
+    with pytest.raises(ValueError, match="images and reconstructions must have the same shape"):
+        metrics.psnr(images, images[:1])
