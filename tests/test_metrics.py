@@ -470,6 +470,7 @@ def test_every_public_metric_is_tested_here():
         "classifier_scores",
         "precision_recall",
         "mode_coverage",
+        "psnr",
     }
 
 

@@ -836,6 +836,9 @@ def test_every_book_model_fixes_its_training_threads():
         "ring-flow": 1,
         "ring-gan": 1,
         "scenes-clip": 2,
+        "scenes-judge": 2,
+        "scenes-ldm": 2,
+        "scenes-pixel-dm": 2,
         "scenes-vae": 2,
     }
 
