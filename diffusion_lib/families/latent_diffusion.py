@@ -112,9 +112,9 @@ def encode_images(
     """The means of q(z | x) of ``images`` under ``autoencoder`` (an
     :class:`~diffusion_lib.nets.vae.AutoencoderKL`), unscaled, in batches; (N, *latent_shape).
 
-    Derived in chapter 12: with the autoencoder's tiny KL weight the posterior's standard
-    deviation is small beside the spread of its means, so a model of the means loses nothing a
-    sample of q(z | x) would add (the chapter measures the ratio).
+    Chapter 12 (not yet written) is to derive it: with the autoencoder's tiny KL weight the
+    posterior's standard deviation is small beside the spread of its means, so a model of the
+    means loses little that a sample of q(z | x) would add (the chapter is to measure the ratio).
     """
     autoencoder = autoencoder.eval()
     return torch.cat(
@@ -151,8 +151,8 @@ def drop_captions(
     """Caption dropout: each row of ``context`` replaced by the one row of ``empty`` with
     ``probability`` (one uniform number per row, drawn from ``generator`` on its device).
 
-    Derived in chapter 12 (Ho & Salimans, 2022, Algorithm 1, with the empty caption as the null
-    condition, as in Stable Diffusion's training).
+    Chapter 12 (not yet written) is to derive it (Ho & Salimans, 2022, Algorithm 1, with the
+    empty caption as the null condition, as in Stable Diffusion's training).
 
     Raises:
         ValueError: probability outside [0, 1), or an ``empty`` that is not one row as wide and
@@ -254,10 +254,10 @@ def generate(
 ) -> TextToImage:
     """``n`` images for each prompt from a loaded latent diffusion model (``zoo.load(NAME)``).
 
-    Derived in chapter 12: the prompts are encoded by the text encoder (and the empty prompt
-    beside them), the latents z_T ~ N(0, I) integrated by the sampler with the guided network
-    (:func:`diffusion_lib.guidance.classifier_free` on :func:`conditioned`), divided by the scale
-    factor and decoded by the autoencoder, then clipped to [-1, 1].
+    Chapter 12 (not yet written) is to derive it: the prompts are encoded by the text encoder
+    (and the empty prompt beside them), the latents z_T ~ N(0, I) integrated by the sampler with
+    the guided network (:func:`diffusion_lib.guidance.classifier_free` on :func:`conditioned`),
+    divided by the scale factor and decoded by the autoencoder, then clipped to [-1, 1].
 
     Args:
         loaded: the :class:`~diffusion_lib.zoo.ZooModel` of a latent diffusion entry.

@@ -143,11 +143,12 @@ class CrossAttention(nn.Module):
     """Multi-head attention from the pixels of a feature map to a sequence of token states, as a
     residual branch: the text conditioning of latent diffusion (Rombach et al., 2022, eq. (3)).
 
-    Derived in chapter 12. The queries come from the image, Q = W_Q · GroupNorm(h) at each of the
-    H·W pixels; the keys and values from the text, K = W_K · c and V = W_V · c at each of the L
-    tokens. Pixel i receives Σ_j softmax_j(q_i · k_j / √d) v_j, the softmax over the tokens that
-    ``mask`` keeps (padding gets weight 0), and the output projection, zero-initialised as in
-    :class:`SelfAttention`, adds it to h: the block starts as the identity.
+    Chapter 12 (not yet written) is to derive it. The queries come from the image,
+    Q = W_Q · GroupNorm(h) at each of the H·W pixels; the keys and values from the text,
+    K = W_K · c and V = W_V · c at each of the L tokens. Pixel i receives
+    Σ_j softmax_j(q_i · k_j / √d) v_j, the softmax over the tokens that ``mask`` keeps (padding
+    gets weight 0), and the output projection, zero-initialised as in :class:`SelfAttention`,
+    adds it to h: the block starts as the identity.
 
     Args:
         channels: C, the feature map's channels (a multiple of ``num_heads``).
