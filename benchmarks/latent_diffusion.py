@@ -39,7 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffusion_lib import data, zoo
 from diffusion_lib.clip import zero_shot
 from diffusion_lib.families.classifier import predict_heads
-from diffusion_lib.families.latent_diffusion import Context, encode_images, generate
+from diffusion_lib.families.latent_diffusion import encode_images, generate
+from diffusion_lib.nets.unet import Context
 from diffusion_lib.seeds import ENV_SEED_SHIFT
 
 LDM, PIXEL, JUDGE, VAE, CLIP = "scenes-ldm", "scenes-pixel-dm", "scenes-judge", "scenes-vae", "scenes-clip"
