@@ -75,7 +75,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from diffusion_lib import check, check_outcome, data, guidance, metrics, zoo
 from diffusion_lib.checks import glue
 from diffusion_lib.families import latent_diffusion as ldm
-from diffusion_lib.families.classifier import predict_heads
+from diffusion_lib.families.classifier import predict_heads, split_logits
 from diffusion_lib.nets.unet import Context, CrossAttention
 from diffusion_lib.vae import DiagonalGaussian, scale_factor, vae_loss
 from diffusion_lib.viz import image_grid
@@ -214,7 +214,7 @@ with torch.no_grad():
 def digit_confidence(images: torch.Tensor) -> float:
     """The judge's mean largest probability on the digit head."""
     with torch.no_grad():
-        logits = judge(images)[:, : heads["digit"]]
+        logits = split_logits(judge(images), heads)["digit"]
     return logits.softmax(1).max(1).values.mean().item()
 
 
