@@ -14,8 +14,8 @@
 
 The issue's second autoencoder target (the digit read off reconstructions within 2 points of the
 originals) is measured by ``benchmarks/latent_diffusion.py``, with the attribute judge.
-``--seed-shift K`` loads the model trained under the book-wide seed shift K (trained on first use). Nothing here is a
-timed test; the README reports what this prints.
+``--seed-shift K`` loads the model trained under the book-wide seed shift K (trained on first
+use). Nothing here is a timed test; the README reports what this prints.
 """
 
 from __future__ import annotations
