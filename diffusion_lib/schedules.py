@@ -20,11 +20,16 @@ __all__ = [
     "log_snr",
 ]
 
-SCHEDULE_NAMES = ("linear", "cosine", "sigmoid", "quadratic")
+SCHEDULE_NAMES = ("linear", "cosine", "sigmoid", "quadratic", "ldm")
 
 # Ho et al. (2020) use β from 1e-4 to 0.02 over T = 1000 steps.
 _LINEAR_START = 1e-4
 _LINEAR_END = 0.02
+# Rombach et al. (2022) train their latent models, Stable Diffusion among them, with β linear in
+# √β from 0.00085 to 0.012 at T = 1000 (their configs' linear_start and linear_end): ᾱ_T ≈ 0.0047,
+# about a hundred times the linear schedule's 4.0e-5.
+_LDM_START = 0.00085
+_LDM_END = 0.012
 _COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal (2021), eq. (17)
 _MAX_BETA = 0.999  # clip from Nichol & Dhariwal (2021): β_T → 1 would make the last step singular
 
@@ -52,6 +57,10 @@ def get_beta_schedule(name: str, num_timesteps: int) -> torch.Tensor:
       (diffusers' ``"scaled_linear"``). Needs T > 20.
     - ``"sigmoid"``: β = start + (end − start)·sigmoid(linspace(−6, 6, T)), with the linear
       schedule's endpoints (as diffusers' ``"sigmoid"``). Needs T > 20.
+    - ``"ldm"``: latent diffusion's (Rombach et al., 2022; Stable Diffusion's): β linear in √β
+      from 0.00085 to 0.012 at T = 1000, both scaled by 1000/T as for ``"linear"`` (diffusers'
+      ``"scaled_linear"`` with these endpoints). Its last ᾱ_T ≈ 0.0047 keeps some signal.
+      Needs T > 12.
 
     Args:
         name: one of :data:`SCHEDULE_NAMES`.
@@ -70,15 +79,16 @@ def get_beta_schedule(name: str, num_timesteps: int) -> torch.Tensor:
             lambda u: math.cos((u + _COSINE_OFFSET) / (1 + _COSINE_OFFSET) * math.pi / 2) ** 2,
         )
     scale = 1000.0 / T
-    start, end = scale * _LINEAR_START, scale * _LINEAR_END
+    first, last = (_LDM_START, _LDM_END) if name == "ldm" else (_LINEAR_START, _LINEAR_END)
+    start, end = scale * first, scale * last
     if end >= 1.0:
         raise ValueError(
-            f"num_timesteps must be > 20 for the {name!r} schedule (its last β is "
-            f"0.02·1000/T = {end:g}, which must be < 1), got {T}; use 'cosine' for few steps"
+            f"num_timesteps must be > {int(1000 * last)} for the {name!r} schedule (its last β is "
+            f"{last:g}·1000/T = {end:g}, which must be < 1), got {T}; use 'cosine' for few steps"
         )
     if name == "linear":
         return torch.linspace(start, end, T, dtype=torch.float64)
-    if name == "quadratic":
+    if name in ("quadratic", "ldm"):
         return torch.linspace(math.sqrt(start), math.sqrt(end), T, dtype=torch.float64) ** 2
     # sigmoid
     return start + (end - start) * torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64))

@@ -78,6 +78,22 @@ def test_quadratic_and_sigmoid_endpoints():
     assert sig[-1].item() == pytest.approx(1e-4 + (0.02 - 1e-4) * s(6), rel=1e-12)
 
 
+def test_ldm_matches_stable_diffusion():
+    # Rombach et al.'s configs: β linear in √β from 0.00085 to 0.012 over T = 1000. Lin et al.
+    # (2024, "Common diffusion noise schedules and sample steps are flawed", Table 1) give
+    # Stable Diffusion's √ᾱ_T as 0.068265 (its terminal SNR is not zero).
+    betas = get_beta_schedule("ldm", 1000)
+    assert betas[0].item() == pytest.approx(0.00085, rel=1e-12)
+    assert betas[-1].item() == pytest.approx(0.012, rel=1e-12)
+    assert math.sqrt(betas[400].item()) == pytest.approx(
+        math.sqrt(0.00085) + (math.sqrt(0.012) - math.sqrt(0.00085)) * 400 / 999, rel=1e-12
+    )
+    assert math.sqrt(alphas_cumprod_from_betas(betas)[-1].item()) == pytest.approx(0.068265, abs=5e-7)
+    assert get_beta_schedule("ldm", 250)[-1].item() == pytest.approx(0.048, rel=1e-12)  # scaled by 1000/T
+    with pytest.raises(ValueError, match=r"num_timesteps must be > 12 .* got 12"):
+        get_beta_schedule("ldm", 12)
+
+
 def test_snr_and_log_snr():
     alphas_cumprod = alphas_cumprod_from_betas(get_beta_schedule("linear", 1000))
     ratio = alphas_cumprod / (1 - alphas_cumprod)
@@ -88,7 +104,7 @@ def test_snr_and_log_snr():
 
 @pytest.mark.parametrize("name", ["", "Linear", "cos", None])
 def test_unknown_schedule_name_is_rejected(name):
-    with pytest.raises(ValueError, match=r"name must be one of linear, cosine, sigmoid, quadratic, got"):
+    with pytest.raises(ValueError, match=r"name must be one of linear, cosine, sigmoid, quadratic, ldm, got"):
         get_beta_schedule(name, 1000)
 
 
