@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from diffusion_lib import data, zoo
 from diffusion_lib.clip import zero_shot
-from diffusion_lib.families.classifier import predict_heads
+from diffusion_lib.families.classifier import head_accuracy
 from diffusion_lib.families.latent_diffusion import encode_images, generate
 from diffusion_lib.nets.unet import Context
 from diffusion_lib.seeds import ENV_SEED_SHIFT
@@ -48,16 +48,6 @@ SCENES_SEED, PROMPT_SEED, SAMPLE_SEED = 21, 3, 0  # data and sampling seeds, not
 ATTRIBUTES = tuple(data.SCENE_ATTRIBUTES)
 TARGETS = {"train": 0.90, "heldout": 0.80, "digit_drop": 0.02, "cost_ratio": 4.0, "train_seconds": 300.0}
 THREADS = 2  # the CI machine's cores
-
-
-def accuracies(judge, heads: dict, images: torch.Tensor, truth: dict) -> dict:
-    """Per attribute, and for all four at once, the share of ``images`` the judge reads as
-    ``truth`` (name → int64 (N,))."""
-    predicted = predict_heads(judge, images, heads)
-    right = {name: predicted[name] == truth[name] for name in ATTRIBUTES}
-    out = {name: float(r.double().mean()) for name, r in right.items()}
-    out["all"] = float(torch.stack(list(right.values())).all(0).double().mean())
-    return out
 
 
 def prompt_truth(prompts: list) -> dict:
@@ -129,14 +119,14 @@ def main() -> None:
     print(header())
     for split in data.SCENE_SPLITS:
         scenes = data.scenes(2000, seed=SCENES_SEED, split=split)
-        print(row(f"real scenes, {split}", accuracies(judge, heads, scenes.images, scenes.attributes)))
+        print(row(f"real scenes, {split}", head_accuracy(judge, scenes.images, heads, scenes.attributes)))
     heldout = data.scenes(2000, seed=SCENES_SEED, split="heldout")
     with torch.no_grad():
         rebuilt = torch.cat([vae.decode(z) for z in encode_images(vae, heldout.images).split(500)]).clamp(
             -1, 1
         )
-    real = accuracies(judge, heads, heldout.images, heldout.attributes)
-    recon = accuracies(judge, heads, rebuilt, heldout.attributes)
+    real = head_accuracy(judge, heldout.images, heads, heldout.attributes)
+    recon = head_accuracy(judge, rebuilt, heads, heldout.attributes)
     print(row(f"{VAE} reconstructions", recon))
     drop = real["digit"] - recon["digit"]
     verdict = "met" if drop <= TARGETS["digit_drop"] else "MISSED"
@@ -159,7 +149,7 @@ def main() -> None:
                 out = generate(loaded, prompts, args.n, guidance_scale=s, steps=args.steps,
                                spacing="linspace", generator=torch.Generator().manual_seed(SAMPLE_SEED),
                                batch_size=192)  # fmt: skip
-                acc = accuracies(judge, heads, out.images, prompt_truth(out.prompts))
+                acc = head_accuracy(judge, out.images, heads, prompt_truth(out.prompts))
                 picked = zero_shot(clip_model, out.images, one_object)
                 clip_acc = sum(one_object[i] == p for i, p in zip(picked.tolist(), out.prompts)) / len(
                     out.prompts

@@ -28,6 +28,7 @@ __all__ = [
     "multi_head_loss",
     "split_logits",
     "predict_heads",
+    "head_accuracy",
 ]
 
 # The classifiers a spec's ``network["type"]`` may name.
@@ -127,6 +128,30 @@ def predict_heads(model: nn.Module, inputs: torch.Tensor, heads: dict, batch_siz
         model.eval()
     logits = torch.cat([model(inputs[k : k + batch_size]) for k in range(0, len(inputs), batch_size)])
     return {name: part.argmax(dim=1) for name, part in split_logits(logits, heads).items()}
+
+
+def head_accuracy(model: nn.Module, inputs: torch.Tensor, heads: dict, truth: dict) -> dict:
+    """The share of ``inputs`` whose predicted class (:func:`predict_heads`) is ``truth``'s, for
+    each head, and under ``"all"`` the share with every head right: name → float.
+
+    Chapter 12 measures prompt following with it: ``truth`` holds the attributes each prompt asked
+    for (name → int64 (N,)).
+
+    Raises:
+        ValueError: ``truth`` without exactly the heads' names, or a truth that is not N labels;
+            logits that do not fit the heads.
+    """
+    if set(truth) != set(heads):
+        raise ValueError(f"truth must have the heads {sorted(heads)}, got {sorted(truth)}")
+    for name, labels in truth.items():
+        if not torch.is_tensor(labels) or tuple(labels.shape) != (len(inputs),):
+            found = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+            raise ValueError(f"truth[{name!r}] must be a tensor of {len(inputs)} labels, got {found}")
+    predicted = predict_heads(model, inputs, heads)
+    right = {name: predicted[name] == truth[name].to(predicted[name].device) for name in heads}
+    out = {name: float(r.double().mean()) for name, r in right.items()}
+    out["all"] = float(torch.stack(list(right.values())).all(dim=0).double().mean())
+    return out
 
 
 def multi_head_loss(heads: dict):
