@@ -1,6 +1,6 @@
-"""The KL-regularised autoencoder of latent diffusion, for chapter 12 (not yet written; the
-docstrings will cite its equations once it exists): the diagonal-Gaussian posterior q(z | x),
-its KL divergence to N(0, I), the loss, and the latent scale factor.
+"""The KL-regularised autoencoder of latent diffusion (chapter 12, section "The autoencoder"):
+the diagonal-Gaussian posterior q(z | x), its KL divergence to N(0, I), the loss, and the
+latent scale factor.
 
 Rombach et al. (2022), "High-Resolution Image Synthesis with Latent Diffusion Models", train an
 autoencoder whose encoder outputs a mean and a log-variance per latent number, with a KL term
@@ -34,7 +34,7 @@ def _check_tensor(name: str, value) -> torch.Tensor:
 class DiagonalGaussian(NamedTuple):
     """q(z | x) = N(mean, diag(exp(logvar))), one per example: what the encoder outputs.
 
-    Chapter 12 (not yet written) is to derive it (Kingma & Welling, 2014). ``logvar`` is
+    Derived in chapter 12, eq. (ldm-elbo) (Kingma & Welling, 2014). ``logvar`` is
     clamped to [−30, 20] where it is used (as in Rombach et al.'s
     ``DiagonalGaussianDistribution``), so that exp never overflows or underflows to a zero
     standard deviation.
@@ -62,7 +62,7 @@ class DiagonalGaussian(NamedTuple):
     def kl(self) -> torch.Tensor:
         """KL(q(z | x) ‖ N(0, I)) of each example, summed over its latent numbers: (B,).
 
-        Kingma & Welling (2014), appendix B (chapter 12, not yet written, is to derive it):
+        Derived in chapter 12, eq. (ldm-kl) (Kingma & Welling, 2014, appendix B):
         ½ Σ (μ² + σ² − 1 − log σ²).
         """
         logvar = self._logvar()
@@ -82,7 +82,7 @@ def vae_loss(
 ) -> VAELoss:
     """The β-weighted negative ELBO of a batch: Σ_pixels (x − x̂)² + kl_weight · KL, per example.
 
-    Chapter 12 (not yet written) is to derive it. With a Gaussian decoder p(x | z) = N(x̂, σ² I),
+    Derived in chapter 12, eq. (ldm-vae-loss). With a Gaussian decoder p(x | z) = N(x̂, σ² I),
     −log p(x | z) = Σ (x − x̂)² / (2σ²) + const, so the loss is 2σ² times the negative ELBO with
     kl_weight = 2σ²: a tiny kl_weight is a decoder trusted to a tiny σ. (Rombach et al. use an
     L1 and a perceptual reconstruction term instead of the squared error, and a GAN loss.)
@@ -122,7 +122,7 @@ def scale_factor(latents: torch.Tensor) -> float:
     """1 / (the standard deviation of all the numbers in ``latents``): what latent diffusion
     multiplies the autoencoder's latents by, so that they have unit variance like the noise.
 
-    Chapter 12 (not yet written) is to derive it. Rombach et al. compute it on the first batch of
+    Derived in chapter 12, eq. (ldm-scale). Rombach et al. compute it on the first batch of
     latents; 0.18215 for Stable Diffusion's autoencoder. The standard deviation is taken about
     the latents' mean (the mean is not removed from the latents; it is near 0 in practice).
 

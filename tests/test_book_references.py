@@ -83,6 +83,11 @@ MUST_CITE = [
     ("diffusion_lib.samplers", "edm_heun"),
     ("diffusion_lib.samplers", "edm_sigmas"),
     ("diffusion_lib.flow", "training_losses"),
+    ("diffusion_lib.vae", "DiagonalGaussian.kl"),
+    ("diffusion_lib.vae", "vae_loss"),
+    ("diffusion_lib.vae", "scale_factor"),
+    ("diffusion_lib.nets.unet", "CrossAttention"),
+    ("diffusion_lib.nets.unet", "pool_context"),
 ]
 
 

@@ -18,7 +18,13 @@ from diffusion_lib.__main__ import main
 from diffusion_lib.clip import Tokenizer
 from diffusion_lib.data import SCENE_ATTRIBUTES
 from diffusion_lib.diffusion import GaussianDiffusion
-from diffusion_lib.families.classifier import ClassifierSpec, multi_head_loss, predict_heads, split_logits
+from diffusion_lib.families.classifier import (
+    ClassifierSpec,
+    head_accuracy,
+    multi_head_loss,
+    predict_heads,
+    split_logits,
+)
 from diffusion_lib.families.clip import CLIPSpec, build_clip
 from diffusion_lib.families.latent_diffusion import (
     LatentDiffusionSpec,
@@ -33,7 +39,7 @@ from diffusion_lib.families.latent_diffusion import (
     text_context,
 )
 from diffusion_lib.families.vae import VAESpec
-from diffusion_lib.nets.unet import Context, CrossAttention, ResBlock, UNet
+from diffusion_lib.nets.unet import Context, CrossAttention, ResBlock, UNet, pool_context
 from diffusion_lib.schedules import get_beta_schedule
 from diffusion_lib.seeds import ENV_SEED_SHIFT
 from diffusion_lib.train import TrainConfig
@@ -194,6 +200,45 @@ def test_token_states_pooled_at_eos_are_the_text_embedding():
     assert torch.allclose(pooled, clip_model.text_encoder(tokens), atol=1e-6)
     empty = empty_context(clip_model)
     assert empty.mask.sum() == 2 and torch.allclose(empty.states, c.states[2:], atol=1e-6)
+
+
+def test_pool_context_is_the_state_at_each_rows_last_kept_token():
+    c = context(batch=3, length=5, dim=6, real=(3, 5, 1))
+    assert torch.equal(pool_context(c), c.states[[0, 1, 2], [2, 4, 0]])
+    # with a text encoder's states, what CLIP projects to the caption's embedding
+    clip_model = tiny_clip()
+    tokens = clip_model.tokenizer.encode(["a small red 3 in the top left", "a green 1", ""])
+    states = text_context(clip_model, tokens)
+    pooled = clip_model.text_encoder.projection(pool_context(states))
+    assert torch.allclose(pooled, clip_model.text_encoder(tokens), atol=1e-6)
+    with pytest.raises(ValueError, match="context must be a Context with .B, L, D. states, got tuple"):
+        pool_context((c.states, c.mask))
+    with pytest.raises(ValueError, match="context mask must keep at least one token in every row"):
+        pool_context(Context(c.states, torch.zeros(3, 5, dtype=torch.bool)))
+
+
+def test_the_pooled_context_reaches_the_timestep_embedding_and_starts_at_zero():
+    plain = randomised(UNet(**TEXT_UNET))
+    pooled = UNet(**TEXT_UNET, pooled_context=True)
+    missing, unexpected = pooled.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["context_emb.bias", "context_emb.weight"] and not unexpected
+    x, t, c = torch.randn(2, 4, 8, 8), torch.tensor([3, 700]), context(dim=6)
+    # zero-initialised: the network is the one without it
+    assert torch.allclose(pooled(x, t, context=c), plain(x, t, context=c), atol=1e-6)
+    randomised(pooled.context_emb, seed=3)
+    # By hand: the embedding is MLP(sinusoidal(t)) + W · pool_context(c) + b; feed that sum to the
+    # plain network through its time MLP's output and the two agree.
+    extra = pooled.context_emb(pool_context(c))
+    hook = plain.time_mlp.register_forward_hook(lambda module, args, out: out + extra)
+    try:
+        assert torch.allclose(pooled(x, t, context=c), plain(x, t, context=c), atol=1e-5)
+    finally:
+        hook.remove()
+    assert not torch.allclose(pooled(x, t, context=c), plain(x, t, context=c), atol=1e-4)
+    with pytest.raises(ValueError, match="pooled_context=True needs context_dim"):
+        UNet(pooled_context=True)
+    with pytest.raises(ValueError, match="pooled_context must be True or False, got 1"):
+        UNet(context_dim=6, pooled_context=1)
 
 
 # ---------------------------------------------------------------- caption dropout and guidance
@@ -500,6 +545,11 @@ def test_the_chapter_12_ldm_entry():
     assert spec.network["in_channels"] == vae["latent_channels"] and spec.network["image_size"] == 8
     assert spec.network["context_dim"] == clip["width"] and spec.network["scale_shift"] is True
     assert 0 < spec.caption_dropout < 1 and spec.guidance_scale >= 1
+    # The schedule whose ᾱ_T keeps deterministic sampling of these latents from diverging; the
+    # pixel-space counterpart differs only in what it denoises.
+    pixel = zoo.entry("scenes-pixel-dm").spec
+    assert spec.schedule == pixel.schedule == "ldm" and pixel.autoencoder is None
+    assert spec.guidance_scale == pixel.guidance_scale and spec.caption_dropout == pixel.caption_dropout
 
 
 # ---------------------------------------------------------------- the attribute judge
@@ -521,6 +571,23 @@ def test_split_logits_and_the_multi_head_loss_by_hand():
         split_logits(torch.zeros(5, 21), HEADS)
     predicted = predict_heads(lambda rows: logits[rows], torch.arange(5), HEADS, batch_size=2)
     assert all(torch.equal(predicted[name], parts[name].argmax(1)) for name in HEADS)
+
+
+def test_head_accuracy_counts_each_head_and_all_four_by_hand():
+    logits = torch.randn(5, 22, generator=torch.Generator().manual_seed(0))
+    argmax = {name: part.argmax(1) for name, part in split_logits(logits, HEADS).items()}
+    truth = {name: argmax[name].clone() for name in HEADS}
+    truth["digit"][[0, 1]] = (truth["digit"][[0, 1]] + 1) % 10  # rows 0, 1: digit wrong
+    truth["size"][1] = 1 - truth["size"][1]  # row 1: size wrong too
+    truth["colour"][4] = (truth["colour"][4] + 1) % 6  # row 4: colour wrong
+    shares = head_accuracy(lambda rows: logits[rows], torch.arange(5), HEADS, truth)
+    assert shares == {"digit": 0.6, "colour": 0.8, "position": 1.0, "size": 0.8, "all": 0.4}
+    model = lambda rows: logits[rows]  # noqa: E731
+    heads_named = r"truth must have the heads \['colour', 'digit', 'position', 'size'\], got \['digit'\]"
+    with pytest.raises(ValueError, match=heads_named):
+        head_accuracy(model, torch.arange(5), HEADS, {"digit": truth["digit"]})
+    with pytest.raises(ValueError, match=r"truth\['size'\] must be a tensor of 5 labels, got \(4,\)"):
+        head_accuracy(model, torch.arange(5), HEADS, {**truth, "size": truth["size"][:4]})
 
 
 def judge_entry(**changes):

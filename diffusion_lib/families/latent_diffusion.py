@@ -112,9 +112,9 @@ def encode_images(
     """The means of q(z | x) of ``images`` under ``autoencoder`` (an
     :class:`~diffusion_lib.nets.vae.AutoencoderKL`), unscaled, in batches; (N, *latent_shape).
 
-    Chapter 12 (not yet written) is to derive it: with the autoencoder's tiny KL weight the
-    posterior's standard deviation is small beside the spread of its means, so a model of the
-    means loses little that a sample of q(z | x) would add (the chapter is to measure the ratio).
+    Chapter 12 (section "The autoencoder") measures why: with the autoencoder's tiny KL weight
+    the posterior's standard deviation is small beside the spread of its means, so a model of the
+    means loses little that a sample of q(z | x) would add.
     """
     autoencoder = autoencoder.eval()
     return torch.cat(
@@ -151,7 +151,7 @@ def drop_captions(
     """Caption dropout: each row of ``context`` replaced by the one row of ``empty`` with
     ``probability`` (one uniform number per row, drawn from ``generator`` on its device).
 
-    Chapter 12 (not yet written) is to derive it (Ho & Salimans, 2022, Algorithm 1, with the
+    Chapter 12, section "Text to image" (Ho & Salimans, 2022, Algorithm 1, with the
     empty caption as the null condition, as in Stable Diffusion's training).
 
     Raises:
@@ -254,7 +254,7 @@ def generate(
 ) -> TextToImage:
     """``n`` images for each prompt from a loaded latent diffusion model (``zoo.load(NAME)``).
 
-    Chapter 12 (not yet written) is to derive it: the prompts are encoded by the text encoder
+    Chapter 12, section "Text to image": the prompts are encoded by the text encoder
     (and the empty prompt beside them), the latents z_T ~ N(0, I) integrated by the sampler with
     the guided network (:func:`diffusion_lib.guidance.classifier_free` on :func:`conditioned`),
     divided by the scale factor and decoded by the autoencoder, then clipped to [-1, 1].

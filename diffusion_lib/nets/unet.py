@@ -29,6 +29,7 @@ __all__ = [
     "CrossAttention",
     "Context",
     "check_context",
+    "pool_context",
 ]
 
 
@@ -139,11 +140,30 @@ def check_context(context, batch: int, dim: int) -> None:
         raise ValueError("context mask must keep at least one token in every row, got a row of padding only")
 
 
+def pool_context(context: Context) -> torch.Tensor:
+    """The state at each row's last kept token, (B, D): with a CLIP text encoder's states and
+    ``mask = tokens != pad``, the ``<eos>`` state that CLIP itself pools (before its projection).
+
+    Derived in chapter 12, eq. (ldm-pooled): what a text-conditional :class:`UNet` with
+    ``pooled_context`` adds, through a linear map, to its timestep embedding.
+
+    Raises:
+        ValueError: ``context`` not a :class:`Context` with a kept token in every row.
+    """
+    if not isinstance(context, Context) or not torch.is_tensor(context.states) or context.states.ndim != 3:
+        raise ValueError(f"context must be a Context with (B, L, D) states, got {type(context).__name__}")
+    states, mask = context
+    check_context(context, states.shape[0], states.shape[2])
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    last = torch.where(mask, positions, -1).max(dim=1).values
+    return states[torch.arange(states.shape[0], device=states.device), last]
+
+
 class CrossAttention(nn.Module):
     """Multi-head attention from the pixels of a feature map to a sequence of token states, as a
     residual branch: the text conditioning of latent diffusion (Rombach et al., 2022, eq. (3)).
 
-    Chapter 12 (not yet written) is to derive it. The queries come from the image,
+    Derived in chapter 12, eq. (ldm-cross-attention). The queries come from the image,
     Q = W_Q · GroupNorm(h) at each of the H·W pixels; the keys and values from the text,
     K = W_K · c and V = W_V · c at each of the L tokens. Pixel i receives
     Σ_j softmax_j(q_i · k_j / √d) v_j, the softmax over the tokens that ``mask`` keeps (padding
@@ -322,6 +342,11 @@ class UNet(nn.Module):
             this wide, which ``forward`` then requires.
         scale_shift: residual blocks apply the embedding as a scale and shift after their
             normalisation (:class:`ResBlock`); False keeps the book's earlier networks.
+        pooled_context: with ``context_dim``, also add a linear map of the context's pooled
+            state (:func:`pool_context`, the state at each row's last kept token: a CLIP text
+            encoder's ``<eos>``) to the timestep embedding, as Imagen (Saharia et al., 2022) and
+            SDXL (Podell et al., 2023) do: the text then reaches every residual block, besides the
+            pixels' cross-attention. Zero-initialised, so the network starts as without it.
 
     Raises:
         ValueError: an image size the levels cannot halve, ``num_classes`` < 1,
@@ -342,6 +367,7 @@ class UNet(nn.Module):
         null_label: bool = False,
         context_dim: Optional[int] = None,
         scale_shift: bool = False,
+        pooled_context: bool = False,
     ):
         super().__init__()
         _check_image_size(image_size, channel_mults)
@@ -351,6 +377,10 @@ class UNet(nn.Module):
             raise ValueError(f"context_dim must be None or an int >= 1, got {context_dim!r}")
         if not isinstance(scale_shift, bool):
             raise ValueError(f"scale_shift must be True or False, got {scale_shift!r}")
+        if not isinstance(pooled_context, bool):
+            raise ValueError(f"pooled_context must be True or False, got {pooled_context!r}")
+        if pooled_context and context_dim is None:
+            raise ValueError("pooled_context=True needs context_dim (a text-conditional UNet), got None")
         if num_classes is not None and (
             isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
         ):
@@ -368,6 +398,7 @@ class UNet(nn.Module):
         self.class_emb = (
             nn.Embedding(num_classes + int(null_label), emb_dim) if num_classes is not None else None
         )
+        self.context_emb = _zero(nn.Linear(context_dim, emb_dim)) if pooled_context else None
 
         path = _down_path(
             in_channels, image_size, base_channels, channel_mults, num_res_blocks,
@@ -467,6 +498,8 @@ class UNet(nn.Module):
                 raise ValueError("context (token states) is required: this UNet is text-conditional")
             check_context(context, x.shape[0], self.context_dim)
         emb = self.embed(t, y)
+        if self.context_emb is not None:
+            emb = emb + self.context_emb(pool_context(context).to(emb.dtype))
         h = self.conv_in(x)
         skips = [h]
         for blocks in self.down:
