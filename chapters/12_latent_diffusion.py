@@ -551,10 +551,8 @@ check(
     torch.zeros(1),
     atol=0,
 )
-print(
-    f"{len(crosses)} cross-attention layers; weights of the first: "
-    f"{tuple(weights.shape)} (batch, heads, pixels, tokens)"
-)
+print(f"{len(crosses)} cross-attention layers in scenes-ldm")
+print(f"weights here: {tuple(weights.shape)} (batch, heads, pixels, tokens)")
 
 # %% [markdown]
 # **The whole caption, once per block.** Cross-attention gives each pixel its own mixture of
@@ -876,9 +874,9 @@ costs = {
 for name, cost in costs.items():
     total = 100 * cost["call"] + cost["decoder"]
     print(
-        f"{name:<16} {cost['call'] / 1e6:7.1f} MFLOP a call, decoder "
-        f"{cost['decoder'] / 1e6:5.1f} MFLOP: {total / 1e9:5.2f} GFLOP and "
-        f"{1000 * cost['seconds']:6.1f} ms per image"
+        f"{name:<16}{cost['call'] / 1e6:6.1f} MFLOP/call, decoder "
+        f"{cost['decoder'] / 1e6:5.1f} MFLOP; per image {total / 1e9:5.2f} GFLOP, "
+        f"{1000 * cost['seconds']:4.0f} ms"
     )
 flop_ratio = (100 * costs["scenes-pixel-dm"]["call"]) / (
     100 * costs["scenes-ldm"]["call"] + costs["scenes-ldm"]["decoder"]
