@@ -150,6 +150,15 @@ with torch.no_grad():
     mu, logvar = posterior.mean, posterior.logvar.clamp(-30, 20)
     kl_by_hand = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
     rec_by_hand = (x - autoencoder.decode(z)).pow(2).flatten(1).sum(1).mean()
+check(
+    "the latent holds 256 numbers for the 3,072 of a scene, 12 times fewer",
+    [
+        math.prod(autoencoder.latent_shape),
+        x[0].numel() / math.prod(autoencoder.latent_shape),
+    ],
+    [256, 12],
+    atol=0,
+)
 check("eq. (ldm-kl): the library's KL", posterior.kl(), kl_by_hand, rtol=1e-6)
 check(
     "eq. (ldm-vae-loss): squared error plus beta times the KL",
@@ -186,6 +195,12 @@ print(f"KL of one image: {one.kl()[0]:.1f} nats; Monte Carlo {mc:.1f} ± {se:.1f
 fit = data.scenes(4000, seed=32).images
 with torch.no_grad():
     q_fit = autoencoder.encode(fit)
+check(
+    "the KL weight 1e-6 is a decoder noise s = sqrt(beta / 2) of about 7e-4",
+    [vae_spec.kl_weight, math.sqrt(vae_spec.kl_weight / 2)],
+    [1e-6, 7.07e-4],
+    rtol=1e-3,
+)
 posterior_std = q_fit.std.mean().item()
 spread = q_fit.mean.std().item()
 glue("ch12_posterior_std", posterior_std)
@@ -446,6 +461,12 @@ last_abar = {
     for name in ("linear", "ldm")
 }
 amplify = {name: math.sqrt((1 - a) / a) for name, a in last_abar.items()}
+check(
+    "the ldm schedule's first and last beta",
+    get_beta_schedule("ldm", 1000)[[0, -1]],
+    torch.tensor([0.00085, 0.012], dtype=torch.float64),
+    rtol=1e-12,
+)
 glue("ch12_amplify_linear", amplify["linear"])
 glue("ch12_amplify_ldm", amplify["ldm"])
 glue("ch12_sqrt_abar_T", math.sqrt(last_abar["ldm"]))
@@ -549,6 +570,12 @@ check(
     "padding tokens get weight 0",
     weights.masked_select(~table.mask[:, None, None, :]),
     torch.zeros(1),
+    atol=0,
+)
+check(
+    "the text's width D and where scenes-ldm attends (4 x 4)",
+    [layer.context_dim, *latent_model.entry.spec.network["attention_resolutions"]],
+    [64, 4],
     atol=0,
 )
 print(f"{len(crosses)} cross-attention layers in scenes-ldm")
@@ -663,6 +690,17 @@ plt.show()
 # the combination by hand:
 
 # %%
+ldm_entry = latent_model.entry
+check(
+    "scenes-ldm's training: 20,000 one-object scenes, captions dropped with p = 0.1",
+    [
+        ldm_entry.data.kwargs["n1"],
+        ldm_entry.data.kwargs["n2"],
+        ldm_entry.spec.caption_dropout,
+    ],
+    [20_000, 0, 0.1],
+    atol=0,
+)
 prompt_table = ldm.text_context(
     clip_model, clip_model.tokenizer.encode(["a small green 4 in the top left", ""])
 )
