@@ -27,7 +27,9 @@ from .diffusion import GaussianDiffusion, check_prediction_type, randn_like_on, 
 __all__ = [
     "ddpm",
     "ddim",
+    "ddim_step",
     "ddim_invert",
+    "denoise",
     "dpm_solver_pp",
     "timesteps",
     "SPACINGS",
@@ -158,13 +160,28 @@ def _levels(diffusion: GaussianDiffusion, ts: torch.Tensor) -> list[float]:
     return diffusion.alphas_cumprod[ts].tolist() + [1.0]
 
 
-def _denoise(model, x, t: int, alpha_bar: float, prediction_type: str, clip: bool, rederive_eps: bool):
+def denoise(
+    model: Model,
+    x: torch.Tensor,
+    t: int,
+    alpha_bar: float,
+    prediction_type: str = "epsilon",
+    clip: bool = False,
+    rederive_eps: bool = False,
+):
     """(x̂_0, ε̂) from one network call at timestep index ``t`` (noise level ``alpha_bar``).
 
     x̂_0 is clipped to [-1, 1] if asked; then, with ``rederive_eps``, ε̂ is recomputed so that
     (x̂_0, ε̂) still satisfy x_t = √ᾱ_t x̂_0 + √(1 − ᾱ_t) ε̂ (chapter 7, eq. (fast-ddim-clip)).
     Scalar coefficients, not per-example buffers: all examples share the step, and the loop
-    should cost little next to the network.
+    should cost little next to the network. The samplers here and the editing methods
+    (:mod:`diffusion_lib.editing`) all read the network through it.
+
+    Returns:
+        :class:`~diffusion_lib.diffusion.Prediction` ``(x0, eps)``.
+
+    Raises:
+        ValueError: the model's output does not have the shape of ``x``.
     """
     alpha, sigma = math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
     output = model(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
@@ -199,6 +216,21 @@ def ddim_sigma(alpha_bar: float, alpha_bar_next: float, eta: float) -> float:
     η = 1 and ᾱ' = ᾱ_{t−1} this is the DDPM posterior standard deviation √β̃_t.
     """
     return eta * math.sqrt((1.0 - alpha_bar_next) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_next))
+
+
+def ddim_step(
+    x0: torch.Tensor,
+    eps: torch.Tensor,
+    alpha_bar_next: float,
+    sigma: float,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """One DDIM step's result: x_{t'} = √ᾱ' x̂_0 + √(1 − ᾱ' − σ²) ε̂ + σ z, z ~ N(0, I).
+
+    Derived in chapter 7, eq. (fast-ddim-step); σ from :func:`ddim_sigma` (no draw when σ = 0).
+    """
+    x = math.sqrt(alpha_bar_next) * x0 + math.sqrt(max(1.0 - alpha_bar_next - sigma**2, 0.0)) * eps
+    return x + sigma * randn_like_on(x, generator) if sigma > 0.0 else x
 
 
 @torch.no_grad()
@@ -258,11 +290,8 @@ def ddim(
     trajectory = [x] if return_trajectory else None
     for k in _progress(range(len(ts)), "DDIM sampling", progress):
         a, a_next = levels[k], levels[k + 1]
-        x0, eps = _denoise(model, x, int(ts[k]), a, prediction_type, clip_denoised, rederive_eps)
-        sigma = ddim_sigma(a, a_next, eta)
-        x = math.sqrt(a_next) * x0 + math.sqrt(max(1.0 - a_next - sigma**2, 0.0)) * eps
-        if sigma > 0.0:
-            x = x + sigma * randn_like_on(x, generator)
+        x0, eps = denoise(model, x, int(ts[k]), a, prediction_type, clip_denoised, rederive_eps)
+        x = ddim_step(x0, eps, a_next, ddim_sigma(a, a_next, eta), generator)
         if trajectory is not None:
             trajectory.append(x)
     return (x, trajectory) if return_trajectory else x
@@ -300,7 +329,7 @@ def ddim_invert(
     trajectory = [x] if return_trajectory else None
     for k in _progress(range(len(ts)), "DDIM inversion", progress):
         a_prev, a = levels[k], levels[k + 1]
-        _, eps = _denoise(model, x, int(ts[k]), a, prediction_type, False, False)
+        _, eps = denoise(model, x, int(ts[k]), a, prediction_type, False, False)
         x0_hat = (x - math.sqrt(1.0 - a_prev) * eps) / math.sqrt(a_prev)
         x = math.sqrt(a) * x0_hat + math.sqrt(1.0 - a) * eps
         if trajectory is not None:
@@ -359,7 +388,7 @@ def dpm_solver_pp(
     trajectory = [x] if return_trajectory else None
     x0_prev = None
     for k in _progress(range(len(ts)), "DPM-Solver++", progress):
-        x0, _ = _denoise(model, x, int(ts[k]), levels[k], prediction_type, clip_denoised, False)
+        x0, _ = denoise(model, x, int(ts[k]), levels[k], prediction_type, clip_denoised, False)
         if k == len(ts) - 1:  # to σ = 0: the first-order step with h = ∞ returns x̂_0
             x = x0
         else:
