@@ -17,6 +17,8 @@ Modules, dependencies pointing one way (each uses only those above it):
                                   the noise-aware classifier of guidance, CLIP's encoders
 - :mod:`diffusion_lib.clip`       CLIP's tokenizer, InfoNCE loss, zero-shot and retrieval (chapter 10)
 - :mod:`diffusion_lib.guidance`   classifier and classifier-free guidance (chapter 11)
+- :mod:`diffusion_lib.editing`    inpainting (replacement, RePaint), SDEdit, DDRM restoration,
+                                  and exact answers for Gaussian data (chapter 14)
 - :mod:`diffusion_lib.data`       bundled and generated datasets (nothing is downloaded)
 - :mod:`diffusion_lib.train`      the one training loop: AdamW, EMA, checkpoints (chapter 6)
 - :mod:`diffusion_lib.gan`        GAN networks, losses and training loop (chapter 3)
@@ -30,7 +32,7 @@ Modules, dependencies pointing one way (each uses only those above it):
 - ``diffusion_lib.entries``       the book's zoo entries, one module per chapter
 - :mod:`diffusion_lib.metrics`    Fréchet distance, classifier scores, precision/recall, PSNR
 - :mod:`diffusion_lib.viz`        image grids and animations
-- ``python -m diffusion_lib``     the command line: list, train, sample
+- ``python -m diffusion_lib``     the command line: list, train, sample, edit
 """
 
 from .checks import check, check_le, check_outcome

@@ -39,6 +39,8 @@ LAYERS = {
     "vae": 0,  # the KL autoencoder's posterior, loss and scale factor
     "nets.vae": 1,  # the KL autoencoder's networks, on vae
     "guidance": 1,  # classifier and classifier-free guidance, on diffusion
+    # 2: editing with a trained model (inpainting, SDEdit, restoration), on the samplers
+    "editing": 2,
     # 2: a model family on the training loop
     "gan": 2,
     # 2: the family interface and its registry, on the training loop (it finds the book's

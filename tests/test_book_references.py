@@ -88,6 +88,13 @@ MUST_CITE = [
     ("diffusion_lib.vae", "scale_factor"),
     ("diffusion_lib.nets.unet", "CrossAttention"),
     ("diffusion_lib.nets.unet", "pool_context"),
+    ("diffusion_lib.editing", "inpaint"),
+    ("diffusion_lib.editing", "repaint_path"),
+    ("diffusion_lib.editing", "sdedit"),
+    ("diffusion_lib.editing", "ddrm"),
+    ("diffusion_lib.editing", "gaussian_eps_model"),
+    ("diffusion_lib.editing", "gaussian_conditional"),
+    ("diffusion_lib.editing", "wiener"),
 ]
 
 
