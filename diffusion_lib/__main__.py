@@ -1,4 +1,5 @@
-"""The command line (DESIGN §5): list the zoo, train a model into the cache, sample from it.
+"""The command line (DESIGN §5): list the zoo, train a model into the cache, sample from it, edit
+images with it.
 
 ::
 
@@ -6,6 +7,8 @@
     python -m diffusion_lib train NAME [--steps N] [--seed S]
     python -m diffusion_lib sample NAME --n N --out FILE.npz [--seed S] [--grid FILE.png]
            [--batch-size B] [the options of NAME's family]
+    python -m diffusion_lib edit NAME --input FILE.npz (--mask HOLE | --mask-file FILE.npz)
+           --out FILE.npz [--method repaint|replacement] [--resample R] [--jump J] [--steps K]
 
 Every command goes through the model's family (:mod:`diffusion_lib.family`): ``sample`` takes
 the options the families declare (a diffusion model's --sampler, --steps, --eta, --spacing,
@@ -26,13 +29,14 @@ import json
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from . import zoo
+from . import editing, zoo
 from .family import SampleOption, families, int_in
 from .files import atomic_write_bytes
 from .seeds import seed_shift
@@ -228,6 +232,98 @@ def _sample(args) -> int:
     return 0
 
 
+def _read_npz(option: str, value: str, array: str) -> np.ndarray:
+    """The array ``array`` of the .npz file ``value`` (no pickles), or a one-line error."""
+    path = Path(value)
+    if path.suffix.lower() != ".npz":
+        raise UserError(f"{option} must be a .npz file, got {value!r}")
+    if not path.is_file():
+        raise UserError(f"{option} {value!r} does not exist")
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array, not a .npz archive of named arrays")
+        with arrays:
+            if array not in arrays.files:
+                held = ", ".join(arrays.files) or "none"
+                raise UserError(f"{option} {value!r} holds no array {array!r} (it holds {held})")
+            return arrays[array]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(
+            f"{option} {value!r} is not a readable .npz file: {' '.join(str(err).split())}"
+        ) from None
+
+
+_NO_EDIT_OPTIONS = {"method": None, "resample": None, "jump": None, "steps": None}
+
+
+def _can_edit(entry: zoo.ZooEntry) -> bool:
+    """Whether ``edit`` takes ``entry`` with its default options."""
+    try:
+        zoo.family_of(entry).editing_options(entry, dict(_NO_EDIT_OPTIONS))
+    except ValueError:
+        return False
+    return True
+
+
+def _edit(args) -> int:
+    entry = _model_entry(args.name, sampling=False)
+    family = zoo.family_of(entry)
+    if not _can_edit(entry):
+        editable = [n for n in zoo.names() if _can_edit(zoo.entry(n))]
+        try:
+            family.editing_options(entry, dict(_NO_EDIT_OPTIONS))
+        except ValueError as err:
+            reason = str(err)
+        raise UserError(f"{reason}; models that can edit: {', '.join(editable) or 'none'}")
+    given = {"method": args.method, "resample": args.resample, "jump": args.jump, "steps": args.steps}
+    try:
+        options = family.editing_options(entry, given)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    images = _read_npz("--input", args.input, "images")
+    shape = tuple(entry.sample_shape)
+    if images.ndim != 4 or tuple(images.shape[1:]) != shape or not np.issubdtype(images.dtype, np.floating):
+        raise UserError(
+            f"--input 'images' must be floating point (N, {', '.join(map(str, shape))}) for {args.name!r}, "
+            f"got {images.dtype} {images.shape}"
+        )
+    if len(images) == 0 or not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise UserError("--input 'images' must hold at least one image, every value finite in [0, 1]")
+    if args.mask is not None:
+        mask = editing.hole_mask(args.mask, shape).numpy()
+    else:
+        mask = _read_npz("--mask-file", args.mask_file, "mask")
+        if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_):
+            raise UserError(f"--mask-file 'mask' must hold numbers (0 and 1), got {mask.dtype}")
+        if mask.ndim == 2:  # (H, W): one mask for every channel and image
+            mask = mask[None]
+    try:
+        editing.check_mask(torch.as_tensor(mask, dtype=torch.float32), torch.zeros(len(images), *shape))
+    except ValueError as err:
+        raise UserError(f"--mask-file: {err}") from None
+    out = _output_path("--out", args.out, ".npz")
+    _check_cache()
+
+    loaded = zoo.load(args.name, progress=True)
+    generator = torch.Generator().manual_seed(args.seed)
+    start = time.perf_counter()
+    arrays = family.edit(
+        loaded, images.astype(np.float32), mask.astype(np.float32), options=options, generator=generator,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    arrays["mask"] = np.broadcast_to(mask.astype(np.float32), arrays["images"].shape).copy()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(out, buffer.getvalue())
+    print(
+        f"edited {len(images)} images with {args.name} by {family.describe_edit(options)} (seed {args.seed}) "
+        f"in {seconds:.1f} s; wrote {out}"
+    )
+    return 0
+
+
 def _grid_png(images: torch.Tensor) -> bytes:
     """A PNG of the images (in [-1, 1]) tiled by viz.image_grid, pixels enlarged to be visible."""
     from PIL import Image
@@ -263,7 +359,7 @@ def _scatter_png(points: np.ndarray) -> bytes:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m diffusion_lib",
-        description="The named models of 'AIGC: Principles and Code': list, train, sample. Trained "
+        description="The named models of 'AIGC: Principles and Code': list, train, sample, edit. Trained "
         f"models are cached in ${zoo.ENV_HOME} (default ~/.cache/diffusion_lib).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -315,6 +411,30 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--batch-size", type=int_in(1), default=256, help="samples drawn at once (default: 256)"
     )
+
+    edit = commands.add_parser(
+        "edit",
+        help="fill in part of images with a diffusion model (inpainting) into an .npz file",
+        description="Fill in the pixels of the images in FILE.npz ('images': float32 (N, C, H, W) in [0, 1], "
+        "as 'sample' writes them) where the mask is 0, keeping the rest. --mask names the hole: top, "
+        "bottom, left, right (that half) or centre (the centre square of half the size); --mask-file reads "
+        "'mask' (0 fill in, 1 known) of shape (H, W), (C, H, W) or (N, C, H, W). The output holds 'images' "
+        "(the known pixels unchanged) and 'mask'. Chapter 14 derives the methods.",
+    )
+    edit.add_argument("name", metavar="NAME", help="an unconditional image diffusion model from 'list'")
+    edit.add_argument("--input", required=True, metavar="FILE.npz", help="the images to complete")
+    where = edit.add_mutually_exclusive_group(required=True)
+    where.add_argument("--mask", choices=editing.HOLES, help="the hole to fill in, by name")
+    where.add_argument("--mask-file", metavar="FILE.npz", help="a mask of 0s (fill in) and 1s (known)")
+    edit.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the completed images")
+    edit.add_argument(
+        "--method", choices=editing.INPAINT_METHODS, help="repaint (default) or replacement (chapter 14)"
+    )
+    edit.add_argument("--resample", type=int_in(1), help="RePaint's resamplings r per stretch (default: 10)")
+    edit.add_argument("--jump", type=int_in(1), help="RePaint's stretch length j in steps (default: 10)")
+    edit.add_argument("--steps", type=int_in(1), help="noise levels on the way down (default: 250)")
+    edit.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="the seed (default: 0)")
+    edit.add_argument("--batch-size", type=int_in(1), default=256, help="images at once (default: 256)")
     return parser
 
 
@@ -325,7 +445,7 @@ def main(argv: Optional[list] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2, already printed)
         return int(exit_.code or 0)
-    command = {"list": _list, "train": _train, "sample": _sample}[args.command]
+    command = {"list": _list, "train": _train, "sample": _sample, "edit": _edit}[args.command]
     try:
         return command(args)
     except UserError as err:

@@ -84,6 +84,8 @@ class Family:
             name → description; the command line lists them in its help and refuses others.
         outputs: what other models may train on, name → one-line description (see
             :meth:`output` and ``DataSpec.outputs_of``).
+        edit_methods: the inpainting methods :meth:`edit` takes (``python -m diffusion_lib
+            edit``'s ``--method``), the first the default; empty for a family that cannot edit.
     """
 
     name: str = ""
@@ -91,6 +93,7 @@ class Family:
     sample_options: tuple = ()
     sample_arrays: dict = {}
     outputs: dict = {}
+    edit_methods: tuple = ()
 
     # ------------------------------------------------------------ building and training
     def build(self, entry) -> nn.Module:
@@ -160,6 +163,34 @@ class Family:
     def describe(self, entry, options: dict) -> str:
         """How the samples were drawn, for the command's summary line, e.g. 'ddim (50 steps, …)'."""
         return self.name
+
+    # ------------------------------------------------------------ editing (the command line)
+    @property
+    def editable(self) -> bool:
+        """Whether the family overrides :meth:`edit`."""
+        return type(self).edit is not Family.edit
+
+    def editing_options(self, entry, given: dict) -> dict:
+        """The options of ``edit`` for ``entry`` (``method``, ``resample``, ``jump``, ``steps``;
+        None where not given) checked against the model and completed with defaults.
+
+        Raises:
+            ValueError: a model this family cannot edit, or an option out of range; one line.
+        """
+        raise ValueError(f"model {entry.name!r} is a {self.name} and cannot edit images")
+
+    def edit(
+        self, loaded, images, mask, *, options: dict, generator: torch.Generator, batch_size: int
+    ) -> dict:
+        """Fill in ``images`` (float32 (N, C, H, W) in [0, 1], numpy) where ``mask`` (broadcastable,
+        1 known, 0 to fill in) is 0, with the options of :meth:`editing_options`; returns
+        ``{"images": ...}`` in [0, 1], the known pixels unchanged. The same generator state and
+        batch size give the same images."""
+        raise ValueError(f"model {loaded.entry.name!r} is a {self.name} and cannot edit images")
+
+    def describe_edit(self, options: dict) -> str:
+        """How :meth:`edit` filled in, for the command's summary line, e.g. 'repaint (250 steps, …)'."""
+        return str(options.get("method"))
 
     # ------------------------------------------------------------ outputs other models train on
     def output_models(self, name: str, kwargs: dict) -> tuple:

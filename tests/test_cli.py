@@ -375,6 +375,303 @@ def test_help_exits_0(capsys):
     assert "'points'" in capsys.readouterr().out
 
 
+# ---------------------------------------------------------------- edit
+def write_images(path: Path, n: int = 3, seed: int = 0) -> np.ndarray:
+    """n random (1, 8, 8) images in [0, 1] as an edit input, 'images' as `sample` writes them."""
+    images = np.random.default_rng(seed).random((n, 1, 8, 8)).astype(np.float32)
+    np.savez(path, images=images)
+    return images
+
+
+def read_edit(path: Path, shape: tuple) -> tuple:
+    """The two arrays of an edit's output, checked: float32 of the shape, images in [0, 1], a 0/1 mask."""
+    with np.load(path) as npz:
+        assert sorted(npz.files) == ["images", "mask"]
+        images, mask = npz["images"], npz["mask"]
+    assert images.dtype == mask.dtype == np.float32 and images.shape == mask.shape == shape
+    assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0
+    assert set(np.unique(mask).tolist()) <= {0.0, 1.0}
+    return images, mask
+
+
+def library_inpaint(images: np.ndarray, mask, batches, seed: int = 0, **options) -> np.ndarray:
+    """What `edit` should write: editing.inpaint on the loaded model, batch by batch, one generator."""
+    from diffusion_lib import editing
+
+    loaded = zoo.load("test-images", progress=False)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(images) * 2 - 1
+    out, first = [], 0
+    for size in batches:
+        part = mask[first : first + size] if mask.ndim == 4 and len(mask) > 1 else mask
+        out.append(
+            editing.inpaint(
+                loaded.model, loaded.diffusion, x[first : first + size], part, generator=generator, **options
+            )
+        )
+        first += size
+    return ((torch.cat(out) + 1) / 2).clamp(0, 1).numpy()
+
+
+def test_edit_fills_in_the_bottom_half_and_keeps_the_top(home, tmp_path, capsys):
+    _, trained = home
+    source, out = tmp_path / "in.npz", tmp_path / "out.npz"
+    images = write_images(source)
+    argv = ["edit", "test-images", "--input", str(source), "--mask", "bottom", "--out", str(out)]
+    assert main([*argv, "--batch-size", "2"]) == 0
+    line = one_line(capsys.readouterr().out)
+    assert line.startswith(
+        "edited 3 images with test-images by repaint (8 steps, r = 10, j = 10) (seed 0) in "
+    )
+    assert line.endswith(f" s; wrote {out}")
+    assert trained == ["test-images"], "not cached, so trained first"
+    edited, mask = read_edit(out, (3, 1, 8, 8))
+    assert np.array_equal(mask, np.broadcast_to(np.repeat([1.0, 0.0], 4)[:, None], (3, 1, 8, 8)))
+    assert np.allclose(edited[:, :, :4], images[:, :, :4], atol=1e-6, rtol=0), "the top half kept"
+    assert np.abs(edited[:, :, 4:] - images[:, :, 4:]).min() > 0, "the bottom half filled in"
+    expected = library_inpaint(images, torch.from_numpy(mask[0]), (2, 1), steps=8, resample=10, jump=10)
+    assert np.allclose(edited, expected, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "in.npz", "out.npz"]
+
+
+def test_edit_with_a_mask_file_of_height_by_width(home, tmp_path, capsys):
+    source, masks, out = tmp_path / "in.npz", tmp_path / "mask.npz", tmp_path / "out.npz"
+    images = write_images(source, n=2)
+    hole = np.ones((8, 8), dtype=np.uint8)  # any dtype of 0s and 1s
+    hole[2:6, 1:7] = 0
+    np.savez(masks, mask=hole)
+    assert (
+        main(["edit", "test-images", "--input", str(source), "--mask-file", str(masks), "--out", str(out)])
+        == 0
+    )
+    assert one_line(capsys.readouterr().out).startswith("edited 2 images with test-images by repaint")
+    edited, mask = read_edit(out, (2, 1, 8, 8))
+    assert np.array_equal(mask, np.broadcast_to(hole, (2, 1, 8, 8)))
+    known = mask == 1
+    assert np.allclose(edited[known], images[known], atol=1e-6, rtol=0)
+    assert np.abs(edited[~known] - images[~known]).min() > 0
+
+
+def test_edit_with_a_mask_per_image_in_batches(home, tmp_path, capsys):
+    """One mask per image, batch by batch; an image whose mask keeps everything is kept as it is."""
+    from diffusion_lib.editing import hole_mask
+
+    source, masks, out = tmp_path / "in.npz", tmp_path / "mask.npz", tmp_path / "out.npz"
+    images = write_images(source, n=3, seed=1)
+    each = np.stack([hole_mask("left", (1, 8, 8)), np.ones((1, 8, 8)), hole_mask("centre", (1, 8, 8))])
+    np.savez(masks, mask=each.astype(np.float32))
+    argv = ["edit", "test-images", "--input", str(source), "--mask-file", str(masks), "--out", str(out)]
+    assert main([*argv, "--batch-size", "1", "--steps", "4", "--jump", "2", "--resample", "2"]) == 0
+    assert "by repaint (4 steps, r = 2, j = 2)" in one_line(capsys.readouterr().out)
+    edited, mask = read_edit(out, (3, 1, 8, 8))
+    assert np.array_equal(mask, each)
+    assert np.allclose(edited[each == 1], images[each == 1], atol=1e-6, rtol=0)
+    assert np.abs(edited[each == 0] - images[each == 0]).min() > 0
+    assert np.allclose(edited[1], images[1], atol=1e-6, rtol=0)
+
+
+def test_edit_is_deterministic_given_the_seed(home, tmp_path, capsys):
+    _, trained = home
+    source = tmp_path / "in.npz"
+    write_images(source, n=2)
+    paths = {name: tmp_path / f"{name}.npz" for name in ("a", "b", "c")}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        argv = ["edit", "test-images", "--input", str(source), "--mask", "centre", "--out", str(paths[name])]
+        assert main([*argv, "--seed", seed, "--steps", "5"]) == 0
+        assert f"(seed {seed})" in one_line(capsys.readouterr().out)
+    assert trained == ["test-images"], "trained once, then loaded from the cache"
+    a, b, c = (np.load(paths[name])["images"] for name in ("a", "b", "c"))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_edit_by_the_replacement_method(home, tmp_path, capsys):
+    source, out = tmp_path / "in.npz", tmp_path / "out.npz"
+    images = write_images(source, n=2, seed=2)
+    argv = [
+        "edit",
+        "test-images",
+        "--input",
+        str(source),
+        "--mask",
+        "right",
+        "--out",
+        str(out),
+        "--seed",
+        "5",
+    ]
+    assert main([*argv, "--method", "replacement", "--steps", "6"]) == 0
+    line = one_line(capsys.readouterr().out)
+    assert line.startswith("edited 2 images with test-images by replacement (6 steps) (seed 5) in ")
+    edited, mask = read_edit(out, (2, 1, 8, 8))
+    assert np.allclose(edited[:, :, :, :4], images[:, :, :, :4], atol=1e-6, rtol=0)
+    expected = library_inpaint(images, torch.from_numpy(mask[0]), (2,), seed=5, method="replacement", steps=6)
+    assert np.allclose(edited, expected, atol=1e-6)
+    # --resample 1 is the replacement method's own: allowed
+    assert main([*argv, "--method", "replacement", "--resample", "1", "--steps", "6"]) == 0
+    capsys.readouterr()
+    assert np.array_equal(np.load(out)["images"], edited)
+
+
+def edit_inputs(folder: Path) -> None:
+    """The input files of the edit error cases, good and bad."""
+    rng = np.random.default_rng(0)
+    good = rng.random((2, 1, 8, 8)).astype(np.float32)
+    np.savez(folder / "good.npz", images=good)
+    np.savez(folder / "points.npz", points=rng.random((4, 2)))
+    np.savez(folder / "small.npz", images=good[:, :, :4, :4])
+    np.savez(folder / "ints.npz", images=np.ones((2, 1, 8, 8), dtype=np.int64))
+    np.savez(folder / "three.npz", images=good[0])
+    np.savez(folder / "big.npz", images=good + 0.5)
+    np.savez(folder / "negative.npz", images=good - 0.5)
+    np.savez(folder / "nan.npz", images=np.where(good > 0.5, np.nan, good))
+    np.savez(folder / "empty.npz", images=good[:0])
+    (folder / "text.npz").write_text("not a zip archive")
+    with open(folder / "one.npz", "wb") as f:
+        np.save(f, good)  # a .npy under a .npz name
+    half = np.ones((8, 8), dtype=np.float32)
+    half[4:] = 0
+    np.savez(folder / "halves.npz", mask=np.where(half == 1, 1.0, 0.5))
+    np.savez(folder / "ones.npz", mask=np.ones((8, 8)))
+    np.savez(folder / "mask44.npz", mask=half[:4, :4])
+    np.savez(folder / "mask3.npz", mask=np.broadcast_to(half, (3, 1, 8, 8)))
+    np.savez(folder / "channels.npz", mask=np.broadcast_to(half, (2, 8, 8)))
+    np.savez(folder / "masks.npz", masks=half)
+    np.savez(folder / "words.npz", mask=np.where(half == 1, "known", "fill"))
+
+
+EDIT = "edit test-images --input {t}/good.npz --mask bottom --out {t}/x.npz"  # valid, spoilt below
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        (
+            "edit foo --input {t}/good.npz --mask bottom --out {t}/x.npz",
+            "unknown model 'foo'; choose one of ",
+        ),
+        ("edit test-images --mask bottom --out {t}/x.npz", "the following arguments are required: --input"),
+        (
+            "edit test-images --input {t}/good.npz --mask bottom",
+            "the following arguments are required: --out",
+        ),
+        # the input
+        (EDIT.replace("good", "missing"), "--input '{t}/missing.npz' does not exist"),
+        (EDIT.replace("good.npz", "good.txt"), "--input must be a .npz file, got '{t}/good.txt'"),
+        (EDIT.replace("good", "text"), "--input '{t}/text.npz' is not a readable .npz file: "),
+        (
+            EDIT.replace("good", "one"),
+            "--input '{t}/one.npz' is not a readable .npz file: it holds one array, not a .npz archive",
+        ),
+        (
+            EDIT.replace("good", "points"),
+            "--input '{t}/points.npz' holds no array 'images' (it holds points)",
+        ),
+        (
+            EDIT.replace("good", "small"),
+            "--input 'images' must be floating point (N, 1, 8, 8) for 'test-images', got float32 "
+            "(2, 1, 4, 4)",
+        ),
+        (EDIT.replace("good", "ints"), "must be floating point (N, 1, 8, 8) for 'test-images', got int64"),
+        (
+            EDIT.replace("good", "three"),
+            "must be floating point (N, 1, 8, 8) for 'test-images', got float32 (1, 8, 8)",
+        ),
+        *(
+            (
+                EDIT.replace("good", name),
+                "--input 'images' must hold at least one image, every value finite in [0, 1]",
+            )
+            for name in ("big", "negative", "nan", "empty")
+        ),
+        # the mask
+        (EDIT + " --mask-file {t}/ones.npz", "argument --mask-file: not allowed with argument --mask"),
+        (
+            "edit test-images --input {t}/good.npz --out {t}/x.npz",
+            "one of the arguments --mask --mask-file is required",
+        ),
+        (EDIT.replace("bottom", "middle"), "argument --mask: invalid choice: 'middle'"),
+        *(
+            (EDIT.replace("--mask bottom", f"--mask-file {{t}}/{name}.npz"), message)
+            for name, message in (
+                ("halves", "--mask-file: mask must hold only 0 (fill in) and 1 (known)"),
+                ("ones", "--mask-file: mask must leave something to fill in (a 0), got all 1s"),
+                (
+                    "mask44",
+                    "--mask-file: mask must have shape (1, 8, 8) (or with a batch dimension of 1 or 2",
+                ),
+                ("mask3", "--mask-file: mask must have shape (1, 8, 8)"),
+                ("channels", "--mask-file: mask must have shape (1, 8, 8)"),
+                ("masks", "--mask-file '{t}/masks.npz' holds no array 'mask' (it holds masks)"),
+                ("words", "--mask-file 'mask' must hold numbers (0 and 1), got <U5"),
+                ("missing", "--mask-file '{t}/missing.npz' does not exist"),
+                ("text", "--mask-file '{t}/text.npz' is not a readable .npz file"),
+            )
+        ),
+        (
+            EDIT.replace("--mask bottom", "--mask-file {t}/m.png"),
+            "--mask-file must be a .npz file, got '{t}/m.png'",
+        ),
+        # the model
+        (
+            EDIT.replace("test-images", "test-gan-images"),
+            "model 'test-gan-images' is a gan and cannot edit images; models that can edit: digits-ddpm, "
+            "test-images",
+        ),
+        (
+            EDIT.replace("test-images", "digits-classifier"),
+            "model 'digits-classifier' is a classifier and cannot edit images; models that can edit: ",
+        ),
+        (
+            EDIT.replace("test-images", "test-points"),
+            "edit needs an image model; 'test-points' makes points of (2,); models that can edit: "
+            "digits-ddpm, test-images",
+        ),
+        (
+            EDIT.replace("test-images", "test-conditional"),
+            "edit needs an unconditional model; 'test-conditional' is class-conditional",
+        ),
+        (EDIT.replace("test-images", "test-guided"), "edit needs an unconditional model; 'test-guided' is"),
+        # the options
+        (
+            EDIT + " --method replacement --resample 2",
+            "--resample applies to repaint; the replacement method takes 1, got 2",
+        ),
+        (EDIT + " --method blend", "argument --method: invalid choice: 'blend'"),
+        (EDIT + " --steps 9", "--steps must be an int in [1, 8] for 'test-images', got 9"),
+        (EDIT + " --steps 0", "argument --steps: must be an int >= 1, got '0'"),
+        (EDIT + " --resample 0", "argument --resample: must be an int >= 1, got '0'"),
+        (EDIT + " --jump 0", "argument --jump: must be an int >= 1, got '0'"),
+        (EDIT + " --jump two", "argument --jump: must be an int >= 1, got 'two'"),
+        (EDIT + " --seed -1", "argument --seed: must be an int in [0, 9223372036854775807], got '-1'"),
+        (EDIT + " --batch-size 0", "argument --batch-size: must be an int >= 1, got '0'"),
+        # the output
+        (EDIT.replace("x.npz", "x.txt"), "--out must be a .npz file, got '{t}/x.txt'"),
+        (
+            EDIT.replace("{t}/x.npz", "{t}/no/x.npz"),
+            "--out '{t}/no/x.npz': its folder '{t}/no' does not exist",
+        ),
+        (EDIT.replace("x.npz", "folder.npz"), "--out must be a file, got the folder '{t}/folder.npz'"),
+    ],
+)
+def test_edit_user_errors_print_one_line_exit_2_and_write_nothing(home, tmp_path, capsys, command, expected):
+    cache, trained = home
+    (tmp_path / "folder.npz").mkdir()
+    edit_inputs(tmp_path)
+    before = files_under(tmp_path)
+    argv = [a.replace("{t}", str(tmp_path)) for a in command.split()]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    line = one_line(captured.err)
+    assert line.startswith("error: ") and expected.replace("{t}", str(tmp_path)) in line
+    assert captured.out == ""
+    assert files_under(tmp_path) == before and not cache.exists() and trained == []
+
+
+def test_edit_help_exits_0(capsys):
+    assert main(["edit", "--help"]) == 0
+    assert "--mask-file" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- user errors
 OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt by each case below
 

@@ -12,9 +12,18 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
-from .. import guidance, samplers, zoo
+from .. import editing, guidance, samplers, zoo
 from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_type
-from ..family import Family, SampleOption, Trained, bind_labels, int_in, register_family, sample_in_batches
+from ..family import (
+    Family,
+    SampleOption,
+    Trained,
+    as_arrays,
+    bind_labels,
+    int_in,
+    register_family,
+    sample_in_batches,
+)
 from ..nets import DENOISERS
 from ..sampling import GUIDANCE_OPTION, SAMPLER_OPTIONS, SAMPLERS, describe_sampler, sampler_options
 from ..schedules import get_beta_schedule
@@ -188,6 +197,67 @@ class DiffusionFamily(Family):
         return sample_in_batches(
             loaded.model, n, batch_size, num_classes, draw, label=options.get("label"), bind=bind
         )
+
+    # ------------------------------------------------------------ editing (chapter 14)
+    edit_methods = editing.INPAINT_METHODS[::-1]  # RePaint first: the default
+
+    def editing_options(self, entry, given: dict) -> dict:
+        """RePaint by default, r = 10 resamplings of stretches j = 10 steps long over 250 levels
+        (Lugmayr et al.'s settings); the replacement method takes r = 1. Unconditional image
+        models only: a class-conditional one would need a label to complete towards."""
+        if len(entry.sample_shape) != 3:
+            raise ValueError(
+                f"edit needs an image model; {entry.name!r} makes points of {entry.sample_shape}"
+            )
+        if entry.spec.network.get("num_classes") is not None:
+            raise ValueError(f"edit needs an unconditional model; {entry.name!r} is class-conditional")
+        method = given.get("method") or self.edit_methods[0]
+        if method not in self.edit_methods:
+            raise ValueError(f"--method must be one of {', '.join(self.edit_methods)}, got {method!r}")
+        default_r = 10 if method == "repaint" else 1
+        options = {
+            "method": method,
+            "resample": default_r if given.get("resample") is None else given["resample"],
+            "jump": 10 if given.get("jump") is None else given["jump"],
+            "steps": min(250, entry.spec.num_timesteps) if given.get("steps") is None else given["steps"],
+        }
+        if method == "replacement" and options["resample"] != 1:
+            raise ValueError(
+                f"--resample applies to repaint; the replacement method takes 1, got {options['resample']}"
+            )
+        T = entry.spec.num_timesteps
+        if not 1 <= options["steps"] <= T:
+            raise ValueError(f"--steps must be an int in [1, {T}] for {entry.name!r}, got {options['steps']}")
+        editing.repaint_path(options["steps"], options["resample"], options["jump"])  # r, j >= 1
+        return options
+
+    def edit(self, loaded, images, mask, *, options, generator, batch_size) -> dict:
+        x = torch.as_tensor(images, dtype=torch.float32) * 2.0 - 1.0
+        mask = torch.as_tensor(mask, dtype=torch.float32)
+        per_example = mask.ndim == 4 and mask.shape[0] == len(x) and len(x) > 1
+        batches = []
+        for first in range(0, len(x), batch_size):
+            known = x[first : first + batch_size]
+            part = mask[first : first + batch_size] if per_example else mask
+            if bool((part == 1).all()):  # a mask per image that keeps these ones whole: nothing to do
+                batches.append(known)
+                continue
+            batches.append(
+                editing.inpaint(
+                    loaded.model.eval(), loaded.diffusion, known, part,
+                    method=options["method"], resample=options["resample"], jump=options["jump"],
+                    steps=options["steps"], generator=generator,
+                    prediction_type=loaded.entry.spec.prediction_type, progress=True,
+                )
+            )  # fmt: skip
+        return as_arrays(torch.cat(batches))
+
+    def describe_edit(self, options) -> str:
+        """How ``edit`` filled in, for the command's summary line."""
+        what = f"{options['method']} ({options['steps']} steps"
+        if options["method"] == "repaint":
+            what += f", r = {options['resample']}, j = {options['jump']}"
+        return what + ")"
 
     def describe(self, entry, options) -> str:
         what = describe_sampler(options, entry.spec.num_timesteps)
