@@ -137,7 +137,8 @@ train_digits, test_digits = data.digits("train"), data.digits("test")
 # distance $N - 1 - n$ to the last level before $\mathbf{x}_0$ is a multiple of $j$, and which
 # lies at least $j$ below the start ($n \ge j$), jump back to $n - j$ unless that stretch has
 # already been run $r$ times. The stretches are counted from the clean end: the one that ends
-# just before $\mathbf{x}_0$ is resampled, the first one, from pure noise, is not. There are
+# just before $\mathbf{x}_0$ is always resampled, and the first, from pure noise, only when $j$
+# divides $N - 1$ (otherwise a partial stretch of $(N - 1) \bmod j$ steps is not). There are
 # $\lfloor (N-1)/j \rfloor$ turning points, each adding $(r-1)\,j$ steps down:
 #
 # $$
@@ -275,8 +276,9 @@ check(
 # ratio $\operatorname{tr}(\mathbf{C}^{-1}\hat{\mathbf{C}})/d$ (1 for the right spread, below 1
 # for completions too alike). With $n = 2{,}000$ samples, sampling alone leaves a KL of about
 # $(d + 3)/(4n) \approx 0.004$ per pixel ($d = 32$: the covariance's $d(d+1)/2$ entries and the
-# mean's $d$, each estimated with error of order $1/n$) and a largest mean error of about 0.02;
-# exact samples of the conditional, drawn directly, read so:
+# mean's $d$, each estimated with a squared error of order $1/n$) and a largest mean error of a
+# few hundredths; the table's last row shows both for exact samples of the conditional, drawn
+# directly:
 
 
 # %%
@@ -383,12 +385,13 @@ check_le(
 # {glue:text}`ch14_gauss_repl_mean:.2f` (pixels span $[-1, 1]$) with a KL of
 # {glue:text}`ch14_gauss_repl_kl:.3f` nats per pixel. RePaint with $r = 40$ brings the mean error
 # to {glue:text}`ch14_gauss_rp_mean:.3f` and the KL to {glue:text}`ch14_gauss_rp_kl:.3f`.
-# Nothing here was learned — the network is exact — so every gap is the method's. The mean
-# error shrinks with $r$, towards what exact samples of the conditional show
+# Nothing here was learned — the network is exact — so every gap beyond the sampling floor is
+# the method's. The mean error shrinks with $r$, towards what exact samples of the conditional show
 # ({glue:text}`ch14_gauss_floor_mean:.3f` with 2,000 of them); `benchmarks/editing.py` measures
 # it on more digits with 4,000 samples each (README). But the completions become *too alike* as
 # $r$ grows (a spread ratio of {glue:text}`ch14_gauss_rp_spread:.2f`): each jump back and down
-# again pulls the two halves into agreement, and overshoots. RePaint is a heuristic, not a Markov
+# again pulls the two halves into agreement, and overshoots, so that by the KL $r = 10$ is already
+# better than $r = 40$. RePaint is a heuristic, not a Markov
 # chain whose stationary law is the conditional; its resampling buys a better mean at the price
 # of some diversity, and costs $r$ times the network calls.
 #
@@ -513,10 +516,12 @@ check_outcome("RePaint, bottom half: class kept", kept_rp, at_least=0.6)
 # {glue:text}`ch14_ceiling:.1%` (the nearest-neighbour estimate; the single best guess from the
 # top half is right {glue:text}`ch14_map_top:.1%` of the time): the top half leaves that much of
 # the digit open, so no sampler reaches 100%, and a goal such as "85% of completions keep the
-# class" sits at this ceiling rather than below it. The rest of the gap, from RePaint's figure
-# to the ceiling, is the method's (its remaining bias, seen in the Gaussian case) and the
-# network's. The centre and random holes leave more of the digit known, and RePaint keeps the
-# class more often there.
+# class" sits at or above this ceiling: an exact sampler would not reach it. The rest of the gap, from RePaint's figure
+# to the ceiling, is mostly the method's (its remaining bias, seen in the Gaussian case) and the
+# network's, with the classifier's own errors, the estimate's and the sampling error of 120
+# digits (a few points) besides. The centre hole leaves 48 pixels known; the random half leaves
+# as many as the bottom half, but spread over the whole digit, so that no region is left
+# unconstrained; RePaint keeps the class more often with both.
 #
 # **Diversity.** Where the known pixels leave the digit open, a sampler should say so: different
 # seeds should give different completions. Eight completions of the same four digits:
@@ -555,9 +560,11 @@ axes[1].imshow(image_grid(many, nrow=8), cmap="gray")
 axes[1].set_title(
     "8 RePaint completions (columns) of 4 digits (rows), top half known", fontsize=8
 )
+axes[0].set_xlabel("test digit")
+axes[0].set_ylabel("original / hole and method")
+axes[1].set_xlabel("completion (seed)")
+axes[1].set_ylabel("test digit")
 for ax in axes:
-    ax.set_xlabel("digit")
-    ax.set_ylabel("method / seed")
     ax.set_xticks([])
     ax.set_yticks([])
 fig.tight_layout()
@@ -694,8 +701,10 @@ plt.show()
 # from $t_0 = 200$ SDEdit brings that to {glue:text}`ch14_fd_200:.1f` while
 # {glue:text}`ch14_kept_200:.0%` of the edits keep the sketched digit's class. Higher, the
 # class goes: from $t_0 = T$ the sketch is forgotten and the digits are realistic but of any
-# class ({glue:text}`ch14_kept_999:.0%` match, near chance). There is no single right $t_0$;
-# the curve is the choice.
+# class ({glue:text}`ch14_kept_999:.0%` match, near chance). The trade-off runs up to about
+# $t_0 = 500$; beyond it the Fréchet distance no longer falls (a Fréchet distance from 120
+# images is noisy and biased upwards, chapter 9), so later starts lose faithfulness for
+# nothing. Below that there is no single right $t_0$; the curve is the choice.
 
 # %% [markdown]
 # (edit-restoration-section)=
@@ -744,7 +753,10 @@ plt.show()
 # **Baselines.** Bicubic upsampling of the 4 × 4 image; the minimum-norm least-squares solution
 # $\mathbf{A}^+\mathbf{y}$ (for average pooling: each pixel repeated, a blocky image); and the
 # best *linear* estimate, the **Wiener filter**, which is the posterior mean when the data are
-# Gaussian (from {eq}`prob-lin-gauss-posterior` with a Gaussian fitted to the training digits):
+# Gaussian (Gaussian conditioning {eq}`prob-gauss-conditional` applied to the jointly Gaussian
+# $(\mathbf{x}, \mathbf{y})$, with $\operatorname{Cov}(\mathbf{x}, \mathbf{y}) = \boldsymbol{\Sigma}\mathbf{A}^\top$
+# and $\operatorname{Cov}(\mathbf{y}) = \mathbf{A}\boldsymbol{\Sigma}\mathbf{A}^\top + \sigma_y^2\mathbf{I}$,
+# the Gaussian fitted to the training digits):
 #
 # $$
 # \hat{\mathbf{x}}_{\mathrm{W}} = \boldsymbol{\mu} + \boldsymbol{\Sigma}\mathbf{A}^\top
@@ -753,9 +765,11 @@ plt.show()
 # $$ (edit-wiener)
 #
 # A single posterior sample is not the estimate with the lowest squared error — the posterior
-# mean is, and a sample's expected squared error is twice the mean's (the mean's error plus
-# the sample's own spread, equal in expectation). So we report PSNR for one DDRM sample and for
-# the average of eight, which estimates the posterior mean under the learned prior.
+# mean is, and an *exact* posterior sample's expected squared error is twice the mean's (the
+# mean's error plus the sample's own spread, equal in expectation), about 3 dB of PSNR. So we
+# report PSNR for one DDRM sample and for the average of eight, which estimates the posterior
+# mean under the learned prior. (DDRM's samples gain less than that from averaging below: they
+# are less spread than the posterior, as its approximations make them.)
 
 # %%
 A_sr = editing.average_pool_matrix(1, 8, 2)
@@ -858,7 +872,8 @@ check_outcome(
 # this size a covariance already describes much of what the 4 × 4 image leaves open, so the
 # learned prior gains little over the Gaussian one *on average*. What no average can show is the
 # ambiguity itself: a 4 × 4 image can be several digits, and each DDRM sample commits to one,
-# sharply. The figure shows eight samples for the digits where they disagree most, beside the
+# sharply (right or wrong: one sample keeps the class less often than the Wiener estimate
+# does). The figure shows eight samples for the digits where they disagree most, beside the
 # estimates.
 
 # %%
@@ -1151,8 +1166,8 @@ plt.show()
 # at $s = 5$ the regenerated path strays further from the inverted one (glyph distance
 # {glue:text}`ch14_inv5_glyph:.3f`). The inversion itself is nearly exact here — DDIM with the
 # old caption brings $\mathbf{z}_T$ back to within {glue:text}`ch14_inv_rms:.1%` of the latents'
-# spread — because it runs unguided; inverting *with* guidance drifts, which is what null-text
-# inversion {cite}`mokady2023nulltext` corrects.
+# spread — unguided, as here; inverting *with* guidance is known to drift, which is what
+# null-text inversion {cite}`mokady2023nulltext` corrects.
 
 # %% [markdown]
 # ## Summary
@@ -1185,9 +1200,9 @@ plt.show()
 # how many network calls does one completion take?
 #
 # ````{dropdown} Solution
-# Every level is visited once on the way down ($N = 250$ calls). Each multiple of $j$ below $N$
-# (10, 20, …, 240: 24 of them) sends the sampler back $j$ levels $r - 1 = 9$ times, each costing
-# $j$ calls again: $250 + 24 \cdot 9 \cdot 10 = 2{,}410$ calls, about $r$ times a plain sampler.
+# Every level is visited once on the way down ($N = 250$ calls). Each turning point of
+# {eq}`edit-repaint-schedule` ($n = 19, 29, \dots, 249$: $\lfloor 249/10 \rfloor = 24$ of them)
+# sends the sampler back $j$ levels $r - 1 = 9$ times, each costing $j$ calls again: $250 + 24 \cdot 9 \cdot 10 = 2{,}410$ calls, about $r$ times a plain sampler.
 # ````
 #
 # **2. How far is a sketch?** A sketch differs from a digit by an RMS of 0.5 over its 64 pixels.

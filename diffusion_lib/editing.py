@@ -152,7 +152,8 @@ def repaint_path(steps: int, resample: int, jump: int) -> list:
     n < ``steps`` whose distance to the last one before x_0, ``steps − 1 − n``, is a multiple of
     ``jump`` and that lies at least ``jump`` below the start (n >= ``jump``), go back up ``jump``
     levels and come down again, until that stretch has been run ``resample`` times. So the
-    stretch that ends just before x_0 is resampled and the first one, from pure noise, is not.
+    stretch that ends just before x_0 is always resampled, and the first one, from pure noise,
+    only when ``jump`` divides ``steps − 1``.
     ``resample = 1`` never goes back: the replacement method. There are
     ``steps + (resample − 1) · jump · ⌊(steps − 1)/jump⌋`` steps down, about ``resample × steps``.
 
