@@ -8,6 +8,7 @@ The networks (an image encoder, a text encoder, the learned temperature) are in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple, Union
 
 import torch
@@ -15,7 +16,17 @@ import torch.nn.functional as F
 
 from . import data
 
-__all__ = ["Tokenizer", "InfoNCE", "info_nce", "similarity", "zero_shot", "recall_at_k"]
+__all__ = [
+    "Tokenizer",
+    "InfoNCE",
+    "info_nce",
+    "similarity",
+    "zero_shot",
+    "recall_at_k",
+    "check_prompts",
+    "read_prompts",
+    "prompts_from",
+]
 
 # The special tokens, in the order of their ids: <pad> must be 0 (padding rows are zeros), then
 # the start and the end of a caption, as in CLIP's <|startoftext|> and <|endoftext|>.
@@ -318,3 +329,57 @@ def recall_at_k(similarity: torch.Tensor, k: int = 1) -> float:
     correct = similarity.diagonal()[:, None]
     at_least = (similarity >= correct).sum(dim=1) - 1  # other columns scoring at least as high
     return float((at_least < k).double().mean())
+
+
+# ---------------------------------------------------------------- prompts of the text-to-image models
+def check_prompts(prompts, tokenizer: Tokenizer) -> list:
+    """``prompts`` as a list of non-empty str that ``tokenizer`` can encode, each with its
+    whitespace collapsed.
+
+    Raises:
+        ValueError: not a non-empty list of str, an empty prompt, or the tokenizer's errors (a
+            word outside the vocabulary, naming it; a prompt too long for the context).
+    """
+    if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError(f"prompts must be a non-empty list of str, got {prompts!r}")
+    for prompt in prompts:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"a prompt must be a non-empty str, got {prompt!r}")
+    tokenizer.encode(list(prompts))  # its own errors: an unknown word, a prompt too long
+    return [" ".join(p.split()) for p in prompts]
+
+
+def read_prompts(path) -> list:
+    """The prompts of a text file, one per line (UTF-8; blank lines skipped).
+
+    Raises:
+        ValueError: the file does not exist, cannot be read, or holds no prompt.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--prompts {str(path)!r}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"--prompts {str(path)!r}: cannot be read ({err})") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"--prompts {str(path)!r}: the file holds no prompt")
+    return prompts
+
+
+def prompts_from(name: str, prompt, path) -> list:
+    """The prompts of the command line's ``--prompt TEXT`` or ``--prompts FILE`` (exactly one
+    given) for the text-to-image model ``name``, checked against the scenes' vocabulary before
+    anything is loaded or trained.
+
+    Raises:
+        ValueError: both or neither given; :func:`read_prompts`'s and :func:`check_prompts`'s errors.
+    """
+    if (prompt is None) == (path is None):
+        raise ValueError(
+            f"{name!r} needs one of --prompt TEXT or --prompts FILE, got "
+            f"{'both' if prompt is not None else 'neither'}"
+        )
+    prompts = [prompt] if prompt is not None else read_prompts(path)
+    return check_prompts(prompts, Tokenizer.for_scenes())

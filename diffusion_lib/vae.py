@@ -17,7 +17,11 @@ from typing import NamedTuple, Optional
 
 import torch
 
-__all__ = ["DiagonalGaussian", "VAELoss", "vae_loss", "scale_factor"]
+__all__ = ["DiagonalGaussian", "VAELoss", "vae_loss", "scale_factor", "encode_images"]
+
+# How many images a frozen encoder takes per forward pass when a training set is encoded: a few
+# MB of activations, and few enough calls that their overhead vanishes.
+ENCODE_BATCH = 1000
 
 
 def _check_tensor(name: str, value) -> torch.Tensor:
@@ -137,3 +141,21 @@ def scale_factor(latents: torch.Tensor) -> float:
     if not math.isfinite(std) or std <= 0:
         raise ValueError(f"latents must have a finite, non-zero standard deviation, got {std}")
     return 1.0 / std
+
+
+@torch.no_grad()
+def encode_images(
+    autoencoder: torch.nn.Module, images: torch.Tensor, batch_size: int = ENCODE_BATCH
+) -> torch.Tensor:
+    """The means of q(z | x) of ``images`` under ``autoencoder`` (an
+    :class:`~diffusion_lib.nets.vae.AutoencoderKL`), unscaled, in batches; (N, *latent_shape).
+
+    Chapter 12 (section "The autoencoder") measures why: with the autoencoder's tiny KL weight
+    the posterior's standard deviation is small beside the spread of its means, so a model of the
+    means loses little that a sample of q(z | x) would add. The latent diffusion and the unCLIP
+    decoder families both train on them.
+    """
+    autoencoder = autoencoder.eval()
+    return torch.cat(
+        [autoencoder.encode(images[k : k + batch_size]).mean for k in range(0, len(images), batch_size)]
+    )

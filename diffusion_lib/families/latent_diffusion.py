@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -29,31 +28,31 @@ import torch
 from torch import nn
 
 from .. import guidance, zoo
-from ..clip import Tokenizer
+from ..clip import check_prompts, prompts_from, read_prompts
 from ..diffusion import GaussianDiffusion
 from ..family import Family, SampleOption, Trained, register_family
 from ..nets.unet import Context, UNet
 from ..sampling import GUIDANCE_OPTION, SAMPLER_OPTIONS, SAMPLERS, describe_sampler, sampler_options
 from ..schedules import get_beta_schedule
-from ..vae import scale_factor
+from ..vae import encode_images, scale_factor
 
 __all__ = [
     "LatentDiffusionSpec",
     "LatentDiffusionFamily",
     "TextToImage",
-    "encode_images",
+    "encode_images",  # diffusion_lib.vae's, re-exported: chapter 12 names it here
     "text_context",
     "empty_context",
     "drop_captions",
     "conditioned",
     "latent_diffusion_loss",
-    "check_prompts",
+    "check_prompts",  # diffusion_lib.clip's, re-exported
     "read_prompts",
     "generate",
 ]
 
-# How many images (captions) the frozen encoders take per forward pass when the training data
-# is encoded: a few MB of activations, and few enough calls that their overhead vanishes.
+# How many captions the frozen text encoder takes per forward pass when the training data is
+# encoded: a few MB of activations, and few enough calls that their overhead vanishes.
 ENCODE_BATCH = 1000
 
 
@@ -105,23 +104,6 @@ def _number_in(name: str, value, low: float, high: float, *, high_open: bool = F
 
 
 # ---------------------------------------------------------------- the conditioning
-@torch.no_grad()
-def encode_images(
-    autoencoder: nn.Module, images: torch.Tensor, batch_size: int = ENCODE_BATCH
-) -> torch.Tensor:
-    """The means of q(z | x) of ``images`` under ``autoencoder`` (an
-    :class:`~diffusion_lib.nets.vae.AutoencoderKL`), unscaled, in batches; (N, *latent_shape).
-
-    Chapter 12 (section "The autoencoder") measures why: with the autoencoder's tiny KL weight
-    the posterior's standard deviation is small beside the spread of its means, so a model of the
-    means loses little that a sample of q(z | x) would add.
-    """
-    autoencoder = autoencoder.eval()
-    return torch.cat(
-        [autoencoder.encode(images[k : k + batch_size]).mean for k in range(0, len(images), batch_size)]
-    )
-
-
 @torch.no_grad()
 def text_context(clip_model: nn.Module, tokens: torch.Tensor, batch_size: int = ENCODE_BATCH) -> Context:
     """The token states of captions' ids under a CLIP model's text encoder, and their mask
@@ -199,42 +181,6 @@ def latent_diffusion_loss(diffusion: GaussianDiffusion, empty: Context, caption_
         return diffusion.training_losses(net, z, generator=generator)["loss"].mean()
 
     return loss
-
-
-# ---------------------------------------------------------------- prompts
-def check_prompts(prompts, tokenizer: Tokenizer) -> list:
-    """``prompts`` as a list of non-empty str that ``tokenizer`` can encode.
-
-    Raises:
-        ValueError: not a non-empty list of str, an empty prompt, or the tokenizer's errors (a
-            word outside the vocabulary, naming it; a prompt too long for the context).
-    """
-    if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
-        raise ValueError(f"prompts must be a non-empty list of str, got {prompts!r}")
-    for prompt in prompts:
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"a prompt must be a non-empty str, got {prompt!r}")
-    tokenizer.encode(list(prompts))  # its own errors: an unknown word, a prompt too long
-    return [" ".join(p.split()) for p in prompts]
-
-
-def read_prompts(path) -> list:
-    """The prompts of a text file, one per line (UTF-8; blank lines skipped).
-
-    Raises:
-        ValueError: the file does not exist, cannot be read, or holds no prompt.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--prompts {str(path)!r}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"--prompts {str(path)!r}: cannot be read ({err})") from None
-    prompts = [line.strip() for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise ValueError(f"--prompts {str(path)!r}: the file holds no prompt")
-    return prompts
 
 
 # ---------------------------------------------------------------- sampling
@@ -466,15 +412,8 @@ class LatentDiffusionFamily(Family):
 
     # ------------------------------------------------------------ sampling (the command line)
     def sampling_options(self, entry, given: dict) -> dict:
-        prompt, path = given.get("prompt"), given.get("prompts")
-        if (prompt is None) == (path is None):
-            raise ValueError(
-                f"{entry.name!r} needs one of --prompt TEXT or --prompts FILE, got "
-                f"{'both' if prompt is not None else 'neither'}"
-            )
-        prompts = [prompt] if prompt is not None else read_prompts(path)
         # The CLIP family's tokenizer: the words are checked before anything is loaded or trained.
-        prompts = check_prompts(prompts, Tokenizer.for_scenes())
+        prompts = prompts_from(entry.name, given.get("prompt"), given.get("prompts"))
         options = sampler_options(given, entry.spec.num_timesteps, default="ddim")
         scale = given.get("guidance")
         return {
