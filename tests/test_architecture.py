@@ -36,6 +36,7 @@ LAYERS = {
     "flow": 1,  # the flow-matching path and loss, on diffusion's noise drawing
     "clip": 1,  # the caption tokenizer, the InfoNCE loss, zero-shot and retrieval, on data
     "nets.clip": 1,  # CLIP's image and text encoders, on the embeddings
+    "nets.prior": 1,  # unCLIP's prior network, on the embeddings
     "vae": 0,  # the KL autoencoder's posterior, loss and scale factor
     "nets.vae": 1,  # the KL autoencoder's networks, on vae
     "guidance": 1,  # classifier and classifier-free guidance, on diffusion
@@ -60,6 +61,7 @@ LAYERS = {
     "families.clip": 4,
     "families.vae": 4,
     "families.latent_diffusion": 4,
+    "families.unclip": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,
@@ -68,6 +70,7 @@ LAYERS = {
     "entries.chapter10": 5,
     "entries.chapter11": 5,
     "entries.chapter12": 5,
+    "entries.chapter13": 5,
     # 6: entry points
     "__main__": 6,
     "__init__": 6,

@@ -756,15 +756,15 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
                 "takes no sampling options",
             )
             for option, owners in (
-                ("--sampler ddpm", "diffusion and latent-diffusion"),
-                ("--sampler ddim", "diffusion and latent-diffusion"),
-                ("--steps 3", "diffusion, flow and latent-diffusion"),
-                ("--eta 0.5", "diffusion and latent-diffusion"),
-                ("--spacing trailing", "diffusion and latent-diffusion"),
+                ("--sampler ddpm", "diffusion, latent-diffusion and unclip"),
+                ("--sampler ddim", "diffusion, latent-diffusion and unclip"),
+                ("--steps 3", "diffusion, flow, latent-diffusion and unclip"),
+                ("--eta 0.5", "diffusion, latent-diffusion and unclip"),
+                ("--spacing trailing", "diffusion, latent-diffusion and unclip"),
                 ("--solver euler", "flow"),
                 ("--label 1", "diffusion"),
-                ("--guidance 2", "diffusion and latent-diffusion"),
-                ("--prompt red", "latent-diffusion"),
+                ("--guidance 2", "diffusion, latent-diffusion and unclip"),
+                ("--prompt red", "latent-diffusion and unclip"),
             )
         ),
         (
