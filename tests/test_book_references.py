@@ -95,6 +95,11 @@ MUST_CITE = [
     ("diffusion_lib.editing", "gaussian_eps_model"),
     ("diffusion_lib.editing", "gaussian_conditional"),
     ("diffusion_lib.editing", "wiener"),
+    ("diffusion_lib.families.unclip", "embedding_scale"),
+    ("diffusion_lib.families.unclip", "prior_loss"),
+    ("diffusion_lib.families.unclip", "decoder_loss"),
+    ("diffusion_lib.families.unclip", "slerp"),
+    ("diffusion_lib.families.unclip", "text_difference"),
 ]
 
 

@@ -214,8 +214,8 @@ def test_the_command_line_samples_a_new_family_with_its_own_options(gaussian, tm
     assert line.split()[1] == "test-gaussian"
     for argv, message in (
         (["sample", BASE.name, "--n", "1", "--out", str(out), "--steps", "3"],
-         "--steps applies to diffusion, flow, latent-diffusion and unclip models; 'test-gauss' is a test-gaussian "
-         "model and takes --temperature"),
+         "--steps applies to diffusion, flow, latent-diffusion and unclip models; 'test-gauss' is a "
+         "test-gaussian model and takes --temperature"),
         (["sample", "digits-ddpm", "--n", "1", "--out", str(out), "--temperature", "2"],
          "--temperature applies to test-gaussian models; 'digits-ddpm' is a diffusion model and takes"),
         (["sample", BASE.name, "--n", "1", "--out", str(out), "--temperature", "11"],
@@ -241,7 +241,13 @@ def test_two_families_may_declare_one_flag_alike(gaussian):
 
     register_family(Stepped())
     try:
-        assert family_options()["--steps"][1] == ["diffusion", "flow", "latent-diffusion", "test-stepped", "unclip"]
+        assert family_options()["--steps"][1] == [
+            "diffusion",
+            "flow",
+            "latent-diffusion",
+            "test-stepped",
+            "unclip",
+        ]
     finally:
         unregister_family("test-stepped")
 

@@ -344,13 +344,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
     Derived in chapter 13, eq. (unclip-slerp).
 
     Raises:
-        ValueError: rows that are not (N, D) alike with finite non-zero rows; w not in [0, 1].
+        ValueError: rows that are not (N, D) alike with finite non-zero rows; antipodal rows;
+            w not in [0, 1].
     """
     w = _number_in("weight", weight, 0.0, 1.0)
     a, b = _unit_rows("a", a), _unit_rows("b", b, a.shape[1])
     if a.shape != b.shape:
         raise ValueError(f"b must have a's shape {tuple(a.shape)}, got {tuple(b.shape)}")
     cos = (a * b).sum(dim=1, keepdim=True).clamp(-1.0, 1.0)
+    if (cos < -1.0 + 1e-6).any():  # antipodal: every great circle joins them (chapter 13, exercise 3)
+        raise ValueError("a and b must not be antipodal rows (cosine -1): the path is undefined")
     theta = torch.acos(cos)
     small = theta < 1e-4  # nearly parallel: the linear interpolation, renormalised
     sin = torch.sin(theta).clamp_min(1e-12)
