@@ -281,8 +281,8 @@ def test_bad_families_are_refused():
         register_family("gan")
     with pytest.raises(
         ValueError,
-        match="family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan', 'latent-diffusion', "
-        "'vae', got 'gans'",
+        match="family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'flow', 'gan', "
+        "'latent-diffusion', 'unclip', 'unclip-decoder', 'vae', got 'gans'",
     ):
         get_family("gans")
 

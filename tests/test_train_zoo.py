@@ -594,7 +594,9 @@ def test_zoo_rejects_bad_names_overrides_and_entries(tiny):
     with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         zoo.load(TINY.name, steps=0)
     with pytest.raises(
-        ValueError, match=r"family must be one of 'classifier', 'clip', 'diffusion', 'flow', 'gan'.*got 'gs'"
+        ValueError,
+        match=r"family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'flow', 'gan'.*"
+        r"got 'gs'",
     ):
         zoo.register(replace(TINY, name="test-vae", family="gs"))
     for bad in ("", "a/b", "../up", ".hidden"):
@@ -839,6 +841,9 @@ def test_every_book_model_fixes_its_training_threads():
         "scenes-judge": 2,
         "scenes-ldm": 2,
         "scenes-pixel-dm": 2,
+        "scenes-unclip": 2,
+        "scenes-unclip-decoder": 2,
+        "scenes-unclip-prior": 2,
         "scenes-vae": 2,
     }
 
