@@ -996,7 +996,7 @@ check_outcome(
 )
 
 # %% [markdown]
-# Per image, unCLIP costs {glue:text}`ch13_gflop_unclip:.2f} GFLOP and
+# Per image, unCLIP costs {glue:text}`ch13_gflop_unclip:.2f` GFLOP and
 # {glue:text}`ch13_ms_unclip:.0f` ms here, latent diffusion {glue:text}`ch13_gflop_ldm:.2f`
 # GFLOP and {glue:text}`ch13_ms_ldm:.0f` ms: the prior works on 64 numbers and takes
 # {glue:text}`ch13_prior_share:.1%` of unCLIP's operations, and the decoder's U-Net attends
