@@ -1,8 +1,9 @@
 """The reverse-process samplers by name, as the command line's ``sample`` offers them: what the
 families that integrate a diffusion model's reverse process share (pixel-space diffusion,
-chapters 6–7 and 11; latent diffusion, chapter 12). Each sampler is one of
+chapters 6–7 and 11; latent diffusion, chapter 12; unCLIP, chapter 13). Each sampler is one of
 :mod:`diffusion_lib.samplers`' pure functions; this module only names them, declares their
-command-line options once, and checks and completes the options a user gives.
+command-line options once, and checks and completes the options a user gives. The text-to-image
+families (chapters 12 and 13) also share their prompt options and arrays from here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from . import samplers
+from .clip import prompts_from
 from .family import SampleOption, int_in, number_in
 
 __all__ = [
@@ -23,6 +26,11 @@ __all__ = [
     "GUIDANCE_OPTION",
     "sampler_options",
     "describe_sampler",
+    "PROMPT_OPTIONS",
+    "TEXT_TO_IMAGE_ARRAYS",
+    "text_to_image_options",
+    "text_to_image_arrays",
+    "describe_text_to_image",
 ]
 
 
@@ -137,3 +145,50 @@ def describe_sampler(options: dict, num_timesteps: int) -> str:
         return f"{sampler} ({num_timesteps} steps)"
     eta = f", eta {options['eta']:g}" if SAMPLERS[sampler].takes_eta else ""
     return f"{sampler} ({options['steps']} steps{eta}, {options['spacing']})"
+
+
+# ---------------------------------------------------------------- text to image (chapters 12 and 13)
+PROMPT_OPTIONS = (
+    SampleOption(
+        "--prompt",
+        {"metavar": "TEXT", "help": "one prompt: --n images of it (a caption in the model's vocabulary)"},
+    ),
+    SampleOption(
+        "--prompts",
+        {"metavar": "FILE", "help": "a text file of prompts, one per line: --n images of each"},
+    ),
+)
+TEXT_TO_IMAGE_ARRAYS = {
+    "images": "float32 (N, C, H, W) in [0, 1], for image models",
+    "prompts": "str (N,), the prompt of each image, for text-to-image models",
+}
+
+
+def text_to_image_options(name: str, given: dict, num_timesteps: int, guidance_scale: float) -> dict:
+    """The options of ``sample`` for the text-to-image model ``name``: its prompts (``--prompt``
+    or ``--prompts``, checked against the scenes' vocabulary before anything is loaded), the
+    sampler's (:func:`sampler_options`, ddim by default) and the guidance scale (the model's
+    ``guidance_scale`` unless given).
+
+    Raises:
+        ValueError: :func:`diffusion_lib.clip.prompts_from`'s and :func:`sampler_options`' errors.
+    """
+    prompts = prompts_from(name, given.get("prompt"), given.get("prompts"))
+    options = sampler_options(given, num_timesteps, default="ddim")
+    scale = given.get("guidance")
+    return {**options, "prompts": prompts, "guidance": guidance_scale if scale is None else scale}
+
+
+def text_to_image_arrays(images: torch.Tensor, prompts: list) -> dict:
+    """Images in [-1, 1] and their prompts as ``sample`` writes them: ``images`` float32 in [0, 1]
+    and ``prompts`` a plain unicode array (no pickles to read it back)."""
+    images = ((images.to(torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
+    return {"images": images.astype(np.float32), "prompts": np.array(prompts, dtype=np.str_)}
+
+
+def describe_text_to_image(options: dict, num_timesteps: int, scale_name: str = "guidance scale") -> str:
+    """The summary line's account of a text-to-image run, e.g. 'ddim (50 steps, eta 0, leading),
+    guidance scale 5, 2 prompts'."""
+    count = len(options["prompts"])
+    what = f"{count} prompt{'s' if count != 1 else ''}"
+    return f"{describe_sampler(options, num_timesteps)}, {scale_name} {options['guidance']:g}, {what}"

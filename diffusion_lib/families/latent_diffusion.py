@@ -23,16 +23,25 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from .. import guidance, zoo
-from ..clip import check_prompts, prompts_from, read_prompts
+from ..clip import check_prompts, read_prompts
 from ..diffusion import GaussianDiffusion
-from ..family import Family, SampleOption, Trained, register_family
+from ..family import Family, Trained, register_family
 from ..nets.unet import Context, UNet
-from ..sampling import GUIDANCE_OPTION, SAMPLER_OPTIONS, SAMPLERS, describe_sampler, sampler_options
+from ..sampling import (
+    GUIDANCE_OPTION,
+    PROMPT_OPTIONS,
+    SAMPLER_OPTIONS,
+    SAMPLERS,
+    TEXT_TO_IMAGE_ARRAYS,
+    describe_text_to_image,
+    sampler_options,
+    text_to_image_arrays,
+    text_to_image_options,
+)
 from ..schedules import get_beta_schedule
 from ..vae import encode_images, scale_factor
 
@@ -300,22 +309,8 @@ class LatentDiffusionFamily(Family):
 
     name = "latent-diffusion"
     spec_type = LatentDiffusionSpec
-    sample_options = (
-        SampleOption(
-            "--prompt",
-            {"metavar": "TEXT", "help": "one prompt: --n images of it (a caption in the model's vocabulary)"},
-        ),
-        SampleOption(
-            "--prompts",
-            {"metavar": "FILE", "help": "a text file of prompts, one per line: --n images of each"},
-        ),
-        *SAMPLER_OPTIONS,
-        GUIDANCE_OPTION,
-    )
-    sample_arrays = {
-        "images": "float32 (N, C, H, W) in [0, 1], for image models",
-        "prompts": "str (N,), the prompt of each image, for text-to-image models",
-    }
+    sample_options = (*PROMPT_OPTIONS, *SAMPLER_OPTIONS, GUIDANCE_OPTION)
+    sample_arrays = TEXT_TO_IMAGE_ARRAYS
     outputs = {
         "samples": "n images per prompt by deterministic DDIM (η = 0) at one guidance scale, the first "
         "prompt's first, and their unscaled latents (kwargs: prompts, n, guidance_scale, steps, spacing, "
@@ -412,15 +407,8 @@ class LatentDiffusionFamily(Family):
 
     # ------------------------------------------------------------ sampling (the command line)
     def sampling_options(self, entry, given: dict) -> dict:
-        # The CLIP family's tokenizer: the words are checked before anything is loaded or trained.
-        prompts = prompts_from(entry.name, given.get("prompt"), given.get("prompts"))
-        options = sampler_options(given, entry.spec.num_timesteps, default="ddim")
-        scale = given.get("guidance")
-        return {
-            **options,
-            "prompts": prompts,
-            "guidance": entry.spec.guidance_scale if scale is None else scale,
-        }
+        spec = entry.spec
+        return text_to_image_options(entry.name, given, spec.num_timesteps, spec.guidance_scale)
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
         out = generate(
@@ -428,8 +416,7 @@ class LatentDiffusionFamily(Family):
             steps=options["steps"], eta=options["eta"], spacing=options["spacing"], generator=generator,
             batch_size=batch_size, progress=True,
         )  # fmt: skip
-        images = ((out.images.to(torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
-        return {"images": images.astype(np.float32), "prompts": np.array(out.prompts, dtype=np.str_)}
+        return text_to_image_arrays(out.images, out.prompts)
 
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
         if name != "samples":
@@ -437,10 +424,7 @@ class LatentDiffusionFamily(Family):
         return _samples(loaded, progress=progress, **kwargs)
 
     def describe(self, entry, options) -> str:
-        count = len(options["prompts"])
-        what = f"{count} prompt{'s' if count != 1 else ''}"
-        sampler = describe_sampler(options, entry.spec.num_timesteps)
-        return f"{sampler}, guidance scale {options['guidance']:g}, {what}"
+        return describe_text_to_image(options, entry.spec.num_timesteps)
 
 
 register_family(LatentDiffusionFamily())

@@ -25,18 +25,27 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import guidance, zoo
-from ..clip import check_prompts, prompts_from
+from ..clip import check_prompts
 from ..diffusion import GaussianDiffusion, check_prediction_type
-from ..family import Family, SampleOption, Trained, register_family
+from ..family import Family, Trained, register_family
 from ..nets.prior import PriorDenoiser
 from ..nets.unet import Context, UNet
-from ..sampling import GUIDANCE_OPTION, SAMPLER_OPTIONS, SAMPLERS, describe_sampler, sampler_options
+from ..sampling import (
+    GUIDANCE_OPTION,
+    PROMPT_OPTIONS,
+    SAMPLER_OPTIONS,
+    SAMPLERS,
+    TEXT_TO_IMAGE_ARRAYS,
+    describe_text_to_image,
+    sampler_options,
+    text_to_image_arrays,
+    text_to_image_options,
+)
 from ..schedules import get_beta_schedule
 from ..vae import encode_images, scale_factor
 
@@ -730,22 +739,8 @@ class UnclipFamily(Family):
 
     name = "unclip"
     spec_type = UnclipSpec
-    sample_options = (
-        SampleOption(
-            "--prompt",
-            {"metavar": "TEXT", "help": "one prompt: --n images of it (a caption in the model's vocabulary)"},
-        ),
-        SampleOption(
-            "--prompts",
-            {"metavar": "FILE", "help": "a text file of prompts, one per line: --n images of each"},
-        ),
-        *SAMPLER_OPTIONS,
-        GUIDANCE_OPTION,
-    )
-    sample_arrays = {
-        "images": "float32 (N, C, H, W) in [0, 1], for image models",
-        "prompts": "str (N,), the prompt of each image, for text-to-image models",
-    }
+    sample_options = (*PROMPT_OPTIONS, *SAMPLER_OPTIONS, GUIDANCE_OPTION)
+    sample_arrays = TEXT_TO_IMAGE_ARRAYS
     outputs = {
         "samples": "n images per prompt, prior and decoder by deterministic DDIM (η = 0), the first "
         "prompt's first, and the image embeddings they were decoded from (kwargs: prompts, n, "
@@ -773,15 +768,8 @@ class UnclipFamily(Family):
         return zoo.entry(entry.spec.decoder)
 
     def sampling_options(self, entry, given: dict) -> dict:
-        prompts = prompts_from(entry.name, given.get("prompt"), given.get("prompts"))
-        decoder = self._decoder_entry(entry)
-        options = sampler_options(given, decoder.spec.num_timesteps, default="ddim")
-        scale = given.get("guidance")
-        return {
-            **options,
-            "prompts": prompts,
-            "guidance": decoder.spec.guidance_scale if scale is None else scale,
-        }
+        decoder = self._decoder_entry(entry).spec
+        return text_to_image_options(entry.name, given, decoder.num_timesteps, decoder.guidance_scale)
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
         out = generate(
@@ -789,8 +777,7 @@ class UnclipFamily(Family):
             steps=options["steps"], eta=options["eta"], spacing=options["spacing"], generator=generator,
             batch_size=batch_size, progress=True,
         )  # fmt: skip
-        images = ((out.images.to(torch.float32) + 1.0) / 2.0).clamp(0.0, 1.0).numpy()
-        return {"images": images.astype(np.float32), "prompts": np.array(out.prompts, dtype=np.str_)}
+        return text_to_image_arrays(out.images, out.prompts)
 
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
         if name != "samples":
@@ -798,10 +785,8 @@ class UnclipFamily(Family):
         return _samples(loaded, progress=progress, **kwargs)
 
     def describe(self, entry, options) -> str:
-        count = len(options["prompts"])
-        what = f"{count} prompt{'s' if count != 1 else ''}"
-        sampler = describe_sampler(options, self._decoder_entry(entry).spec.num_timesteps)
-        return f"prior and decoder by {sampler}, decoder guidance scale {options['guidance']:g}, {what}"
+        steps = self._decoder_entry(entry).spec.num_timesteps
+        return "prior and decoder by " + describe_text_to_image(options, steps, "decoder guidance scale")
 
 
 register_family(PriorFamily())
