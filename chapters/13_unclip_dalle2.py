@@ -651,6 +651,13 @@ glue("ch13_worst_heldout", worst["heldout"])
 glue("ch13_noprior_digit", follow[("no prior", "heldout")]["digit"])
 glue("ch13_regression_digit", follow[("regression prior", "heldout")]["digit"])
 glue("ch13_prior_digit", follow[("unCLIP", "heldout")]["digit"])
+# The sampling error the prose quotes: a share near 0.8 measured on 96 images.
+check(
+    "the standard error of a share of 0.8 over 96 images is about 0.04",
+    math.sqrt(0.8 * 0.2 / 96),
+    0.04,
+    atol=0.002,
+)
 check_outcome(
     "unCLIP, training combinations: worst attribute (target 0.9)",
     worst["train"],

@@ -410,7 +410,8 @@ class Unclipped(NamedTuple):
     conditions: torch.Tensor
 
 
-def _parts(loaded) -> tuple:
+def _parts(loaded) -> UnclipSpec:
+    """The pipeline's spec, or a ValueError for another kind of model."""
     spec = loaded.entry.spec
     if not isinstance(spec, UnclipSpec):
         raise ValueError(f"model {loaded.entry.name!r} is a {loaded.entry.family}, not an unclip pipeline")
@@ -457,7 +458,7 @@ def generate(
         prior,
         z_t,
         guidance_scale=prior_guidance_scale,
-        batch_size=max(batch_size, 1),
+        batch_size=batch_size,
         progress=progress,
         **common,
     )
