@@ -13,6 +13,11 @@ top left", "a red 3 left of a blue 7") and the attribute indices it was drawn fr
 of the attribute combinations is held out (:func:`heldout_combinations`): the ``"heldout"``
 split shows only those, drawn with the digits' test handwriting, to test composition.
 
+Chapter 15's audio and video are generated in code too: :func:`waveforms`, short notes of eight
+instruments (a fundamental, its harmonics, an envelope) at 4 kHz, and :func:`moving_digits`,
+clips of one 8×8 digit moving at constant velocity and bouncing off the walls of a 16×16
+frame (:func:`bounce`), with each frame's glyph position.
+
 MNIST is optional: :func:`mnist` reads the standard IDX files (:func:`read_idx`) from a local
 folder that the reader filled; this module never downloads anything.
 """
@@ -59,6 +64,19 @@ __all__ = [
     "parse_scene_caption",
     "scene_captions",
     "heldout_combinations",
+    "WaveformClass",
+    "WAVEFORM_SAMPLE_RATE",
+    "WAVEFORM_LENGTH",
+    "WAVEFORM_CLASSES",
+    "WAVEFORM_SPLITS",
+    "Waveforms",
+    "waveforms",
+    "MOVING_DIGITS_SPLITS",
+    "MOVING_DIGITS_GLYPH",
+    "MOVING_DIGITS_VELOCITIES",
+    "Videos",
+    "bounce",
+    "moving_digits",
 ]
 
 DIGITS_SPLITS = ("train", "test", "all")
@@ -977,3 +995,278 @@ def _scenes_tensors(n: int = _SCENES_N, seed: int = 0, split: str = "train") -> 
 
 
 register_dataset("scenes", _scenes_tensors)
+
+
+# ---------------------------------------------------------------- waveforms (chapter 15)
+class WaveformClass(NamedTuple):
+    """One class of :func:`waveforms`: a note and its timbre.
+
+    Attributes:
+        name: a short name, e.g. ``"A2 pure"``.
+        frequency: the fundamental frequency f0 in Hz.
+        harmonics: the amplitudes of harmonics 1, 2, … (harmonic k at k·f0), the first 1.
+        attack: the rise time of the envelope in seconds (linear from 0 to 1).
+        decay: the exponential decay rate of the envelope after the attack, per second.
+    """
+
+    name: str
+    frequency: float
+    harmonics: tuple
+    attack: float
+    decay: float
+
+
+# The clips' sample rate and length: 4 kHz (the issue allows up to 8 kHz) keeps harmonics up to
+# 2 kHz, enough for five harmonics of the highest note (5 × 293.66 = 1,468 Hz); 1,024 samples
+# are 0.256 s, a power of two for the U-Net-free DiffWave and for the FFTs of chapter 15.
+WAVEFORM_SAMPLE_RATE = 4000
+WAVEFORM_LENGTH = 1024
+# Eight notes of a pentatonic scale (A2 C3 D3 E3 G3 A3 C4 D4, equal temperament, A4 = 440 Hz):
+# neighbours are at least a whole tone (12%) apart, four times the 3% a sample must hit; each
+# with its own timbre (harmonic amplitudes, attack, decay), the fundamental always the strongest.
+WAVEFORM_CLASSES = (
+    WaveformClass("A2 pure", 110.00, (1.0, 0.10), 0.010, 1.0),
+    WaveformClass("C3 clarinet", 130.81, (1.0, 0.0, 0.45, 0.0, 0.25), 0.030, 2.0),
+    WaveformClass("D3 saw", 146.83, (1.0, 0.5, 0.33, 0.25, 0.2), 0.005, 4.0),
+    WaveformClass("E3 horn", 164.81, (1.0, 0.7, 0.35, 0.1), 0.040, 1.0),
+    WaveformClass("G3 pluck", 196.00, (1.0, 0.6, 0.4, 0.3, 0.2), 0.002, 8.0),
+    WaveformClass("A3 flute", 220.00, (1.0, 0.25, 0.05), 0.060, 0.5),
+    WaveformClass("C4 reed", 261.63, (1.0, 0.0, 0.6, 0.0, 0.4), 0.015, 3.0),
+    WaveformClass("D4 bell", 293.66, (1.0, 0.3, 0.0, 0.3), 0.002, 6.0),
+)
+WAVEFORM_SPLITS = ("train", "test")
+# Per-clip variation, drawn uniformly: the peak amplitude, the detuning of the whole note (±0.5%),
+# a vibrato of 4–7 Hz and up to 0.3% depth, and white noise of standard deviation 0.005. The
+# splits differ by their generator's stream (seed·2 and seed·2 + 1), not by their distribution.
+_PEAK = (0.5, 0.9)
+_DETUNE = 0.005
+_VIBRATO_RATE = (4.0, 7.0)
+_VIBRATO_DEPTH = 0.003
+_NOISE = 0.005
+
+
+class Waveforms(NamedTuple):
+    """Clips of :func:`waveforms`: ``audio`` float32 (N, 1, L) in [-1, 1], ``labels`` int64 (N,)
+    (indices into :data:`WAVEFORM_CLASSES`), and the ``sample_rate`` in Hz."""
+
+    audio: torch.Tensor
+    labels: torch.Tensor
+    sample_rate: int
+
+
+def waveforms(n: int, *, seed: int = 0, split: str = "train", label=None) -> Waveforms:
+    """Short notes of eight instruments, generated in code (chapter 15's audio).
+
+    Each clip draws a class uniformly (or takes ``label``) and renders, at
+    :data:`WAVEFORM_SAMPLE_RATE` Hz for :data:`WAVEFORM_LENGTH` samples,
+
+        x(t) = a · s(t) / max_t |s(t)| + noise,   s(t) = env(t) · Σ_k h_k sin(k φ(t)),
+        φ(t) = φ_0 + 2π f0 (1 + δ) (t + d (1 − cos 2π r t) / (2π r)),
+
+    so that the instantaneous frequency φ'(t) / 2π is f0 (1 + δ)(1 + d sin 2π r t): that is the
+    class's harmonics h_k of a fundamental f0·(1 + δ) (a detuning δ within ±0.5%) with a
+    vibrato of rate r (4–7 Hz) and depth d (≤ 0.3%), a random start phase φ_0, the class's envelope
+    (a linear attack, then an exponential decay), normalised to a peak a in [0.5, 0.9], plus
+    white noise (σ = 0.005), clipped to [-1, 1]. The instantaneous frequency stays within
+    0.8% of f0, so the 3% target of chapter 15 measures the model, not the data.
+
+    Args:
+        n: the number of clips, >= 1.
+        seed: an int >= 0; the same seed and split give the same clips bit for bit.
+        split: ``"train"`` or ``"test"`` (another stream of the same distribution).
+        label: None (classes drawn uniformly) or an int in [0, 7] for every clip.
+
+    Returns:
+        :class:`Waveforms` ``(audio, labels, sample_rate)``.
+
+    Raises:
+        ValueError: n or seed not an int >= 1 / >= 0, an unknown split, a label out of range.
+    """
+    _check_int("n", n, 1)
+    _check_int("seed", seed, 0)
+    if split not in WAVEFORM_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(WAVEFORM_SPLITS)}, got {split!r}")
+    count = len(WAVEFORM_CLASSES)
+    if label is not None and (
+        isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < count
+    ):
+        raise ValueError(f"label must be None or an int in [0, {count - 1}], got {label!r}")
+    n = int(n)
+    generator = _generator(2 * int(seed) + WAVEFORM_SPLITS.index(split))
+    if label is None:
+        labels = torch.randint(0, count, (n,), generator=generator)
+    else:
+        labels = torch.full((n,), int(label), dtype=torch.int64)
+
+    def uniform(low, high, shape=(n, 1)):
+        return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
+
+    peak = uniform(*_PEAK)
+    detune = uniform(-_DETUNE, _DETUNE)
+    rate = uniform(*_VIBRATO_RATE)
+    depth = uniform(0.0, _VIBRATO_DEPTH)
+    phase0 = uniform(0.0, 2 * math.pi)
+    noise = torch.randn((n, WAVEFORM_LENGTH), generator=generator, dtype=torch.float64) * _NOISE
+
+    t = torch.arange(WAVEFORM_LENGTH, dtype=torch.float64) / WAVEFORM_SAMPLE_RATE
+    table = WAVEFORM_CLASSES
+    f0 = torch.tensor([c.frequency for c in table], dtype=torch.float64)[labels][:, None]
+    width = max(len(c.harmonics) for c in table)
+    h = torch.tensor(
+        [list(c.harmonics) + [0.0] * (width - len(c.harmonics)) for c in table], dtype=torch.float64
+    )
+    attack = torch.tensor([c.attack for c in table], dtype=torch.float64)[labels][:, None]
+    decay = torch.tensor([c.decay for c in table], dtype=torch.float64)[labels][:, None]
+    # The phase integrates the instantaneous frequency f0 (1 + δ) (1 + d sin 2π r t).
+    phase = phase0 + 2 * math.pi * f0 * (1 + detune) * (
+        t + depth * (1 - torch.cos(2 * math.pi * rate * t)) / (2 * math.pi * rate)
+    )
+    k = torch.arange(1, width + 1, dtype=torch.float64)
+    tone = (h[labels][:, :, None] * torch.sin(k[None, :, None] * phase[:, None, :])).sum(1)
+    envelope = torch.clamp(t / attack, max=1.0) * torch.exp(-decay * torch.clamp(t - attack, min=0.0))
+    tone = tone * envelope
+    tone = tone / tone.abs().amax(dim=1, keepdim=True)
+    audio = (peak * tone + noise).clamp(-1.0, 1.0).to(torch.float32)
+    return Waveforms(audio[:, None, :], labels, WAVEFORM_SAMPLE_RATE)
+
+
+def _waveform_tensors(n: int = 8192, seed: int = 0, split: str = "train") -> list:
+    clips = waveforms(n, seed=seed, split=split)
+    return [clips.audio, clips.labels]
+
+
+register_dataset("waveforms", _waveform_tensors)
+
+
+# ---------------------------------------------------------------- moving digits (chapter 15)
+MOVING_DIGITS_SPLITS = ("train", "test")
+MOVING_DIGITS_GLYPH = 8  # the glyph's side in pixels: one 8×8 digit of digits()
+# The velocities a clip draws from, per axis, in pixels per frame: never 0, so every clip moves on
+# both axes, and at most 2 px, so that an 8-frame clip of a 16-px frame bounces at most twice.
+MOVING_DIGITS_VELOCITIES = (-2, -1, 1, 2)
+_MOVING_DIGITS_N = 4096  # the registered "moving_digits" dataset's default size
+
+
+class Videos(NamedTuple):
+    """Clips of :func:`moving_digits`: ``videos`` float32 (N, F, 1, S, S) in [-1, 1], ``labels``
+    int64 (N,) (the digit), and ``positions`` int64 (N, F, 2), the glyph's top-left (row, col)
+    in each frame."""
+
+    videos: torch.Tensor
+    labels: torch.Tensor
+    positions: torch.Tensor
+
+
+def bounce(p0, v, frames: int, wall: float):
+    """The path of a point moving at constant velocity between two walls, reflected at each.
+
+    Defined in chapter 15 (the moving digits and the trajectory test of generated videos): a
+    point that starts at ``p0`` in [0, W] with velocity ``v`` (per frame) and bounces off 0 and
+    W = ``wall`` by reflection follows the triangle wave
+
+        p(t) = m if m <= W else 2W − m,   m = (p0 + v t) mod 2W,   t = 0, 1, …, frames − 1,
+
+    which is continuous and 2W-periodic in p0 + v t. For integer p0, v and W the path is exact
+    integers (in floating point).
+
+    Args:
+        p0: the start, a number, a numpy array or a torch tensor (float or int), in [0, W] (other
+            values are folded into [0, W] by the same formula).
+        v: the velocity per frame, broadcastable with ``p0``.
+        frames: the number of frames, an int >= 1.
+        wall: W > 0, the far wall (the near one is at 0).
+
+    Returns:
+        The positions, of shape ``broadcast(p0, v).shape + (frames,)`` (time last): a torch
+        tensor (float64, or the inputs' floating dtype) if either input is a tensor, else a
+        float64 numpy array.
+
+    Raises:
+        ValueError: ``frames`` not an int >= 1, ``wall`` not a finite number > 0.
+    """
+    _check_int("frames", frames, 1)
+    _check_float("wall", wall, positive=True)
+    if torch.is_tensor(p0) or torch.is_tensor(v):
+        p0, v = torch.as_tensor(p0), torch.as_tensor(v)
+        dtype = torch.promote_types(torch.promote_types(p0.dtype, v.dtype), torch.float32)
+        dtype = torch.float64 if not (p0.is_floating_point() or v.is_floating_point()) else dtype
+        t = torch.arange(int(frames), dtype=dtype, device=p0.device)
+        p0, v = p0.to(dtype)[..., None], v.to(dtype)[..., None]
+    else:
+        t = np.arange(int(frames), dtype=np.float64)
+        p0, v = np.asarray(p0, dtype=np.float64)[..., None], np.asarray(v, dtype=np.float64)[..., None]
+    m = (p0 + v * t) % (2 * wall)  # Python's modulo on both: the result lies in [0, 2W)
+    where = torch.where if torch.is_tensor(m) else np.where
+    return where(m <= wall, m, 2 * wall - m)
+
+
+def moving_digits(
+    n: int, *, frames: int = 8, size: int = 16, seed: int = 0, split: str = "train", label=None
+) -> Videos:
+    """Videos of one handwritten digit moving and bouncing off the walls (chapter 15's video).
+
+    Each clip draws one glyph of the 8×8 digits — from ``digits("train")`` for ``"train"``, from
+    ``digits("test")`` for ``"test"`` (unseen handwriting) — uniformly among the split's images
+    (or among those of the digit ``label``), an integer top-left start uniform in [0, W] per
+    axis (W = ``size`` − 8) and an integer velocity per axis uniform in
+    :data:`MOVING_DIGITS_VELOCITIES`. In frame t the glyph's top-left is :func:`bounce`
+    ``(p0, v, frames, W)``: constant velocity, reflected at the walls, so the glyph always lies
+    wholly inside the frame. The glyph, in [-1, 1] as :func:`digits` gives it, is pasted by a
+    pixel-wise max onto a black (-1) frame.
+
+    Args:
+        n: the number of clips, >= 1.
+        frames: frames per clip, an int >= 2.
+        size: the frame's side in pixels, an int >= 9 (so that the glyph can move).
+        seed: an int >= 0; the same seed, split and arguments give the same clips bit for bit.
+        split: ``"train"`` or ``"test"`` (the digits' split the glyphs come from; also another
+            random stream).
+        label: None (any digit) or an int in [0, 9] for every clip.
+
+    Returns:
+        :class:`Videos` ``(videos, labels, positions)``.
+
+    Raises:
+        ValueError: ``n``, ``frames``, ``size`` or ``seed`` not an int >= 1, 2, 9 or 0, an unknown
+            ``split``, a ``label`` that is not None or an int in [0, 9].
+    """
+    _check_int("n", n, 1)
+    _check_int("frames", frames, 2)
+    _check_int("size", size, MOVING_DIGITS_GLYPH + 1)
+    _check_int("seed", seed, 0)
+    if split not in MOVING_DIGITS_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(MOVING_DIGITS_SPLITS)}, got {split!r}")
+    if label is not None and (
+        isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label <= 9
+    ):
+        raise ValueError(f"label must be None or an int in [0, 9], got {label!r}")
+    n, frames, size = int(n), int(frames), int(size)
+    glyphs, glyph_labels = digits(split)
+    pool = torch.arange(len(glyph_labels)) if label is None else (glyph_labels == int(label)).nonzero()[:, 0]
+    generator = _generator(2 * int(seed) + MOVING_DIGITS_SPLITS.index(split))
+    chosen = pool[torch.randint(0, len(pool), (n,), generator=generator)]
+    wall = size - MOVING_DIGITS_GLYPH
+    p0 = torch.randint(0, wall + 1, (n, 2), generator=generator)
+    velocities = torch.tensor(MOVING_DIGITS_VELOCITIES)
+    v = velocities[torch.randint(0, len(velocities), (n, 2), generator=generator)]
+    # bounce is exact for integers in float64: the rounding only changes the dtype
+    positions = torch.round(bounce(p0, v, frames, wall)).long().permute(0, 2, 1).contiguous()  # (n, F, 2)
+    offsets = torch.arange(MOVING_DIGITS_GLYPH)
+    rows = (positions[:, :, 0, None] + offsets)[:, :, :, None]  # (n, F, 8, 1)
+    cols = (positions[:, :, 1, None] + offsets)[:, :, None, :]  # (n, F, 1, 8)
+    clip = torch.arange(n)[:, None, None, None]
+    frame = torch.arange(frames)[None, :, None, None]
+    videos = torch.full((n, frames, size, size), -1.0)  # the black background
+    ink = glyphs[chosen, 0][:, None]  # (n, 1, 8, 8), in [-1, 1]
+    videos[clip, frame, rows, cols] = torch.maximum(videos[clip, frame, rows, cols], ink)
+    return Videos(videos[:, :, None], glyph_labels[chosen], positions)
+
+
+def _moving_digit_tensors(
+    n: int = _MOVING_DIGITS_N, seed: int = 0, split: str = "train", frames: int = 8, size: int = 16
+) -> list:
+    clips = moving_digits(n, frames=frames, size=size, seed=seed, split=split)
+    return [clips.videos, clips.labels]
+
+
+register_dataset("moving_digits", _moving_digit_tensors)
