@@ -1,7 +1,8 @@
-"""Pictures of images and processes: grids, and animations that work offline.
+"""Pictures of images and processes: grids, and animations that work offline; and sound.
 
 Animations are GIFs embedded in an ``<img>`` tag as base64, so they play in Jupyter, Colab and
-the Jupyter Book HTML alike, with no JavaScript and no network.
+the Jupyter Book HTML alike, with no JavaScript and no network. Sound is the same: WAV files
+embedded in ``<audio>`` tags (:func:`audio_html`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from .audio import wav_bytes
 from .files import atomic_write_bytes
 
-__all__ = ["image_grid", "show_images", "animation_html", "save_gif"]
+__all__ = ["image_grid", "show_images", "animation_html", "save_gif", "audio_html"]
 
 Frames = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -159,3 +161,53 @@ def save_gif(
 ) -> None:
     """Write the same animation as :func:`animation_html` to a GIF file, atomically."""
     atomic_write_bytes(path, _frames_to_gif(frames, titles=titles, fps=fps, scale=scale, nrow=nrow))
+
+
+def audio_html(clips, sample_rate: int, *, titles: Optional[Sequence[str]] = None):
+    """Players for audio clips as an ``IPython.display.HTML``: one ``<audio controls>`` per clip.
+
+    Used in chapter 15 to listen to the data and to samples. Each clip is a 16-bit PCM mono WAV
+    (``audio.wav_bytes``) embedded as a base64 ``data:audio/wav`` URI, so it plays offline in
+    Jupyter, Colab and the book's HTML. The players sit side by side, each with its title as a
+    small caption underneath.
+
+    Args:
+        clips: (N, L), (N, 1, L) or one clip (L,), numpy or torch, values in [-1, 1].
+        sample_rate: the rate in Hz, an int in [1, 384000].
+        titles: one caption per clip (HTML-escaped), or None.
+
+    Raises:
+        ValueError: clips of another shape, no clip, or values that ``audio.wav_bytes`` refuses;
+            a bad ``sample_rate``; not one title per clip.
+    """
+    import html
+
+    from IPython.display import HTML
+
+    array = clips.detach().cpu().numpy() if torch.is_tensor(clips) else np.asarray(clips)
+    if array.ndim == 3 and array.shape[1] == 1:
+        array = array[:, 0]
+    elif array.ndim == 1:
+        array = array[None]
+    elif array.ndim != 2:
+        raise ValueError(f"clips must have shape (N, L), (N, 1, L) or (L,), got {array.shape}")
+    if array.shape[0] < 1:
+        raise ValueError("clips must hold at least one clip, got 0")
+    if titles is not None:
+        titles = list(titles)
+        if len(titles) != len(array):
+            raise ValueError(f"titles must have one entry per clip ({len(array)}), got {len(titles)}")
+    players = []
+    for k, clip in enumerate(array):
+        encoded = base64.b64encode(wav_bytes(clip, sample_rate)).decode("ascii")
+        caption = (
+            ""
+            if titles is None
+            else f'<figcaption style="font-size: 80%">{html.escape(str(titles[k]))}</figcaption>'
+        )
+        players.append(
+            '<figure style="display: inline-block; margin: 0 8px 8px 0; text-align: center">'
+            f'<audio controls preload="metadata" src="data:audio/wav;base64,{encoded}"></audio>'
+            f"{caption}</figure>"
+        )
+    return HTML('<div class="audio-clips">' + "".join(players) + "</div>")

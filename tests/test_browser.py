@@ -6,9 +6,11 @@ every page of _toc.yml and checks that it loads with no console error, no failed
 request to another host (they are blocked and reported), that its equations are typeset by
 MathJax (no raw TeX left, no TeX error), that its mermaid diagrams are drawn as SVG, and that
 its images load, and that no code cell (source or printed output) is wider than the text
-column at a 1280-pixel window. The search page must find "diffusion". A screenshot of each
-page's first screen, and of its first diagram and first displayed equation, go to `_build/screenshots/`,
-with `report.json` summing up what each page showed.
+column at a 1280-pixel window, and that its audio players load their sound. Chapter 15 must
+show at least two players with sound and two animations. The search page must find
+"diffusion". A screenshot of each page's first screen, and of its first diagram and first
+displayed equation, go to `_build/screenshots/`, with `report.json` summing up what each page
+showed (audio players, broken ones and their durations, and animations included).
 
 Skips when the book, Chromium or Playwright is missing, unless AIGC_REQUIRE_BOOK_CHECKS=1.
 """
@@ -38,6 +40,9 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 RENDER_TIMEOUT_MS = 30_000
+# How long an <audio> element may take to read its sound's metadata (a data: URI of a few
+# hundred kilobytes at most decodes in milliseconds); longer counts as broken.
+AUDIO_TIMEOUT_MS = 5_000
 REPORT: dict[str, dict] = {}
 
 
@@ -129,7 +134,7 @@ RENDERED = """() => {
     return pending.length === 0 && (!document.querySelector('.math') || !!mathjax);
 }"""
 
-INSPECT = """async () => {
+INSPECT = """async (audioTimeout) => {
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
     const math = [...document.querySelectorAll('span.math, div.math')];
     const raw = math.filter(e => !e.querySelector('mjx-container'));
@@ -153,6 +158,31 @@ INSPECT = """async () => {
             () => { if (!(img.naturalWidth > 0)) broken.push(img.getAttribute('src')); },
             () => broken.push(img.getAttribute('src')));
     }));
+    // Each <audio> reloads and must read its metadata (duration) without an error in time.
+    const audios = [...document.querySelectorAll('audio')];
+    const brokenAudio = [];
+    const durations = audios.map(() => 0);
+    await Promise.all(audios.map((a, i) => new Promise(resolve => {
+        const source = a.querySelector('source');
+        const src = (a.getAttribute('src') || (source && source.getAttribute('src')) || '').slice(0, 40);
+        const timer = setTimeout(() => {
+            brokenAudio.push(`${src}… (no metadata after ${audioTimeout} ms)`);
+            resolve();
+        }, audioTimeout);
+        a.addEventListener('loadedmetadata', () => {
+            clearTimeout(timer);
+            durations[i] = a.duration;
+            resolve();
+        }, {once: true});
+        a.addEventListener('error', () => {
+            clearTimeout(timer);
+            brokenAudio.push(`${src}… (error ${a.error ? a.error.code : '?'})`);
+            resolve();
+        }, {once: true});
+        a.preload = 'metadata';
+        a.load();
+    })));
+    const animations = images.filter(img => (img.getAttribute('src') || '').startsWith('data:image/gif'));
     return {
         math: math.length, typeset: math.length - raw.length,
         raw_tex: raw.slice(0, 3).map(e => e.textContent.slice(0, 80)),
@@ -161,6 +191,8 @@ INSPECT = """async () => {
         diagram_errors: badDiagrams.length,
         images: images.length, broken_images: broken,
         code_blocks: code.length, wide_code: wide.slice(0, 5),
+        audio: audios.length, broken_audio: brokenAudio, audio_durations: durations,
+        animations: animations.length,
     };
 }"""
 
@@ -179,7 +211,7 @@ def test_page_renders_offline_without_errors(browser, server, docname):
             tab.page.wait_for_function(RENDERED, timeout=RENDER_TIMEOUT_MS)
         except Exception as exc:  # reported with everything else below
             tab.problems.append(f"equations or diagrams not rendered after {RENDER_TIMEOUT_MS} ms: {exc}")
-        seen = tab.page.evaluate(INSPECT)
+        seen = tab.page.evaluate(INSPECT, AUDIO_TIMEOUT_MS)
         name = shot_name(docname)
         tab.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
         shots = [f"{name}.png"]
@@ -215,7 +247,41 @@ def test_page_renders_offline_without_errors(browser, server, docname):
         problems.append(f"code cells wider than the page (they scroll sideways): {seen['wide_code']}")
     if seen["broken_images"]:
         problems.append(f"images that do not load: {seen['broken_images']}")
+    if seen["broken_audio"]:
+        problems.append(f"audio that does not load: {seen['broken_audio']}")
     assert not problems, f"{docname}:\n  " + "\n  ".join(problems)
+
+
+# Chapter 15 (audio and video) shows its sounds as <audio> players and its videos as GIFs.
+CHAPTER_15 = [docname for docname in toc_pages() if docname.endswith("15_audio_and_video")]
+MIN_PLAYERS = 2  # at least the data's notes and the generated ones
+MIN_ANIMATIONS = 2  # at least the data's clips and the generated ones
+
+
+@pytest.mark.parametrize(
+    "docname",
+    CHAPTER_15
+    or [
+        pytest.param(None, marks=pytest.mark.skip(reason="no page ending in 15_audio_and_video in _toc.yml"))
+    ],
+)
+def test_chapter_15_plays_sound_and_shows_animations(browser, server, docname):
+    tab = Tab(browser)
+    try:
+        response = tab.page.goto(server + f"{docname}.html", wait_until="load")
+        assert response is not None and response.ok, f"{docname}.html: HTTP {response and response.status}"
+        seen = tab.page.evaluate(INSPECT, AUDIO_TIMEOUT_MS)
+    finally:
+        tab.close()
+    playing = [d for d in seen["audio_durations"] if d and d > 0]
+    assert not seen["broken_audio"], f"audio that does not load: {seen['broken_audio']}"
+    assert len(playing) >= MIN_PLAYERS, (
+        f"{docname}: {len(playing)} of {seen['audio']} audio players have a sound with a positive "
+        f"duration (durations {seen['audio_durations']}), want >= {MIN_PLAYERS}"
+    )
+    assert seen["animations"] >= MIN_ANIMATIONS, (
+        f"{docname}: {seen['animations']} animations (data:image/gif images), want >= {MIN_ANIMATIONS}"
+    )
 
 
 def test_search_finds_diffusion(browser, server):

@@ -80,3 +80,34 @@ def test_show_images_draws_without_ticks():
     matplotlib.use("Agg")
     ax = viz.show_images(torch.zeros(4, 1, 8, 8), title="zeros")
     assert ax.get_title() == "zeros" and list(ax.get_xticks()) == []
+
+
+def test_audio_html_holds_one_playable_wav_per_clip():
+    import scipy.io.wavfile
+
+    clips = torch.linspace(-0.9, 0.9, 3 * 500).reshape(3, 1, 500)
+    html = viz.audio_html(clips, 4000, titles=["a <low> note", "b", "c"]).data
+    sources = re.findall(r'<audio controls[^>]* src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(sources) == 3 and html.count("<audio") == 3
+    for k, encoded in enumerate(sources):
+        rate, samples = scipy.io.wavfile.read(io.BytesIO(base64.b64decode(encoded)))
+        assert rate == 4000 and samples.dtype == np.int16 and samples.shape == (500,)
+        assert np.abs(samples / 32767 - clips[k, 0].numpy()).max() <= 1 / 32767
+    assert "a &lt;low&gt; note" in html and html.count("<figcaption") == 3, "titles as escaped captions"
+    one = viz.audio_html(np.zeros(100), 8000).data
+    assert one.count("<audio") == 1 and "<figcaption" not in one
+
+
+@pytest.mark.parametrize(
+    "clips, kwargs, message",
+    [
+        (torch.zeros(2, 2, 100), {}, r"clips must have shape \(N, L\), \(N, 1, L\) or \(L,\)"),
+        (torch.zeros(0, 100), {}, "at least one clip"),
+        (torch.zeros(2, 100), dict(titles=["a"]), r"titles must have one entry per clip \(2\), got 1"),
+        (torch.full((1, 100), 1.5), {}, r"audio must lie in \[-1, 1\]"),
+        (torch.zeros(1, 100), dict(sample_rate=0), "sample_rate must be an int"),
+    ],
+)
+def test_audio_html_refuses_bad_input(clips, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        viz.audio_html(clips, **{"sample_rate": 4000, **kwargs})
