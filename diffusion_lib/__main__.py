@@ -38,7 +38,7 @@ import torch
 
 from . import editing, zoo
 from .family import SampleOption, families, int_in
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, check_output_path
 from .seeds import seed_shift
 from .train import default_device
 
@@ -116,17 +116,10 @@ def _model_entry(name: str, *, sampling: bool) -> zoo.ZooEntry:
 
 def _output_path(option: str, value: str, suffix: str) -> Path:
     """Check, before any work, that ``value`` can be written: right suffix, folder exists, writable."""
-    path = Path(value)
-    if path.suffix.lower() != suffix:
-        raise UserError(f"{option} must be a {suffix} file, got {value!r}")
-    if path.is_dir():
-        raise UserError(f"{option} must be a file, got the folder {value!r}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise UserError(f"{option} {value!r}: its folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {value!r}: its folder {str(folder)!r} is not writable")
-    return path
+    try:
+        return check_output_path(option, value, suffix)
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 def _check_environment() -> None:
@@ -194,10 +187,11 @@ def _sample(args) -> int:
     options = _sampling_options(args, entry)
     out = _output_path("--out", args.out, ".npz")
     grid = _output_path("--grid", args.grid, ".png") if args.grid is not None else None
-    if grid is not None and len(entry.sample_shape) == 1 and entry.sample_shape[0] != 2:
-        raise UserError(
-            f"--grid draws images or 2-D points; {args.name!r} makes points of {entry.sample_shape[0]}"
-        )
+    shape = tuple(entry.sample_shape)
+    if grid is not None and len(shape) == 1 and shape[0] != 2:
+        raise UserError(f"--grid draws images or 2-D points; {args.name!r} makes points of {shape[0]}")
+    if grid is not None and len(shape) not in (1, 3):
+        raise UserError(f"--grid draws images or 2-D points; {args.name!r} makes samples of shape {shape}")
     _check_cache()
 
     loaded = zoo.load(args.name, progress=True)
@@ -213,7 +207,7 @@ def _sample(args) -> int:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(out, buffer.getvalue())
-    what = "images" if "images" in arrays else "points" if "points" in arrays else "samples"
+    what = next((name for name in ("images", "points", *family.sample_arrays) if name in arrays), "samples")
     if grid is not None:
         if what == "images":
             picture = _grid_png(torch.from_numpy(arrays["images"][:GRID_MAX_IMAGES]) * 2.0 - 1.0)
@@ -223,7 +217,11 @@ def _sample(args) -> int:
             raise UserError(f"--grid draws images or 2-D points; {args.name!r} made {what}")
         atomic_write_bytes(grid, picture)
 
-    also = f" and {grid}" if grid is not None else ""
+    try:
+        written = family.write_files(arrays, options)
+    except (ValueError, OSError) as err:
+        raise UserError(" ".join(str(err).split())) from None
+    also = "".join(f" and {item}" for item in ([str(grid)] if grid is not None else []) + written)
     count = len(arrays[what]) if what in arrays else args.n  # n per prompt for text-to-image models
     print(
         f"sampled {count} {what} from {args.name} with {family.describe(entry, options)} (seed {args.seed}) "

@@ -38,6 +38,8 @@ __all__ = [
     "number_in",
     "as_arrays",
     "sample_in_batches",
+    "sampled_output",
+    "check_counts",
     "bind_labels",
     "import_modules",
 ]
@@ -159,6 +161,17 @@ class Family:
         (N, C, H, W) in [0, 1] or ``"points"`` (N, D) in data units, and ``"labels"`` (N,) for a
         conditional model. The same generator state and batch size give the same arrays."""
         raise ValueError(f"model {loaded.entry.name!r} is a {self.name} and cannot be sampled")
+
+    def write_files(self, arrays: dict, options: dict) -> list:
+        """Write the files that sampling options ask for besides the .npz (a family's ``--wav DIR``
+        or ``--gif FILE``, checked by :meth:`sampling_options` before any work), atomically;
+        return what was written, for the command's summary line (e.g. ``["8 WAV files in
+        out/"]``). Default: nothing.
+
+        Raises:
+            ValueError, OSError: a file that cannot be written; reported in one line.
+        """
+        return []
 
     def describe(self, entry, options: dict) -> str:
         """How the samples were drawn, for the command's summary line, e.g. 'ddim (50 steps, …)'."""
@@ -378,3 +391,36 @@ def sample_in_batches(
     if labels is not None:
         arrays["labels"] = labels.numpy()
     return arrays
+
+
+def sampled_output(family: Family, loaded, *, n: int, seed: int = 0, batch_size: int = 256, **given) -> dict:
+    """A ``"samples"`` output of a family whose :meth:`Family.sample` does the work: ``n``
+    samples drawn with the generator seeded ``seed``, ``batch_size`` at a time, under the
+    sampling options ``given`` (the command line's, e.g. ``steps=6``; checked by
+    :meth:`Family.sampling_options`), as tensors; arrays without a first dimension of ``n``
+    (a sample rate) are left out. The same kwargs give the same tensors, as ``sample`` would.
+
+    Raises:
+        ValueError: n, batch_size not ints >= 1, seed not an int >= 0, or the family's own errors.
+    """
+    check_counts(n=n, seed=seed, batch_size=batch_size)
+    declared = {option.dest for option in family.sample_options}
+    unknown = sorted(set(given) - declared)
+    if unknown:
+        raise ValueError(f"options must be among {', '.join(sorted(declared))}, got {', '.join(unknown)}")
+    options = family.sampling_options(loaded.entry, {name: given.get(name) for name in declared})
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        arrays = family.sample(loaded, n, batch_size=batch_size, generator=generator, options=options)
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items() if np.ndim(v) and len(v) == n}
+
+
+def check_counts(*, n: int, seed: int, batch_size: int) -> None:
+    """The counts of an output that draws samples: n and batch_size ints >= 1, seed an int >= 0.
+
+    Raises:
+        ValueError: naming the first that is not.
+    """
+    for arg, value, low in (("n", n, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")

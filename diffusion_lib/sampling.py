@@ -24,6 +24,8 @@ __all__ = [
     "STEPS_HELP",
     "SAMPLER_OPTIONS",
     "GUIDANCE_OPTION",
+    "LABEL_OPTION",
+    "check_label",
     "sampler_options",
     "describe_sampler",
     "PROMPT_OPTIONS",
@@ -93,6 +95,35 @@ SAMPLER_OPTIONS = (
         },
     ),
 )
+# The class of every sample, for the families of class-conditional models.
+LABEL_OPTION = SampleOption(
+    "--label",
+    {
+        "type": int_in(0),
+        "help": "a class-conditional model's class for every sample, in [0, classes − 1] "
+        "(default: the classes in turn, 0, 1, …)",
+    },
+)
+
+
+def check_label(name: str, label, num_classes) -> None:
+    """``--label`` checked against the model ``name`` with ``num_classes`` classes (None:
+    unconditional).
+
+    Raises:
+        ValueError: a label for an unconditional model, or outside [0, num_classes − 1]; one line.
+    """
+    if label is None:
+        return
+    if num_classes is None:
+        raise ValueError(f"--label applies to class-conditional models; {name!r} is unconditional")
+    if not 0 <= label < num_classes:
+        raise ValueError(
+            f"--label must be an int in [0, {num_classes - 1}] for {name!r} ({num_classes} classes), "
+            f"got {label}"
+        )
+
+
 GUIDANCE_OPTION = SampleOption(
     "--guidance",
     {

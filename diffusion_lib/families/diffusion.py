@@ -16,16 +16,21 @@ from .. import editing, guidance, samplers, zoo
 from ..diffusion import MODEL_VAR_TYPES, GaussianDiffusion, check_prediction_type
 from ..family import (
     Family,
-    SampleOption,
     Trained,
     as_arrays,
     bind_labels,
-    int_in,
     register_family,
     sample_in_batches,
 )
 from ..nets import DENOISERS
-from ..sampling import GUIDANCE_OPTION, SAMPLER_OPTIONS, SAMPLERS, describe_sampler, sampler_options
+from ..sampling import (
+    GUIDANCE_OPTION,
+    LABEL_OPTION,
+    SAMPLER_OPTIONS,
+    SAMPLERS,
+    describe_sampler,
+    sampler_options,
+)
 from ..schedules import get_beta_schedule
 
 __all__ = [
@@ -81,14 +86,7 @@ class DiffusionFamily(Family):
     spec_type = DiffusionSpec
     sample_options = (
         *SAMPLER_OPTIONS,
-        SampleOption(
-            "--label",
-            {
-                "type": int_in(0),
-                "help": "a class-conditional model's class for every sample, in [0, classes − 1] "
-                "(default: the classes in turn, 0, 1, …)",
-            },
-        ),
+        LABEL_OPTION,
         GUIDANCE_OPTION,
     )
     sample_arrays = {
