@@ -30,13 +30,18 @@ LAYERS = {
     "nets.unet": 1,
     "nets": 2,  # the package's __init__ re-exports mlp, unet and embeddings
     "train": 1,
-    "viz": 1,
+    # 2: figures, animations and sound players, on files and audio (WAV bytes)
+    "viz": 2,
+    "audio": 1,  # WAV files, pitch, mel spectrograms and sound checks (chapter 15), on files
+    "video": 1,  # the moving glyph's path, crops and consistency (chapter 15), on data's bounce
     "samplers": 1,
     "sde": 1,  # continuous-time processes, on diffusion (an ε-network as a score)
     "flow": 1,  # the flow-matching path and loss, on diffusion's noise drawing
     "clip": 1,  # the caption tokenizer, the InfoNCE loss, zero-shot and retrieval, on data
     "nets.clip": 1,  # CLIP's image and text encoders, on the embeddings
     "nets.prior": 1,  # unCLIP's prior network, on the embeddings
+    "nets.diffwave": 1,  # DiffWave's dilated residual stack (chapter 15), on the embeddings
+    "nets.video": 2,  # the space–time U-Net (chapter 15), on the U-Net's blocks
     "vae": 0,  # the KL autoencoder's posterior, loss and scale factor
     "nets.vae": 1,  # the KL autoencoder's networks, on vae
     "guidance": 1,  # classifier and classifier-free guidance, on diffusion
@@ -62,6 +67,8 @@ LAYERS = {
     "families.vae": 4,
     "families.latent_diffusion": 4,
     "families.unclip": 4,
+    "families.audio": 4,
+    "families.video": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,
@@ -71,6 +78,7 @@ LAYERS = {
     "entries.chapter11": 5,
     "entries.chapter12": 5,
     "entries.chapter13": 5,
+    "entries.chapter15": 5,
     # 6: entry points
     "__main__": 6,
     "__init__": 6,
@@ -157,6 +165,28 @@ def test_the_parser_sees_imports():
     assert {"zoo", "samplers", "family"} <= library_imports(PACKAGE / "families" / "diffusion.py")
     assert library_imports(PACKAGE / "metrics.py") == {"zoo"}
     assert library_imports(PACKAGE / "nets" / "unet.py") == {"nets.embeddings"}
+
+
+# The media modules of chapter 15 read and write with these packages only (and the standard
+# library), so that a reader can use them without the book's heavier dependencies.
+THIRD_PARTY = {"audio": {"numpy", "scipy", "torch"}, "video": {"numpy", "torch"}}
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_PARTY))
+def test_media_modules_import_only_their_packages(name):
+    import sys
+
+    stdlib = getattr(sys, "stdlib_module_names", None)  # Python 3.10+
+    if stdlib is None:
+        pytest.skip("sys.stdlib_module_names needs Python 3.10 or later")
+    found = set()
+    for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module.split(".")[0])
+    outside = found - THIRD_PARTY[name] - set(stdlib) - {"diffusion_lib"}
+    assert not outside, f"{name} imports {sorted(outside)}"
 
 
 def test_an_upward_or_sideways_import_is_reported():

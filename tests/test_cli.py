@@ -756,13 +756,13 @@ OK = "sample test-images --n 1 --out {t}/x.npz"  # a valid command line, spoilt 
                 "takes no sampling options",
             )
             for option, owners in (
-                ("--sampler ddpm", "diffusion, latent-diffusion and unclip"),
-                ("--sampler ddim", "diffusion, latent-diffusion and unclip"),
-                ("--steps 3", "diffusion, flow, latent-diffusion and unclip"),
-                ("--eta 0.5", "diffusion, latent-diffusion and unclip"),
-                ("--spacing trailing", "diffusion, latent-diffusion and unclip"),
+                ("--sampler ddpm", "diffusion, diffwave, latent-diffusion, unclip and video-diffusion"),
+                ("--sampler ddim", "diffusion, diffwave, latent-diffusion, unclip and video-diffusion"),
+                ("--steps 3", "diffusion, diffwave, flow, latent-diffusion, unclip and video-diffusion"),
+                ("--eta 0.5", "diffusion, diffwave, latent-diffusion, unclip and video-diffusion"),
+                ("--spacing trailing", "diffusion, diffwave, latent-diffusion, unclip and video-diffusion"),
                 ("--solver euler", "flow"),
-                ("--label 1", "diffusion"),
+                ("--label 1", "diffusion, diffwave and video-diffusion"),
                 ("--guidance 2", "diffusion, latent-diffusion and unclip"),
                 ("--prompt red", "latent-diffusion and unclip"),
             )

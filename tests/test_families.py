@@ -214,7 +214,8 @@ def test_the_command_line_samples_a_new_family_with_its_own_options(gaussian, tm
     assert line.split()[1] == "test-gaussian"
     for argv, message in (
         (["sample", BASE.name, "--n", "1", "--out", str(out), "--steps", "3"],
-         "--steps applies to diffusion, flow, latent-diffusion and unclip models; 'test-gauss' is a "
+         "--steps applies to diffusion, diffwave, flow, latent-diffusion, unclip and video-diffusion models; "
+         "'test-gauss' is a "
          "test-gaussian model and takes --temperature"),
         (["sample", "digits-ddpm", "--n", "1", "--out", str(out), "--temperature", "2"],
          "--temperature applies to test-gaussian models; 'digits-ddpm' is a diffusion model and takes"),
@@ -243,10 +244,12 @@ def test_two_families_may_declare_one_flag_alike(gaussian):
     try:
         assert family_options()["--steps"][1] == [
             "diffusion",
+            "diffwave",
             "flow",
             "latent-diffusion",
             "test-stepped",
             "unclip",
+            "video-diffusion",
         ]
     finally:
         unregister_family("test-stepped")
@@ -281,8 +284,9 @@ def test_bad_families_are_refused():
         register_family("gan")
     with pytest.raises(
         ValueError,
-        match="family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'flow', 'gan', "
-        "'latent-diffusion', 'unclip', 'unclip-decoder', 'vae', got 'gans'",
+        match="family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'diffwave', 'flow', "
+        "'gan', "
+        "'latent-diffusion', 'unclip', 'unclip-decoder', 'vae', 'video-diffusion', got 'gans'",
     ):
         get_family("gans")
 

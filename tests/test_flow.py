@@ -277,11 +277,14 @@ OK = "sample test-flow-images --n 1 --out {t}/x.npz"
 @pytest.mark.parametrize(
     "command, expected",
     [
-        (OK + " --eta 0.5", "--eta applies to diffusion, latent-diffusion and unclip models; "
+        (OK + " --eta 0.5", "--eta applies to diffusion, diffwave, latent-diffusion, unclip and "
+         "video-diffusion models; "
          "'test-flow-images' is a flow model and takes --solver, --steps"),
-        (OK + " --sampler ddim", "--sampler applies to diffusion, latent-diffusion and unclip models; "
+        (OK + " --sampler ddim", "--sampler applies to diffusion, diffwave, latent-diffusion, unclip and "
+         "video-diffusion models; "
          "'test-flow-images' is a flow model"),
-        (OK + " --spacing leading", "--spacing applies to diffusion, latent-diffusion and unclip models; "
+        (OK + " --spacing leading", "--spacing applies to diffusion, diffwave, latent-diffusion, unclip and "
+         "video-diffusion models; "
          "'test-flow-images' is a flow"),
         (OK + " --steps 0", "argument --steps: must be an int >= 1, got '0'"),
         (OK + " --solver rk4", "argument --solver: invalid choice: 'rk4' (choose from"),

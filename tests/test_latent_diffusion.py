@@ -514,7 +514,10 @@ def test_sample_with_a_prompt_and_a_prompts_file(tiny_ldm, tmp_path, capsys):
         (["--prompts", "MISSING"], "no such file"),
         ([], "needs one of --prompt TEXT or --prompts FILE, got neither"),
         (["--prompt", "a red 3", "--prompts", "MISSING"], "got both"),
-        (["--prompt", "a red 3", "--label", "3"], "--label applies to diffusion models"),
+        (
+            ["--prompt", "a red 3", "--label", "3"],
+            "--label applies to diffusion, diffwave and video-diffusion models",
+        ),
         (
             ["--prompt", "a red 3", "--sampler", "ddpm", "--steps", "3"],
             "--steps applies to ddim and dpm-solver",

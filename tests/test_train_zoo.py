@@ -595,7 +595,8 @@ def test_zoo_rejects_bad_names_overrides_and_entries(tiny):
         zoo.load(TINY.name, steps=0)
     with pytest.raises(
         ValueError,
-        match=r"family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'flow', 'gan'.*"
+        match=r"family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'diffwave', 'flow', "
+        r"'gan'.*"
         r"got 'gs'",
     ):
         zoo.register(replace(TINY, name="test-vae", family="gs"))
@@ -828,6 +829,8 @@ def test_every_book_model_fixes_its_training_threads():
     # deliberately (1 for the small MLPs, 2 for the convolutional networks).
     threads = {name: zoo.entry(name).train_threads for name in zoo.names()}
     assert threads == {
+        "audio-diffwave": 2,
+        "audio-vocoder": 2,
         "digits-classifier": 2,
         "digits-cond-ddpm": 2,
         "digits-ddpm": 2,
@@ -845,6 +848,8 @@ def test_every_book_model_fixes_its_training_threads():
         "scenes-unclip-decoder": 2,
         "scenes-unclip-prior": 2,
         "scenes-vae": 2,
+        "video-ddpm": 2,
+        "video-frames": 2,
     }
 
 

@@ -1056,7 +1056,8 @@ def test_sample_the_tiny_pipeline_writes_images_and_prompts(tiny, tmp_path, caps
         ),
         (
             ["--prompt", RED, "--label", "3"],
-            "--label applies to diffusion models; 'scenes-unclip' is a unclip model and takes --eta",
+            "--label applies to diffusion, diffwave and video-diffusion models; 'scenes-unclip' is a unclip "
+            "model and takes --eta",
         ),
         (
             ["--prompt", RED, "--solver", "euler"],

@@ -1,0 +1,146 @@
+"""The video diffusion family: a space–time U-Net over clips of frames (chapter 15).
+
+A :class:`~diffusion_lib.nets.video.SpaceTimeUNet` with a
+:class:`~diffusion_lib.diffusion.GaussianDiffusion`, trained with L_simple on videos
+(B, F, C, H, W) in [-1, 1], all frames of a clip denoised together (Ho et al., 2022). The same
+network without temporal layers (``"temporal": False``) is the baseline that makes each frame
+on its own. Sampled like the image models (DDPM, DDIM, DPM-Solver++); ``--gif FILE`` also
+writes the clips as one animation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import viz
+from ..diffusion import GaussianDiffusion
+from ..family import (
+    Family,
+    SampleOption,
+    Trained,
+    bind_labels,
+    register_family,
+    sample_in_batches,
+    sampled_output,
+)
+from ..files import check_output_path
+from ..nets.video import SpaceTimeUNet
+from ..sampling import LABEL_OPTION, SAMPLER_OPTIONS, SAMPLERS, check_label, describe_sampler, sampler_options
+from ..schedules import get_beta_schedule
+
+__all__ = ["VideoSpec", "VideoFamily", "GIF_OPTION", "GIF_MAX_CLIPS"]
+
+GIF_OPTION = SampleOption(
+    "--gif", {"metavar": "FILE.gif", "help": "also save the clips as one animated GIF (a grid per frame)"}
+)
+GIF_MAX_CLIPS = 64  # the clips a --gif shows (an 8 × 8 grid per frame)
+_GIF_FPS = 4  # frames per second of --gif: a digit moving 1–2 px per frame is easy to follow
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """A video diffusion model.
+
+    Attributes:
+        network: :class:`~diffusion_lib.nets.video.SpaceTimeUNet`'s keyword arguments; a
+            ``num_classes`` makes it class-conditional (one label per clip).
+        schedule, num_timesteps: the β schedule (:func:`~diffusion_lib.schedules.get_beta_schedule`).
+    """
+
+    network: dict
+    schedule: str = "cosine"
+    num_timesteps: int = 1000
+
+
+class VideoFamily(Family):
+    """Video diffusion models (chapter 15). The cache holds the EMA denoiser."""
+
+    name = "video-diffusion"
+    spec_type = VideoSpec
+    sample_options = (*SAMPLER_OPTIONS, LABEL_OPTION, GIF_OPTION)
+    sample_arrays = {
+        "videos": "float32 (N, frames, C, H, W) in [0, 1]",
+        "labels": "int64 (N,), the classes in turn (or --label), for class-conditional models",
+    }
+
+    outputs = {
+        "samples": "the clips of `sample` as tensors, 'videos' (N, F, C, H, W) in [0, 1] and 'labels' "
+        "(kwargs: n, seed, batch_size and sampling options such as steps; family.sampled_output)",
+    }
+
+    def check_spec(self, spec) -> None:
+        super().check_spec(spec)
+        if not isinstance(spec.network, dict):
+            raise ValueError(f"network must be a dict of SpaceTimeUNet's arguments, got {spec.network!r}")
+
+    def build(self, entry) -> nn.Module:
+        torch.manual_seed(entry.init_seed)
+        return SpaceTimeUNet(**entry.spec.network)
+
+    def process(self, entry) -> GaussianDiffusion:
+        return GaussianDiffusion(get_beta_schedule(entry.spec.schedule, entry.spec.num_timesteps))
+
+    def train(self, entry, data, *, dependencies, checkpoint, progress, device) -> Trained:
+        diffusion = self.process(entry)
+        conditional = entry.spec.network.get("num_classes") is not None
+
+        def video_loss(model, batch, generator):
+            net = bind_labels(model, batch[1]) if conditional else model
+            return diffusion.training_losses(net, batch[0], generator=generator)["loss"].mean()
+
+        return self.train_network(
+            entry, video_loss, data, checkpoint=checkpoint, progress=progress, device=device
+        )
+
+    # ------------------------------------------------------------ sampling
+    def sampling_options(self, entry, given: dict) -> dict:
+        """DDIM with 50 steps by default; ``--gif FILE`` is checked here, before any work."""
+        num_classes = entry.spec.network.get("num_classes")
+        label = given.get("label")
+        check_label(entry.name, label, num_classes)
+        options = sampler_options(given, entry.spec.num_timesteps, default="ddim")
+        gif = given.get("gif")
+        if gif is not None:
+            check_output_path("--gif", gif, ".gif")
+        return {**options, "label": label, "gif": gif}
+
+    def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
+        entry = loaded.entry
+        run = SAMPLERS[options["sampler"]].run
+
+        def draw(net, size):
+            return run(
+                net, loaded.diffusion, (size, *entry.sample_shape), generator=generator, clip_denoised=True,
+                steps=options["steps"], eta=options["eta"], spacing=options["spacing"],
+            )  # fmt: skip
+
+        arrays = sample_in_batches(
+            loaded.model.eval(), n, batch_size, entry.spec.network.get("num_classes"), draw,
+            label=options.get("label"),
+        )  # fmt: skip
+        videos = ((arrays.pop("points") + 1.0) / 2.0).clip(0.0, 1.0)  # [-1, 1] → [0, 1]
+        return {"videos": videos.astype("float32"), **arrays}
+
+    def write_files(self, arrays: dict, options: dict) -> list:
+        """``--gif FILE``: the first :data:`GIF_MAX_CLIPS` clips, a grid per frame, looping."""
+        path = options.get("gif")
+        if path is None:
+            return []
+        clips = torch.from_numpy(arrays["videos"][:GIF_MAX_CLIPS]) * 2.0 - 1.0  # (N, F, C, H, W)
+        viz.save_gif(clips.transpose(0, 1), path, fps=_GIF_FPS, scale=4)
+        return [str(path)]
+
+    def describe(self, entry, options) -> str:
+        what = describe_sampler(options, entry.spec.num_timesteps)
+        return what + (f", label {options['label']}" if options.get("label") is not None else "")
+
+    def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
+        if name != "samples":
+            return super().output(loaded, name, progress=progress, **kwargs)
+        return sampled_output(self, loaded, **kwargs)
+
+
+register_family(VideoFamily())
