@@ -22,8 +22,13 @@ LABEL = re.compile(r"(?:eqs?\.\s*|,\s*|\band\s+)\(([a-z][a-z0-9-]*)\)")
 DEFINED = re.compile(r"^#\s*\$\$\s*\(([^)\s]+)\)", re.M)
 
 
+# A chapter still being written lives in drafts/ (drafts/README.md) until it passes; the library
+# it describes may already cite it, and the labels it cites must exist there too.
+DRAFTS = ROOT / "drafts"
+
+
 def chapter_file(number: int) -> Path | None:
-    found = sorted(CHAPTERS.glob(f"{number:02d}_*.py"))
+    found = sorted(CHAPTERS.glob(f"{number:02d}_*.py")) or sorted(DRAFTS.glob(f"{number:02d}_*.py"))
     return found[0] if found else None
 
 
