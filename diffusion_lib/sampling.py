@@ -16,7 +16,7 @@ import torch
 
 from . import samplers
 from .clip import prompts_from
-from .family import SampleOption, int_in, number_in
+from .family import SampleOption, int_in, number_in, sample_in_batches
 
 __all__ = [
     "SamplerSpec",
@@ -26,6 +26,7 @@ __all__ = [
     "GUIDANCE_OPTION",
     "LABEL_OPTION",
     "check_label",
+    "sample_reverse_process",
     "sampler_options",
     "describe_sampler",
     "PROMPT_OPTIONS",
@@ -122,6 +123,30 @@ def check_label(name: str, label, num_classes) -> None:
             f"--label must be an int in [0, {num_classes - 1}] for {name!r} ({num_classes} classes), "
             f"got {label}"
         )
+
+
+def sample_reverse_process(
+    loaded, n: int, *, batch_size: int, generator: torch.Generator, options: dict
+) -> dict:
+    """``n`` samples of a loaded zoo model whose network ``model(x, t[, y])`` has a
+    ``GaussianDiffusion``, drawn by the sampler of ``options`` (:func:`sampler_options`' keys,
+    and ``label`` for a class-conditional network) with x̂_0 clipped to [-1, 1], ``batch_size``
+    at a time, as :func:`~diffusion_lib.family.sample_in_batches` returns them (``"points"``
+    for samples that are not images, ``"labels"``). What the waveform and video families'
+    ``sample`` share."""
+    entry = loaded.entry
+    run = SAMPLERS[options["sampler"]].run
+
+    def draw(net, size):
+        return run(
+            net, loaded.diffusion, (size, *entry.sample_shape), generator=generator, clip_denoised=True,
+            steps=options["steps"], eta=options["eta"], spacing=options["spacing"],
+        )  # fmt: skip
+
+    return sample_in_batches(
+        loaded.model.eval(), n, batch_size, entry.spec.network.get("num_classes"), draw,
+        label=options.get("label"),
+    )  # fmt: skip
 
 
 GUIDANCE_OPTION = SampleOption(

@@ -28,12 +28,19 @@ from ..family import (
     bind_labels,
     check_counts,
     register_family,
-    sample_in_batches,
     sampled_output,
 )
 from ..files import check_output_folder
 from ..nets.diffwave import DiffWave
-from ..sampling import LABEL_OPTION, SAMPLER_OPTIONS, SAMPLERS, check_label, describe_sampler, sampler_options
+from ..sampling import (
+    LABEL_OPTION,
+    SAMPLER_OPTIONS,
+    SAMPLERS,
+    check_label,
+    describe_sampler,
+    sample_reverse_process,
+    sampler_options,
+)
 from ..schedules import get_beta_schedule
 
 __all__ = ["AudioSpec", "DiffWaveFamily", "mel_of", "vocode", "WAV_OPTION"]
@@ -152,21 +159,11 @@ class DiffWaveFamily(Family):
         return {**options, "label": label, "wav": wav, "sample_rate": entry.spec.sample_rate}
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
-        entry = loaded.entry
-        run = SAMPLERS[options["sampler"]].run
-
-        def draw(net, size):
-            return run(
-                net, loaded.diffusion, (size, *entry.sample_shape), generator=generator, clip_denoised=True,
-                steps=options["steps"], eta=options["eta"], spacing=options["spacing"],
-            )  # fmt: skip
-
-        arrays = sample_in_batches(
-            loaded.model.eval(), n, batch_size, entry.spec.network.get("num_classes"), draw,
-            label=options.get("label"),
-        )  # fmt: skip
+        arrays = sample_reverse_process(
+            loaded, n, batch_size=batch_size, generator=generator, options=options
+        )
         clips = arrays.pop("points")[:, 0]  # (N, 1, L) → (N, L)
-        return {"audio": clips, "sample_rate": np.int64(entry.spec.sample_rate), **arrays}
+        return {"audio": clips, "sample_rate": np.int64(loaded.entry.spec.sample_rate), **arrays}
 
     def write_files(self, arrays: dict, options: dict) -> list:
         """``--wav DIR``: DIR/clip-0000-label-3.wav, … (16-bit PCM, :func:`diffusion_lib.audio.write_wav`)."""

@@ -23,12 +23,18 @@ from ..family import (
     Trained,
     bind_labels,
     register_family,
-    sample_in_batches,
     sampled_output,
 )
 from ..files import check_output_path
 from ..nets.video import SpaceTimeUNet
-from ..sampling import LABEL_OPTION, SAMPLER_OPTIONS, SAMPLERS, check_label, describe_sampler, sampler_options
+from ..sampling import (
+    LABEL_OPTION,
+    SAMPLER_OPTIONS,
+    check_label,
+    describe_sampler,
+    sample_reverse_process,
+    sampler_options,
+)
 from ..schedules import get_beta_schedule
 
 __all__ = ["VideoSpec", "VideoFamily", "GIF_OPTION", "GIF_MAX_CLIPS"]
@@ -108,19 +114,9 @@ class VideoFamily(Family):
         return {**options, "label": label, "gif": gif}
 
     def sample(self, loaded, n, *, batch_size, generator, options) -> dict:
-        entry = loaded.entry
-        run = SAMPLERS[options["sampler"]].run
-
-        def draw(net, size):
-            return run(
-                net, loaded.diffusion, (size, *entry.sample_shape), generator=generator, clip_denoised=True,
-                steps=options["steps"], eta=options["eta"], spacing=options["spacing"],
-            )  # fmt: skip
-
-        arrays = sample_in_batches(
-            loaded.model.eval(), n, batch_size, entry.spec.network.get("num_classes"), draw,
-            label=options.get("label"),
-        )  # fmt: skip
+        arrays = sample_reverse_process(
+            loaded, n, batch_size=batch_size, generator=generator, options=options
+        )
         videos = ((arrays.pop("points") + 1.0) / 2.0).clip(0.0, 1.0)  # [-1, 1] → [0, 1]
         return {"videos": videos.astype("float32"), **arrays}
 
