@@ -10,7 +10,7 @@ from ..zoo import DataSpec, ZooEntry, register
 
 # DiffWave's network for 1,024-sample clips: 10 layers with dilations 1, 2, …, 512, so that one
 # output sample sees 2,047 inputs — the whole clip from wherever it sits (nets.diffwave).
-DIFFWAVE = {"length": WAVEFORM_LENGTH, "residual_channels": 16, "num_layers": 10, "dilation_cycle": 10}
+DIFFWAVE = {"length": WAVEFORM_LENGTH, "residual_channels": 24, "num_layers": 10, "dilation_cycle": 10}
 # The vocoder's mel spectrogram: 256-point frames every 64 samples (16 ms at 4 kHz; 64 = 8²,
 # stretched back by two transposed convolutions of stride 8), 40 mel bands.
 MEL = {"n_fft": 256, "hop": 64, "n_mels": 40}
@@ -33,7 +33,9 @@ register(
         ),
         data=WAVES,
         sample_shape=(1, WAVEFORM_LENGTH),
-        train=TrainConfig(steps=2500, batch_size=16, lr=3e-3, warmup_steps=50, ema_decay=0.995),
+        # Being tuned (drafts/README.md): 2500 steps of 16 took 333 s here, with 98% of 128 clips
+        # within 3% of their pitch (DDPM) and 73–81% with six DDIM steps.
+        train=TrainConfig(steps=2500, batch_size=16, lr=2e-3, warmup_steps=50, ema_decay=0.995),
         train_threads=2,  # fixed, as for the other models: the thread count changes the rounding
         chapter=15,
     )
