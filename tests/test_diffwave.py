@@ -260,6 +260,9 @@ def given(**kwargs) -> dict:
         ({"sample_rate": 4000.0}, r"sample_rate must be an int in \[1, 384000\], got 4000.0"),
         ({"sample_rate": True}, r"sample_rate must be an int in \[1, 384000\], got True"),
         ({"mel": TINY_MEL}, "a vocoder .* needs mel settings and only a vocoder takes them; got n_mels=None"),
+        # Ho et al.'s linear schedule needs T > 20 (its last β is 0.02·1000/T): refused at registration.
+        ({"schedule": "linear", "num_timesteps": 20}, r"schedule 'linear' with num_timesteps 20 is refused"),
+        ({"schedule": "nope"}, r"schedule 'nope' with num_timesteps .* is refused: name must be one of"),
     ],
 )
 def test_a_bad_audio_spec_is_refused(change, message):

@@ -254,6 +254,9 @@ def test_a_bad_video_spec_is_refused():
         ValueError, match="spec must be a VideoSpec for family 'video-diffusion', got AudioSpec"
     ):
         FAMILY.check_spec(AudioSpec(network={}, sample_rate=4000))
+    for schedule, steps in (("linear", 20), ("nope", 100)):
+        with pytest.raises(ValueError, match=f"schedule '{schedule}' with num_timesteps {steps} is refused"):
+            FAMILY.check_spec(replace(video_entry().spec, schedule=schedule, num_timesteps=steps))
     FAMILY.check_spec(video_entry().spec)
 
 
