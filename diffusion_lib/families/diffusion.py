@@ -19,6 +19,7 @@ from ..family import (
     Trained,
     as_arrays,
     bind_labels,
+    check_counts,
     register_family,
     sample_in_batches,
 )
@@ -353,9 +354,7 @@ def _label_options(entry, label, scale) -> tuple:
 
 def _check_sample_kwargs(*, n: int, seed: int = 0, batch_size: int = 500) -> tuple[int, int, int]:
     """The kwargs of the ``"ddpm_samples"`` output, checked: n, batch_size ints >= 1, seed >= 0."""
-    for arg, value, low in (("n", n, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
+    check_counts(n=n, seed=seed, batch_size=batch_size)
     return n, seed, batch_size
 
 
