@@ -114,6 +114,25 @@ def test_without_temporal_layers_each_frame_is_denoised_on_its_own():
     assert changed.tolist() == [[False, True, False], [False, False, False]]
 
 
+def test_a_patched_network_folds_patches_into_channels_and_keeps_frames_apart():
+    # p = 2: the first convolution sees (4C, H/2, W/2), the output is unfolded to (C, H, W).
+    net = randomised(SpaceTimeUNet(**{**TINY_NET, "image_size": 8, "patch_size": 2}, temporal=False))
+    assert net.conv_in.in_channels == 4 * TINY_NET["in_channels"]
+    x, t = torch.randn(2, TINY_NET["frames"], TINY_NET["in_channels"], 8, 8), torch.tensor([3, 3])
+    with torch.no_grad():
+        out = net(x, t)
+        # The fold is a permutation of the pixels: unfolding what was folded gives x back.
+        folded = torch.nn.functional.pixel_unshuffle(x.flatten(0, 1), 2)
+    assert out.shape == x.shape
+    assert torch.equal(torch.nn.functional.pixel_shuffle(folded, 2).view_as(x), x)
+    # Pixels of one 2 × 2 patch are read together: changing one pixel changes its patch's outputs.
+    other = x.clone()
+    other[0, 1, 0, 0, 0] += 1.0
+    with torch.no_grad():
+        changed = (net(other, t) != out).flatten(2).any(dim=2)
+    assert changed.tolist() == [[False, True, False], [False, False, False]]
+
+
 def test_temporal_attention_couples_the_frames_once_its_projection_is_not_zero():
     torch.manual_seed(0)
     net = SpaceTimeUNet(**TINY_NET, temporal=True)
@@ -190,10 +209,18 @@ def test_the_space_time_unet_checks_its_labels():
         ({"image_size": True}, "image_size must be an int >= 1, got True"),
         ({"base_channels": -8}, "base_channels must be an int >= 1, got -8"),
         ({"num_res_blocks": "1"}, "num_res_blocks must be an int >= 1, got '1'"),
-        ({"image_size": 9}, r"image_size must be divisible by 2\^1 for channel_mults \(1, 2\), got 9"),
+        (
+            {"image_size": 9},
+            r"image_size must be divisible by patch_size · 2\^1 = 2 for channel_mults \(1, 2\), got 9",
+        ),
+        ({"patch_size": 0}, "patch_size must be an int >= 1, got 0"),
+        (
+            {"patch_size": 8},
+            r"image_size must be divisible by patch_size · 2\^1 = 16 for channel_mults \(1, 2\), got 8",
+        ),
         (
             {"image_size": 10, "channel_mults": (1, 2, 2)},
-            r"image_size must be divisible by 2\^2 for channel_mults \(1, 2, 2\), got 10",
+            r"image_size must be divisible by patch_size · 2\^2 = 4 for channel_mults \(1, 2, 2\), got 10",
         ),
         ({"temporal": 1}, "temporal must be True or False, got 1"),
         ({"temporal": "yes"}, "temporal must be True or False, got 'yes'"),

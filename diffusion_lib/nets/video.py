@@ -82,6 +82,10 @@ class SpaceTimeUNet(nn.Module):
             attention; None: every resolution.
         num_classes: if set, the model is class-conditional (one label per clip).
         num_heads: attention heads.
+        patch_size: p; the network works on p × p patches folded into channels
+            (``pixel_unshuffle``: (C, H, W) → (p²C, H/p, W/p)) and unfolds its output again, so
+            its first level runs at H/p pixels, p² times cheaper; the resolutions above count
+            those coarser pixels. 1: on the pixels themselves.
 
     Raises:
         ValueError: sizes that are not positive ints, or an image size the levels cannot halve.
@@ -100,6 +104,7 @@ class SpaceTimeUNet(nn.Module):
         temporal_resolutions: Optional[Sequence[int]] = None,
         num_classes: Optional[int] = None,
         num_heads: int = 4,
+        patch_size: int = 1,
     ):
         super().__init__()
         for name, value in (
@@ -108,13 +113,15 @@ class SpaceTimeUNet(nn.Module):
             ("image_size", image_size),
             ("base_channels", base_channels),
             ("num_res_blocks", num_res_blocks),
+            ("patch_size", patch_size),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if image_size % 2 ** (len(channel_mults) - 1):
+        if image_size % (patch_size * 2 ** (len(channel_mults) - 1)):
             raise ValueError(
-                f"image_size must be divisible by 2^{len(channel_mults) - 1} for channel_mults "
-                f"{tuple(channel_mults)}, got {image_size}"
+                f"image_size must be divisible by patch_size · 2^{len(channel_mults) - 1} = "
+                f"{patch_size * 2 ** (len(channel_mults) - 1)} for channel_mults {tuple(channel_mults)}, "
+                f"got {image_size}"
             )
         if not isinstance(temporal, bool):
             raise ValueError(f"temporal must be True or False, got {temporal!r}")
@@ -123,6 +130,8 @@ class SpaceTimeUNet(nn.Module):
         ):
             raise ValueError(f"num_classes must be None or an int >= 1, got {num_classes!r}")
         self.frames, self.in_channels, self.image_size = frames, in_channels, image_size
+        self.patch_size = patch_size
+        folded = in_channels * patch_size**2  # the channels of a p × p patch
         self.base_channels, self.num_classes, self.temporal = base_channels, num_classes, temporal
         emb_dim = 4 * base_channels
         self.time_mlp = nn.Sequential(
@@ -135,9 +144,9 @@ class SpaceTimeUNet(nn.Module):
             across = temporal and (temporal_resolutions is None or resolution in temporal_resolutions)
             return layers + ([TemporalAttention(channels, frames, num_heads)] if across else [])
 
-        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.conv_in = nn.Conv2d(folded, base_channels, 3, padding=1)
         self.down = nn.ModuleList()
-        skips, channels, resolution = [base_channels], base_channels, image_size
+        skips, channels, resolution = [base_channels], base_channels, image_size // patch_size
         for level, mult in enumerate(channel_mults):
             for _ in range(num_res_blocks):
                 blocks = [ResBlock(channels, base_channels * mult, emb_dim, scale_shift=True)]
@@ -171,7 +180,7 @@ class SpaceTimeUNet(nn.Module):
         self.out = nn.Sequential(
             nn.GroupNorm(math.gcd(32, channels), channels),
             nn.SiLU(),
-            _zeroed(nn.Conv2d(channels, in_channels, 3, padding=1)),
+            _zeroed(nn.Conv2d(channels, folded, 3, padding=1)),
         )
 
     @staticmethod
@@ -205,7 +214,7 @@ class SpaceTimeUNet(nn.Module):
         elif y is not None:
             raise ValueError("y was given but this network is unconditional (num_classes=None)")
         emb = emb.repeat_interleave(f, dim=0)  # one embedding per frame, the clip's
-        h = self.conv_in(x.reshape(b * f, *x.shape[2:]))
+        h = self.conv_in(F.pixel_unshuffle(x.reshape(b * f, *x.shape[2:]), self.patch_size))
         skips = [h]
         for blocks in self.down:
             h = self._run(blocks, h, emb)
@@ -213,4 +222,4 @@ class SpaceTimeUNet(nn.Module):
         h = self._run(self.middle, h, emb)
         for blocks in self.up:
             h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h).view(b, f, *x.shape[2:])
+        return F.pixel_shuffle(self.out(h), self.patch_size).view(b, f, *x.shape[2:])
