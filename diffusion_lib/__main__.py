@@ -12,9 +12,10 @@ images with it.
 
 Every command goes through the model's family (:mod:`diffusion_lib.family`): ``sample`` takes
 the options the families declare (a diffusion model's --sampler, --steps, --eta, --spacing,
---label, --guidance; a GAN takes none: it samples in one generator pass), and a family's options
-given for a model of another family are an error. So a new family gets a working command line
-without a change here.
+--label, --guidance; a GAN takes none: it samples in one generator pass; a waveform model's
+--wav DIR and a video model's --gif FILE ask for files besides the .npz, which the family writes:
+``Family.write_files``), and a family's options given for a model of another family are an
+error. So a new family gets a working command line without a change here.
 
 Progress bars go to stderr and each command prints one summary line on stdout. A user error
 (an unknown model, a bad number, an output folder that does not exist …) prints one line,
