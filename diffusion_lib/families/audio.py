@@ -185,10 +185,13 @@ class DiffWaveFamily(Family):
         return [f"{len(arrays['audio'])} WAV files in {folder}"]
 
     def describe(self, entry, options) -> str:
+        """The sampler and, with ``--label``, the label, for the command's summary line."""
         what = describe_sampler(options, entry.spec.num_timesteps)
         return what + (f", label {options['label']}" if options.get("label") is not None else "")
 
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
+        """``"samples"`` (:func:`~diffusion_lib.family.sampled_output` of :meth:`sample`) and a
+        vocoder's ``"vocoded"`` test clips (chapter 15)."""
         if name == "samples":
             return sampled_output(self, loaded, **kwargs)
         if name == "vocoded":

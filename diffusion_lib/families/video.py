@@ -136,10 +136,12 @@ class VideoFamily(Family):
         return [str(path)]
 
     def describe(self, entry, options) -> str:
+        """The sampler and, with ``--label``, the label, for the command's summary line."""
         what = describe_sampler(options, entry.spec.num_timesteps)
         return what + (f", label {options['label']}" if options.get("label") is not None else "")
 
     def output(self, loaded, name, *, progress=True, **kwargs) -> dict:
+        """``"samples"``: :func:`~diffusion_lib.family.sampled_output` of :meth:`sample` (chapter 15)."""
         if name != "samples":
             return super().output(loaded, name, progress=progress, **kwargs)
         return sampled_output(self, loaded, **kwargs)

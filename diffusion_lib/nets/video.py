@@ -51,6 +51,7 @@ class TemporalAttention(nn.Module):
         self.proj = _zeroed(nn.Linear(channels, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x plus the attention of each pixel position over the frames, of x's shape (B·F, C, H, W)."""
         bf, c, h, w = x.shape
         f = self.frames
         tokens = x.view(bf // f, f, c, h * w).permute(0, 3, 1, 2).reshape(-1, f, c)  # (B·H·W, F, C)
