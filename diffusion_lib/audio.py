@@ -44,6 +44,7 @@ _PCM_SCALE = 32767  # 16-bit PCM: x in [-1, 1] is stored as round(32767 x), symm
 # highest wins, so that a period's multiples (2T, 3T: an octave and more too low), which a
 # decaying or vibrating note can make marginally higher, do not.
 _OCTAVE_GUARD = 0.9
+_LAG_STEPS = 8  # the autocorrelation is evaluated every 1/8 of a sample
 _POWER_FLOOR = 1e-10  # the power floor of log_spectral_distance: -100 dB, far below 16-bit noise
 
 
@@ -172,7 +173,9 @@ def fundamental_frequency(audio, sample_rate: int, *, fmin: float = 80.0, fmax: 
 
     Used in chapter 15 to check that a generated note has its class's pitch. For each clip, the
     mean is removed and the autocorrelation r(τ) = Σ_t x(t) x(t + τ) is computed through an FFT
-    zero-padded to at least 2L (so it is linear, not circular), normalised by r(0). Among the
+    zero-padded to at least 2L (so it is linear, not circular), evaluated every 1/8 of a sample
+    (the power spectrum zero-padded eightfold: band-limited interpolation, so that a period
+    between two samples keeps its peak), normalised by r(0). Among the
     local maxima of r at lags τ in [sample_rate / fmax, sample_rate / fmin] (a period T gives
     peaks at T, 2T, 3T, …), the estimate takes the *first* whose value is at least 0.9 × the
     highest: the octave guard, so that a multiple of the period, which a decaying or vibrating
@@ -218,9 +221,15 @@ def fundamental_frequency(audio, sample_rate: int, *, fmin: float = 80.0, fmax: 
     x = x - x.mean(dim=1, keepdim=True)
     n_fft = 1 << (2 * length - 1).bit_length()  # a power of two >= 2L: no circular wrap-around
     spectrum = torch.fft.rfft(x, n=n_fft)
-    r = torch.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_fft)[:, :length]
+    # The inverse transform of the power spectrum zero-padded to _LAG_STEPS times the length: r at
+    # lags of 1/_LAG_STEPS of a sample (band-limited interpolation, exact for a sampled signal).
+    # On whole lags only, a period between two samples (11.47 for 261.63 Hz at 3 kHz) can lose
+    # so much of its peak that the peak at twice the period wins: an octave error.
+    power = spectrum.real**2 + spectrum.imag**2
+    r = torch.fft.irfft(power, n=n_fft * _LAG_STEPS)[:, : length * _LAG_STEPS]
     energy = r[:, :1]
     r = r / torch.where(energy > 0, energy, torch.ones_like(energy))
+    lo, hi = lo * _LAG_STEPS, hi * _LAG_STEPS  # in steps of 1/_LAG_STEPS of a sample
     lags = torch.arange(lo, hi + 1)
     centre, left, right = r[:, lags], r[:, lags - 1], r[:, lags + 1]
     peak = (centre >= left) & (centre >= right) & (centre > 0)
@@ -232,7 +241,8 @@ def fundamental_frequency(audio, sample_rate: int, *, fmin: float = 80.0, fmax: 
     r_minus, r_0, r_plus = r[rows, tau - 1], r[rows, tau], r[rows, tau + 1]
     curvature = r_minus - 2 * r_0 + r_plus
     shift = torch.where(curvature < 0, 0.5 * (r_minus - r_plus) / curvature.clamp(max=-1e-300), 0.0)
-    f0 = rate / (tau + shift.clamp(-0.5, 0.5)).clamp(rate / fmax, rate / fmin)  # within [fmin, fmax]
+    lag = (tau + shift.clamp(-0.5, 0.5)) / _LAG_STEPS
+    f0 = rate / lag.clamp(rate / fmax, rate / fmin)  # within [fmin, fmax]
     f0 = torch.where(chosen.any(dim=1) & (energy[:, 0] > 0), f0, math.nan)
     return _per_clip(f0, single)
 

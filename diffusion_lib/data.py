@@ -14,7 +14,7 @@ of the attribute combinations is held out (:func:`heldout_combinations`): the ``
 split shows only those, drawn with the digits' test handwriting, to test composition.
 
 Chapter 15's audio and video are generated in code too: :func:`waveforms`, short notes of eight
-instruments (a fundamental, its harmonics, an envelope) at 4 kHz, and :func:`moving_digits`,
+instruments (a fundamental, its harmonics, an envelope) at 3 kHz, and :func:`moving_digits`,
 clips of one 8×8 digit moving at constant velocity and bouncing off the walls of a 16×16
 frame (:func:`bounce`), with each frame's glyph position.
 
@@ -1016,11 +1016,13 @@ class WaveformClass(NamedTuple):
     decay: float
 
 
-# The clips' sample rate and length: 4 kHz (the issue allows up to 8 kHz) keeps harmonics up to
-# 2 kHz, enough for five harmonics of the highest note (5 × 293.66 = 1,468 Hz); 1,024 samples
-# are 0.256 s, a power of two for the U-Net-free DiffWave and for the FFTs of chapter 15.
-WAVEFORM_SAMPLE_RATE = 4000
-WAVEFORM_LENGTH = 1024
+# The clips' sample rate and length: 3 kHz (browsers play 3 kHz and up) keeps frequencies up to
+# 1.5 kHz, above every class's highest harmonic (C4 reed's fifth: 5 × 261.63 Hz × 1.008 at the
+# most detuned = 1,319 Hz); 768 samples are 0.256 s (64 × 12, whole frames of chapter 15's
+# spectrograms). At 4 kHz and 1,024 samples chapter 15's DiffWave took 333 s to train to 98% of
+# its clips on pitch; at 3 kHz and 768 samples, 235 s to 100% (drafts/README.md).
+WAVEFORM_SAMPLE_RATE = 3000
+WAVEFORM_LENGTH = 768
 # Eight notes of a pentatonic scale (A2 C3 D3 E3 G3 A3 C4 D4, equal temperament, A4 = 440 Hz):
 # neighbours are at least a whole tone (12%) apart, four times the 3% a sample must hit; each
 # with its own timbre (harmonic amplitudes, attack, decay), the fundamental always the strongest.

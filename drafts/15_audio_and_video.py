@@ -112,7 +112,7 @@ glue("ch15_seconds", LENGTH / RATE)
 # %% [markdown]
 # A clip lasts {glue:text}`ch15_seconds:.3f` s: {glue:text}`ch15_length` samples at
 # {glue:text}`ch15_rate` Hz. That rate is low — a telephone uses 8 kHz, a CD 44.1 kHz — but by
-# Nyquist's theorem it holds every frequency below half of it, 2 kHz, which covers our notes'
+# Nyquist's theorem it holds every frequency below half of it, 1.5 kHz, which covers our notes'
 # harmonics, and it keeps a clip as short as a vector a laptop can model in minutes. Below,
 # one clip of each class: its first 25 ms (the shape of its periods) and its spectrogram
 # (how much of each frequency it holds over time), then the clips themselves.
@@ -190,9 +190,12 @@ display(viz.audio_html(per_class, RATE, titles=[c.name for c in CLASSES]))
 # \hat f_0 = r / \hat\tau .
 # $$ (wave-parabola)
 #
-# Without the refinement, a lag of 13 or 14 samples could only say 307.7 or 285.7 Hz, and
-# the note D4 (293.66 Hz) would be 4.8% off either way. `audio.fundamental_frequency` does
+# Without the refinement, a lag of 10 or 11 samples could only say 300.0 or 272.7 Hz, and
+# the note D4 (293.66 Hz) would be 2.2% or 7.1% off. `audio.fundamental_frequency` does
 # this; here it is by hand for one clip, then the library's on pure tones and on the data.
+# (TODO before this draft moves: the library now evaluates R every 1/8 of a sample — the power
+# spectrum zero-padded eightfold — because on whole lags C4's period at 3 kHz, 11.47 samples,
+# lost its peak to the one at twice the period; the cell below must do the same.)
 
 # %%
 x = per_class[7].double().numpy()
@@ -466,8 +469,8 @@ for name, clips in samples.items():
 # so that 1,000 Hz is about 1,000 mel. Each band is a triangle on the linear frequency axis,
 # rising from the centre of the band below to 1 at its own and falling to the centre of the
 # band above, the centres evenly spaced in $m$. The spectrogram's frames are 256 samples long
-# (64 ms), one every 64 samples, so a clip has 17 frames of 40 bands: 680 numbers, two-thirds
-# of the clip's 1,024, and none of them a phase.
+# (85 ms), one every 64 samples (21 ms), so a clip has 13 frames of 40 bands: 520 numbers,
+# two-thirds of the clip's 768, and none of them a phase.
 
 # %%
 check("1,000 Hz is 1,000 mel (to 0.1)", audio.hz_to_mel(1000.0), 1000.0, atol=0.1)
@@ -865,8 +868,8 @@ plt.show()
 # $q(x_T \mid x_0) = \mathcal{N}(\sqrt{\bar\alpha_T} x_0, 1 - \bar\alpha_T)$ with
 # $\bar\alpha_T \approx 0.28$, and chapter 2's Gaussian KL gives
 # $\tfrac12\big(\bar\alpha_T x_0^2 + (1 - \bar\alpha_T) - 1 - \ln(1 - \bar\alpha_T)\big)$:
-# about 0.041 nats for $x_0 = 0.35$ and 0.024 nats for $x_0 = 0$ — over 1,024 samples, 42 and
-# 25 nats. Even silence does not start from $\mathcal{N}(0, 1)$, because the variance is
+# about 0.041 nats for $x_0 = 0.35$ and 0.024 nats for $x_0 = 0$ — over 768 samples, 32 and
+# 19 nats. Even silence does not start from $\mathcal{N}(0, 1)$, because the variance is
 # $1 - \bar\alpha_T = 0.72$, not 1.
 # ````
 #
@@ -889,7 +892,7 @@ check(
     [256, 6, 200, 8],
     atol=0,
 )
-check("the vocoder's frames for a clip, as quoted", mel.shape[1], 17, atol=0)
+check("the vocoder's frames for a clip, as quoted", mel.shape[1], 13, atol=0)
 
 # %% [markdown]
 # The figures the solutions quote, computed (run this cell after trying the exercises):

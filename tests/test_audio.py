@@ -11,7 +11,7 @@ import torch
 from diffusion_lib import audio, data
 from diffusion_lib.data import WAVEFORM_CLASSES
 
-RATE = 4000  # the waveforms' sample rate
+RATE = 4000  # a rate and a length for the functions' own tests (the data's are below)
 LENGTH = 1024
 
 
@@ -100,8 +100,13 @@ def test_fundamental_frequency_of_the_waveform_classes(label):
     # the class's harmonics at its exact f0, at three phases; then the data (detuned by up to
     # 0.5%, with vibrato: within 1% of the class's f0)
     c = WAVEFORM_CLASSES[label]
-    clips = np.stack([tone(c.frequency, c.harmonics, phase=p) for p in (0.0, 1.0, 2.5)])
-    assert np.abs(audio.fundamental_frequency(clips, RATE) / c.frequency - 1).max() < 0.005
+    # At the data's rate: 3 kHz puts C4's period between two samples (11.47), where whole lags
+    # alone made an octave error.
+    rate, length = data.WAVEFORM_SAMPLE_RATE, data.WAVEFORM_LENGTH
+    clips = np.stack(
+        [tone(c.frequency, c.harmonics, phase=p, rate=rate, length=length) for p in (0.0, 1.0, 2.5)]
+    )
+    assert np.abs(audio.fundamental_frequency(clips, rate) / c.frequency - 1).max() < 0.005
     notes = data.waveforms(16, label=label, seed=3)
     estimate = audio.fundamental_frequency(notes.audio, notes.sample_rate)
     assert estimate.shape == (16,) and np.abs(estimate / c.frequency - 1).max() < 0.01

@@ -694,7 +694,7 @@ AUDIO = "sample tiny-audio --n 2 --out {t}/x.npz"
         (AUDIO.replace("tiny-audio", "tiny-vocoder"), "model 'tiny-vocoder' is a vocoder"),
         (
             AUDIO + " --grid {t}/g.png",
-            "--grid draws images or 2-D points; 'tiny-audio' makes samples of shape (1, 1024)",
+            "--grid draws images or 2-D points; 'tiny-audio' makes samples of shape (1, 768)",
         ),
         (AUDIO + " --steps 9", "--steps must be at most the model's 8 training steps, got 9"),
         (
