@@ -14,6 +14,7 @@ import torch
 __all__ = [
     "SCHEDULE_NAMES",
     "get_beta_schedule",
+    "check_schedule",
     "betas_for_alpha_bar",
     "alphas_cumprod_from_betas",
     "snr",
@@ -92,6 +93,21 @@ def get_beta_schedule(name: str, num_timesteps: int) -> torch.Tensor:
         return torch.linspace(math.sqrt(start), math.sqrt(end), T, dtype=torch.float64) ** 2
     # sigmoid
     return start + (end - start) * torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64))
+
+
+def check_schedule(name: str, num_timesteps: int) -> None:
+    """Raise, with both values in the message, if :func:`get_beta_schedule` refuses them: what a
+    model family checks when an entry is registered, rather than when it is trained.
+
+    Raises:
+        ValueError: "schedule NAME with num_timesteps T is refused: …".
+    """
+    try:
+        get_beta_schedule(name, num_timesteps)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"schedule {name!r} with num_timesteps {num_timesteps!r} is refused: {err}"
+        ) from None
 
 
 def betas_for_alpha_bar(

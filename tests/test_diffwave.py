@@ -24,7 +24,6 @@ from diffusion_lib.family import families, get_family
 from diffusion_lib.files import check_output_folder
 from diffusion_lib.nets.diffwave import DiffWave, receptive_field
 from diffusion_lib.sampling import check_label
-from diffusion_lib.seeds import ENV_SEED_SHIFT
 from diffusion_lib.train import TrainConfig
 
 RATE = data.WAVEFORM_SAMPLE_RATE
@@ -608,25 +607,9 @@ TINY_ENTRIES = [
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """The tiny entries registered, an empty model cache, and the models each family trained."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv(zoo.ENV_HOME, str(cache))
-    monkeypatch.delenv(ENV_SEED_SHIFT, raising=False)
-    trained = []
-    for family in families().values():
-
-        def counted(entry, *args, _train=family.train, **kwargs):
-            trained.append(entry.name)
-            return _train(entry, *args, **kwargs)
-
-        monkeypatch.setattr(family, "train", counted)
-    for entry in TINY_ENTRIES:
-        zoo.register(entry)
-    yield cache, trained
-    for entry in TINY_ENTRIES:
-        zoo.unregister(entry.name)
-    assert not any(e.name in zoo.names() for e in TINY_ENTRIES)
+def home(tiny_zoo):
+    """This module's TINY_ENTRIES registered in an empty cache (conftest's ``tiny_zoo``)."""
+    return tiny_zoo
 
 
 def test_sample_tiny_audio_writes_the_npz_and_the_wavs(home, tmp_path, capsys):

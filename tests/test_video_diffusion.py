@@ -25,7 +25,6 @@ from diffusion_lib.families.video import GIF_MAX_CLIPS, VideoSpec
 from diffusion_lib.family import families, get_family
 from diffusion_lib.files import check_output_path
 from diffusion_lib.nets.video import SpaceTimeUNet, TemporalAttention
-from diffusion_lib.seeds import ENV_SEED_SHIFT
 from diffusion_lib.train import TrainConfig
 
 FAMILY = get_family("video-diffusion")
@@ -480,25 +479,9 @@ TINY_ENTRIES = [
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """The tiny entries registered, an empty model cache, and the models each family trained."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv(zoo.ENV_HOME, str(cache))
-    monkeypatch.delenv(ENV_SEED_SHIFT, raising=False)
-    trained = []
-    for family in families().values():
-
-        def counted(entry, *args, _train=family.train, **kwargs):
-            trained.append(entry.name)
-            return _train(entry, *args, **kwargs)
-
-        monkeypatch.setattr(family, "train", counted)
-    for entry in TINY_ENTRIES:
-        zoo.register(entry)
-    yield cache, trained
-    for entry in TINY_ENTRIES:
-        zoo.unregister(entry.name)
-    assert not any(e.name in zoo.names() for e in TINY_ENTRIES)
+def home(tiny_zoo):
+    """This module's TINY_ENTRIES registered in an empty cache (conftest's ``tiny_zoo``)."""
+    return tiny_zoo
 
 
 def test_sample_tiny_video_writes_the_npz_and_the_gif(home, tmp_path, capsys):

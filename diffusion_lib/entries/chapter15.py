@@ -59,31 +59,36 @@ register(
         chapter=15,
     )
 )
-register(
-    ZooEntry(
-        name="video-ddpm",
-        description="class-conditional video diffusion (space–time U-Net) on 8-frame clips of a bouncing "
-        "digit; chapter 15",
+
+
+def video_entry(name: str, description: str, temporal: bool) -> ZooEntry:
+    """video-ddpm and its baseline: the same network, data and training, with or without the
+    temporal layers."""
+    return ZooEntry(
+        name=name,
+        description=description,
         family="video-diffusion",
-        spec=VideoSpec(network={**VIDEO, "temporal": True}, schedule="cosine", num_timesteps=1000),
+        spec=VideoSpec(network={**VIDEO, "temporal": temporal}, schedule="cosine", num_timesteps=1000),
         data=MOVING,
         sample_shape=(8, 1, 16, 16),
         train=TrainConfig(steps=1500, batch_size=16, lr=2e-3, warmup_steps=50, ema_decay=0.995),
         train_threads=2,
         chapter=15,
     )
+
+
+register(
+    video_entry(
+        "video-ddpm",
+        "class-conditional video diffusion (space–time U-Net) on 8-frame clips of a bouncing "
+        "digit; chapter 15",
+        temporal=True,
+    )
 )
 register(
-    ZooEntry(
-        name="video-frames",
-        description="the independent-frame baseline of video-ddpm: the same U-Net without temporal "
-        "attention; chapter 15",
-        family="video-diffusion",
-        spec=VideoSpec(network={**VIDEO, "temporal": False}, schedule="cosine", num_timesteps=1000),
-        data=MOVING,
-        sample_shape=(8, 1, 16, 16),
-        train=TrainConfig(steps=1500, batch_size=16, lr=2e-3, warmup_steps=50, ema_decay=0.995),
-        train_threads=2,
-        chapter=15,
+    video_entry(
+        "video-frames",
+        "the independent-frame baseline of video-ddpm: the same U-Net without temporal attention; chapter 15",
+        temporal=False,
     )
 )

@@ -41,7 +41,7 @@ from ..sampling import (
     sample_reverse_process,
     sampler_options,
 )
-from ..schedules import get_beta_schedule
+from ..schedules import check_schedule, get_beta_schedule
 
 __all__ = ["AudioSpec", "DiffWaveFamily", "mel_of", "vocode", "WAV_OPTION"]
 
@@ -96,12 +96,7 @@ class DiffWaveFamily(Family):
         super().check_spec(spec)
         if not isinstance(spec.network, dict):
             raise ValueError(f"network must be a dict of DiffWave's arguments, got {spec.network!r}")
-        try:
-            get_beta_schedule(spec.schedule, spec.num_timesteps)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"schedule {spec.schedule!r} with num_timesteps {spec.num_timesteps!r} is refused: {err}"
-            ) from None
+        check_schedule(spec.schedule, spec.num_timesteps)
         rate = spec.sample_rate
         if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= audio.MAX_SAMPLE_RATE:
             raise ValueError(f"sample_rate must be an int in [1, {audio.MAX_SAMPLE_RATE}], got {rate!r}")

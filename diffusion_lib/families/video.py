@@ -35,7 +35,7 @@ from ..sampling import (
     sample_reverse_process,
     sampler_options,
 )
-from ..schedules import get_beta_schedule
+from ..schedules import check_schedule, get_beta_schedule
 
 __all__ = ["VideoSpec", "VideoFamily", "GIF_OPTION", "GIF_MAX_CLIPS"]
 
@@ -81,12 +81,7 @@ class VideoFamily(Family):
         super().check_spec(spec)
         if not isinstance(spec.network, dict):
             raise ValueError(f"network must be a dict of SpaceTimeUNet's arguments, got {spec.network!r}")
-        try:
-            get_beta_schedule(spec.schedule, spec.num_timesteps)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"schedule {spec.schedule!r} with num_timesteps {spec.num_timesteps!r} is refused: {err}"
-            ) from None
+        check_schedule(spec.schedule, spec.num_timesteps)
 
     def build(self, entry) -> nn.Module:
         torch.manual_seed(entry.init_seed)
