@@ -9,8 +9,9 @@
   within 10% of the full one), the share of samples at full scale (clipping) and the largest
   |mean| of a clip (DC offset); the test clips' own figures beside them;
 - `audio-vocoder`: ``--clips`` test clips rendered from their log-mel spectrograms, with every
-  step and with the fast schedule: the log-spectral distance to the originals, beside that
-  between two test clips of one class, and the renderings' pitch;
+  step and with the fast schedule: the log-spectral distance to the originals, beside that of
+  an `audio-diffwave` clip of the same class (a model that knows the note, not the
+  spectrogram) and of another test clip of the class, and the renderings' pitch;
 - `video-ddpm` and the independent-frame baseline `video-frames`: ``--videos`` clips each (DDIM,
   50 steps, the classes in turn): the share whose digit (the digits classifier on each frame's
   glyph) is one class on every frame (target ≥ 90%), the share of frames of the clip's label,
@@ -81,12 +82,19 @@ def audio_report(n: int, fast_steps: int) -> None:
     }
     first = next(iter(renders.values()))
     originals, labels = first["reference"], first["labels"]
-    partner = torch.tensor(
-        [int(((labels == labels[i]) & (torch.arange(n) != i)).nonzero()[0]) for i in range(n)]
-    )
+    everyone = torch.arange(n)
+    partner = torch.stack([((labels == k) & (everyone != i)).nonzero()[0, 0] for i, k in enumerate(labels)])
+    generated = zoo.outputs("audio-diffwave", "samples", n=n, seed=AUDIO_SEED).tensors
+    by_class = [(generated["labels"] == k).nonzero()[:, 0] for k in range(len(F0))]
+    same = torch.stack([by_class[k][i % len(by_class[k])] for i, k in enumerate(labels.tolist())])
     print(f"{'log-spectral distance (dB)':<40}{'mean':>10}{'median':>10}{'pitch within 3%':>18}")
-    lsd = audio.log_spectral_distance(originals, originals[partner], RATE)
-    print(f"{'another test clip of the class':<40}{lsd.mean():>10.2f}{np.median(lsd):>10.2f}")
+    references = {
+        "another test clip of the class": originals[partner],
+        "audio-diffwave, a clip of the class": generated["audio"][same],
+    }
+    for name, clips in references.items():
+        lsd = audio.log_spectral_distance(clips, originals, RATE)
+        print(f"{name:<40}{lsd.mean():>10.2f}{np.median(lsd):>10.2f}")
     for name, out in renders.items():
         lsd = audio.log_spectral_distance(out["audio"], originals, RATE)
         pitch = sound(out["audio"].numpy(), labels.numpy())["within 3%"]

@@ -84,7 +84,7 @@ SAMPLER_OPTIONS = (
         "--eta",
         {
             "type": number_in(0.0, 1.0),
-            "help": "ddim's noise scale η in [0, 1] (default 0: deterministic)",
+            "help": "ddim's noise scale η in [0, 1] (default 0, deterministic; 1 for the video models)",
         },
     ),
     SampleOption(
@@ -132,15 +132,18 @@ def sample_reverse_process(
     ``GaussianDiffusion``, drawn by the sampler of ``options`` (:func:`sampler_options`' keys,
     and ``label`` for a class-conditional network) with x̂_0 clipped to [-1, 1], ``batch_size``
     at a time, as :func:`~diffusion_lib.family.sample_in_batches` returns them (``"points"``
-    for samples that are not images, ``"labels"``). What the waveform and video families'
+    for samples that are not images, ``"labels"``). The network's output is read as the spec's
+    ``prediction_type`` (ε where the spec has none). What the waveform and video families'
     ``sample`` share."""
     entry = loaded.entry
     run = SAMPLERS[options["sampler"]].run
+    prediction_type = getattr(entry.spec, "prediction_type", "epsilon")  # a spec without one: ε
 
     def draw(net, size):
         return run(
             net, loaded.diffusion, (size, *entry.sample_shape), generator=generator, clip_denoised=True,
             steps=options["steps"], eta=options["eta"], spacing=options["spacing"],
+            prediction_type=prediction_type,
         )  # fmt: skip
 
     return sample_in_batches(
@@ -160,10 +163,10 @@ GUIDANCE_OPTION = SampleOption(
 )
 
 
-def sampler_options(given: dict, num_timesteps: int, default: str = "ddpm") -> dict:
+def sampler_options(given: dict, num_timesteps: int, default: str = "ddpm", default_eta: float = 0.0) -> dict:
     """The sampler options ``given`` (``sampler``, ``steps``, ``eta``, ``spacing``; None where not
     given) checked against a model of ``num_timesteps`` steps and completed with the sampler's
-    defaults (``default`` when no sampler is given).
+    defaults (``default`` when no sampler is given; ``default_eta`` for ddim's η when none is).
 
     Returns:
         ``{"sampler", "steps" (None: all T), "eta", "spacing"}``.
@@ -188,7 +191,7 @@ def sampler_options(given: dict, num_timesteps: int, default: str = "ddpm") -> d
     return {
         "sampler": sampler,
         "steps": min(steps, T) if steps is not None else None,  # a default is capped at T
-        "eta": eta if eta is not None else 0.0,
+        "eta": eta if eta is not None else (default_eta if spec.takes_eta else 0.0),
         "spacing": spacing or spec.default_spacing,
     }
 

@@ -182,6 +182,47 @@ def test_temporal_attention_is_the_hand_computation():
     assert not torch.allclose(out, x, atol=1e-3)
 
 
+def test_joint_temporal_attention_is_the_hand_computation():
+    """joint=True: one sequence per clip of every pixel of every frame, the frame's position added."""
+    torch.manual_seed(0)
+    b, f, c, h, w, heads = 2, 3, 4, 2, 2, 2
+    layer = randomised(TemporalAttention(c, f, num_heads=heads, joint=True).double(), seed=4, scale=0.7)
+    x = torch.randn(b * f, c, h, w, dtype=torch.float64)
+    out = layer(x)
+    d = c // heads
+    expected = x.clone()
+    for clip in range(b):
+        frames = x[clip * f : (clip + 1) * f]  # (F, C, H, W)
+        tokens = frames.permute(0, 2, 3, 1).reshape(f * h * w, c)  # every pixel of every frame
+        position = layer.position.repeat_interleave(h * w, dim=0)  # each token's frame
+        normed = torch.nn.functional.layer_norm(
+            tokens, (c,), layer.norm.weight, layer.norm.bias, layer.norm.eps
+        )
+        qkv = (normed + position) @ layer.qkv.weight.T + layer.qkv.bias
+        q, k, v = qkv[:, :c], qkv[:, c : 2 * c], qkv[:, 2 * c :]
+        heads_out = []
+        for head in range(heads):
+            part = slice(head * d, (head + 1) * d)
+            scores = q[:, part] @ k[:, part].T / math.sqrt(d)  # (F·H·W, F·H·W)
+            heads_out.append(torch.softmax(scores, dim=1) @ v[:, part])
+        mixed = torch.cat(heads_out, dim=1) @ layer.proj.weight.T + layer.proj.bias
+        expected[clip * f : (clip + 1) * f] += mixed.view(f, h, w, c).permute(0, 3, 1, 2)
+    assert torch.allclose(out, expected, atol=1e-12)
+    factorised = TemporalAttention(c, f, num_heads=heads).double()
+    factorised.load_state_dict(layer.state_dict())
+    assert not torch.allclose(factorised(x), out, atol=1e-3), "joint differs from per-pixel attention"
+
+
+def test_joint_resolutions_choose_which_temporal_layers_are_joint():
+    net = SpaceTimeUNet(**TINY_NET, joint_resolutions=[4])
+    seen = []
+    for layer in temporal_layers(net):
+        layer.register_forward_hook(lambda m, inputs, out: seen.append((inputs[0].shape[-1], m.joint)))
+    net(videos(1), torch.tensor([3]))
+    assert {side for side, _ in seen} == {8, 4} and all(joint == (side == 4) for side, joint in seen)
+    assert not any(m.joint for m in temporal_layers(SpaceTimeUNet(**TINY_NET)))
+
+
 def test_the_space_time_unet_checks_its_labels():
     net = SpaceTimeUNet(**TINY_NET, num_classes=3)
     x, t = videos(2), torch.tensor([0, 1])
@@ -283,6 +324,8 @@ def test_a_bad_video_spec_is_refused():
     for schedule, steps in (("linear", 20), ("nope", 100)):
         with pytest.raises(ValueError, match=f"schedule '{schedule}' with num_timesteps {steps} is refused"):
             FAMILY.check_spec(replace(video_entry().spec, schedule=schedule, num_timesteps=steps))
+    with pytest.raises(ValueError, match="prediction_type must be one of epsilon, x0, v, got 'eps'"):
+        FAMILY.check_spec(replace(video_entry().spec, prediction_type="eps"))
     FAMILY.check_spec(video_entry().spec)
 
 
@@ -326,17 +369,58 @@ def test_the_loss_is_l_simple_on_the_clips_labels(monkeypatch, num_classes):
         assert torch.equal(call["y"], clips.labels)
 
 
+def test_a_v_predicting_model_regresses_on_v(monkeypatch):
+    entry = video_entry()
+    entry = replace(entry, spec=replace(entry.spec, prediction_type="v"))
+    loss_fn = captured_loss(monkeypatch, entry)
+    clips, labels = videos(4, seed=1).clamp(-1, 1), torch.tensor([3, 0, 1, 2])
+    loss = loss_fn(Recorder(), [clips, labels], torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    t = torch.randint(0, 8, (4,), generator=g)
+    eps = torch.randn(clips.shape, generator=g)
+    ab = FAMILY.process(entry).alphas_cumprod[t].float().reshape(4, 1, 1, 1, 1)
+    x_t = ab.sqrt() * clips + (1 - ab).sqrt() * eps
+    v = ab.sqrt() * eps - (1 - ab).sqrt() * clips  # Salimans & Ho (2022)'s v
+    assert torch.allclose(loss, ((v - 0.5 * x_t) ** 2).mean(), atol=1e-6)
+
+
+class Constant(nn.Module):
+    """A "network" whose output is the same for every input."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x, t, y=None):
+        return torch.full_like(x, self.value)
+
+
+def test_sampling_reads_the_output_as_the_spec_predicts():
+    # An x0-predictor that always says 0.25: DDIM's last step returns its x̂0, 0.25 → 0.625 in
+    # [0, 1], whatever the noise; read as ε it would give something else.
+    entry = video_entry()
+    for prediction, expected in (("x0", True), ("epsilon", False)):
+        model = zoo.ZooModel(
+            replace(entry, spec=replace(entry.spec, prediction_type=prediction)),
+            Constant(0.25), FAMILY.process(entry), {},
+        )  # fmt: skip
+        clips = draw(model, 3, steps=2, eta=0.0)["videos"]
+        assert np.allclose(clips, 0.625, atol=1e-6) is expected
+
+
 def test_sampling_options_default_to_ddim_and_check_the_gif(tmp_path):
     entry = video_entry()
     options = FAMILY.sampling_options(entry, given())
     assert (options["sampler"], options["steps"], options["eta"], options["spacing"]) == (
         "ddim",
         8,
-        0.0,
+        1.0,
         "leading",
-    ), "ddim's 50 steps, capped at T = 8"
+    ), "ddim's 50 steps, capped at T = 8, with η = 1"
     assert options["label"] is None and options["gif"] is None
-    assert FAMILY.describe(entry, options) == "ddim (8 steps, eta 0, leading)"
+    assert FAMILY.describe(entry, options) == "ddim (8 steps, eta 1, leading)"
+    assert FAMILY.sampling_options(entry, given(eta=0.0))["eta"] == 0.0, "a given η is kept"
+    assert FAMILY.sampling_options(entry, given(sampler="dpm-solver++"))["eta"] == 0.0, "no η"
     long = replace(entry, spec=replace(entry.spec, num_timesteps=100))
     assert FAMILY.sampling_options(long, given())["steps"] == 50
     options = FAMILY.sampling_options(entry, given(sampler="ddpm", label=3, gif=str(tmp_path / "a.GIF")))
@@ -389,8 +473,11 @@ def test_samples_are_videos_in_the_unit_interval_with_labels_and_deterministic()
     assert arrays["labels"].dtype == np.int64 and arrays["labels"].tolist() == [0, 1, 2, 3, 0]
     again = draw(model, 5, steps=2)
     assert np.array_equal(again["videos"], clips) and np.array_equal(again["labels"], arrays["labels"])
-    in_batches = draw(model, 5, steps=2, batch_size=2)["videos"]
-    assert np.allclose(in_batches, clips, atol=1e-5), "ddim with η = 0 draws only x_T: batches do not matter"
+    deterministic = draw(model, 5, steps=2, eta=0.0)["videos"]
+    in_batches = draw(model, 5, steps=2, eta=0.0, batch_size=2)["videos"]
+    assert np.allclose(in_batches, deterministic, atol=1e-5), (
+        "ddim with η = 0 draws only x_T: batches do not matter"
+    )
     assert not np.array_equal(draw(model, 5, seed=1, steps=2)["videos"], clips)
     assert draw(model, 3, steps=2, label=1)["labels"].tolist() == [1, 1, 1]
     plain = draw(loaded(video_entry("test-vd-plain", num_classes=None, temporal=False)), 2, sampler="ddpm")
@@ -490,7 +577,7 @@ def test_sample_tiny_video_writes_the_npz_and_the_gif(home, tmp_path, capsys):
     assert main(["sample", "tiny-video", "--n", "3", "--out", str(out), "--gif", str(gif)]) == 0
     line = capsys.readouterr().out.strip()
     assert "\n" not in line and trained == ["tiny-video"]
-    assert line.startswith("sampled 3 videos from tiny-video with ddim (8 steps, eta 0, leading) (seed 0)")
+    assert line.startswith("sampled 3 videos from tiny-video with ddim (8 steps, eta 1, leading) (seed 0)")
     assert line.endswith(f"wrote {out} and {gif}")
     with np.load(out, allow_pickle=False) as npz:
         assert sorted(npz.files) == ["labels", "videos"]

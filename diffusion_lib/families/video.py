@@ -4,8 +4,8 @@ A :class:`~diffusion_lib.nets.video.SpaceTimeUNet` with a
 :class:`~diffusion_lib.diffusion.GaussianDiffusion`, trained with L_simple on videos
 (B, F, C, H, W) in [-1, 1], all frames of a clip denoised together (Ho et al., 2022). The same
 network without temporal layers (``"temporal": False``) is the baseline that makes each frame
-on its own. Sampled like the image models (DDPM, DDIM, DPM-Solver++); ``--gif FILE`` also
-writes the clips as one animation.
+on its own. Sampled like the image models (DDPM, DDIM, DPM-Solver++; by default DDIM with 50
+steps and η = 1); ``--gif FILE`` also writes the clips as one animation.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .. import viz
-from ..diffusion import GaussianDiffusion
+from ..diffusion import GaussianDiffusion, check_prediction_type
 from ..family import (
     Family,
     SampleOption,
@@ -37,13 +37,16 @@ from ..sampling import (
 )
 from ..schedules import check_schedule, get_beta_schedule
 
-__all__ = ["VideoSpec", "VideoFamily", "GIF_OPTION", "GIF_MAX_CLIPS"]
+__all__ = ["VideoSpec", "VideoFamily", "GIF_OPTION", "GIF_MAX_CLIPS", "DEFAULT_ETA"]
 
 GIF_OPTION = SampleOption(
     "--gif", {"metavar": "FILE.gif", "help": "also save the clips as one animated GIF (a grid per frame)"}
 )
 GIF_MAX_CLIPS = 64  # the clips a --gif shows (an 8 × 8 grid per frame)
 _GIF_FPS = 4  # frames per second of --gif: a digit moving 1–2 px per frame is easy to follow
+# DDIM's η when --eta is not given: 1, fresh noise at every step. With η = 0 the small video
+# models' clips came out grey or speckled far more often (chapter 15, drafts/README.md).
+DEFAULT_ETA = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,15 @@ class VideoSpec:
         network: :class:`~diffusion_lib.nets.video.SpaceTimeUNet`'s keyword arguments; a
             ``num_classes`` makes it class-conditional (one label per clip).
         schedule, num_timesteps: the β schedule (:func:`~diffusion_lib.schedules.get_beta_schedule`).
+        prediction_type: what the network predicts, ``"epsilon"``, ``"x0"`` or ``"v"`` (Imagen
+            Video's choice for video, Ho et al. 2022); the loss and the samplers read its
+            output accordingly.
     """
 
     network: dict
     schedule: str = "cosine"
     num_timesteps: int = 1000
+    prediction_type: str = "epsilon"
 
 
 class VideoFamily(Family):
@@ -82,6 +89,7 @@ class VideoFamily(Family):
         if not isinstance(spec.network, dict):
             raise ValueError(f"network must be a dict of SpaceTimeUNet's arguments, got {spec.network!r}")
         check_schedule(spec.schedule, spec.num_timesteps)
+        check_prediction_type(spec.prediction_type)
 
     def build(self, entry) -> nn.Module:
         torch.manual_seed(entry.init_seed)
@@ -96,7 +104,9 @@ class VideoFamily(Family):
 
         def video_loss(model, batch, generator):
             net = bind_labels(model, batch[1]) if conditional else model
-            return diffusion.training_losses(net, batch[0], generator=generator)["loss"].mean()
+            return diffusion.training_losses(
+                net, batch[0], generator=generator, prediction_type=entry.spec.prediction_type
+            )["loss"].mean()
 
         return self.train_network(
             entry, video_loss, data, checkpoint=checkpoint, progress=progress, device=device
@@ -104,11 +114,12 @@ class VideoFamily(Family):
 
     # ------------------------------------------------------------ sampling
     def sampling_options(self, entry, given: dict) -> dict:
-        """DDIM with 50 steps by default; ``--gif FILE`` is checked here, before any work."""
+        """DDIM with 50 steps and η = :data:`DEFAULT_ETA` by default; ``--gif FILE`` is checked
+        here, before any work."""
         num_classes = entry.spec.network.get("num_classes")
         label = given.get("label")
         check_label(entry.name, label, num_classes)
-        options = sampler_options(given, entry.spec.num_timesteps, default="ddim")
+        options = sampler_options(given, entry.spec.num_timesteps, default="ddim", default_eta=DEFAULT_ETA)
         gif = given.get("gif")
         if gif is not None:
             check_output_path("--gif", gif, ".gif")

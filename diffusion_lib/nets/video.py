@@ -33,17 +33,22 @@ def _zeroed(module: nn.Module) -> nn.Module:
 
 
 class TemporalAttention(nn.Module):
-    """Multi-head self-attention across the frames at each pixel position, as a residual branch.
+    """Multi-head self-attention across the frames, as a residual branch: at each pixel position
+    (factorised), or over every pixel of every frame of a clip at once (``joint``).
 
     Derived in chapter 15, eq. (video-temporal). Input (B·F, C, H, W) with the frames of a clip
-    consecutive; each of the B·H·W positions is a sequence of F tokens of C channels.
+    consecutive. Factorised, each of the B·H·W positions is a sequence of F tokens of C channels:
+    a pixel sees its own position in the other frames only. Joint, each clip is one sequence of
+    F·H·W tokens: a moving object can be found wherever it is in another frame, at (F·H·W)²
+    rather than F²·H·W pairs, so it is affordable only on the coarsest feature maps. A learned
+    embedding of the frame index tells the tokens which frame they come from.
     """
 
-    def __init__(self, channels: int, frames: int, num_heads: int = 4):
+    def __init__(self, channels: int, frames: int, num_heads: int = 4, joint: bool = False):
         super().__init__()
         if channels % num_heads:
             raise ValueError(f"num_heads must divide channels ({channels}), got {num_heads}")
-        self.frames, self.num_heads = frames, num_heads
+        self.frames, self.num_heads, self.joint = frames, num_heads, joint
         self.norm = nn.LayerNorm(channels)
         self.position = nn.Parameter(torch.zeros(frames, channels))
         nn.init.normal_(self.position, std=0.02)
@@ -51,17 +56,19 @@ class TemporalAttention(nn.Module):
         self.proj = _zeroed(nn.Linear(channels, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x plus the attention of each pixel position over the frames, of x's shape (B·F, C, H, W)."""
+        """x plus the attention over the frames, of x's shape (B·F, C, H, W)."""
         bf, c, h, w = x.shape
         f = self.frames
-        tokens = x.view(bf // f, f, c, h * w).permute(0, 3, 1, 2).reshape(-1, f, c)  # (B·H·W, F, C)
+        tokens = x.view(bf // f, f, c, h * w).permute(0, 3, 1, 2)  # (B, H·W, F, C)
+        tokens = self.norm(tokens) + self.position
+        length = h * w * f if self.joint else f  # one sequence per clip, or per pixel position
         q, k, v = (
-            self.qkv(self.norm(tokens) + self.position)
-            .view(-1, f, 3, self.num_heads, c // self.num_heads)
+            self.qkv(tokens.reshape(-1, length, c))
+            .view(-1, length, 3, self.num_heads, c // self.num_heads)
             .unbind(2)
         )
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        out = self.proj(out.transpose(1, 2).reshape(-1, f, c))
+        out = self.proj(out.transpose(1, 2).reshape(-1, length, c))
         return x + out.view(bf // f, h * w, f, c).permute(0, 2, 3, 1).reshape(bf, c, h, w)
 
 
@@ -81,6 +88,9 @@ class SpaceTimeUNet(nn.Module):
             attention; False gives the independent-frame baseline.
         temporal_resolutions: with ``temporal``, the resolutions (pixels) that get temporal
             attention; None: every resolution.
+        joint_resolutions: with ``temporal``, the resolutions whose temporal attention is joint
+            over space and time (every pixel of every frame; :class:`TemporalAttention`), not
+            per pixel position.
         num_classes: if set, the model is class-conditional (one label per clip).
         num_heads: attention heads.
         patch_size: p; the network works on p × p patches folded into channels
@@ -103,6 +113,7 @@ class SpaceTimeUNet(nn.Module):
         attention_resolutions: Sequence[int] = (4,),
         temporal: bool = True,
         temporal_resolutions: Optional[Sequence[int]] = None,
+        joint_resolutions: Sequence[int] = (),
         num_classes: Optional[int] = None,
         num_heads: int = 4,
         patch_size: int = 1,
@@ -143,7 +154,8 @@ class SpaceTimeUNet(nn.Module):
         def attention(channels: int, resolution: int) -> list:
             layers = [SelfAttention(channels, num_heads)] if resolution in attention_resolutions else []
             across = temporal and (temporal_resolutions is None or resolution in temporal_resolutions)
-            return layers + ([TemporalAttention(channels, frames, num_heads)] if across else [])
+            joint = resolution in joint_resolutions
+            return layers + ([TemporalAttention(channels, frames, num_heads, joint)] if across else [])
 
         self.conv_in = nn.Conv2d(folded, base_channels, 3, padding=1)
         self.down = nn.ModuleList()
