@@ -84,7 +84,7 @@ SAMPLER_OPTIONS = (
         "--eta",
         {
             "type": number_in(0.0, 1.0),
-            "help": "ddim's noise scale η in [0, 1] (default 0, deterministic; 1 for the video models)",
+            "help": "ddim's noise scale η in [0, 1] (default 0, deterministic; 1 for audio and video)",
         },
     ),
     SampleOption(

@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_lib import audio, data, zoo
+from diffusion_lib import audio, data, samplers, zoo
 from diffusion_lib.__main__ import main
-from diffusion_lib.families.audio import AudioSpec, mel_of, vocode
+from diffusion_lib.families.audio import FAST_ETA, AudioSpec, mel_of, vocode
 from diffusion_lib.family import families, get_family
 from diffusion_lib.files import check_output_folder
 from diffusion_lib.nets.diffwave import DiffWave, receptive_field
@@ -390,10 +390,11 @@ def test_sampling_options_default_to_ddpm_with_every_step_and_steps_alone_mean_d
     assert (options["sampler"], options["steps"], options["eta"], options["spacing"]) == (
         "ddim",
         3,
-        0.0,
+        1.0,
         "leading",
-    )
-    assert FAMILY.describe(entry, options) == "ddim (3 steps, eta 0, leading), label 2"
+    ), "the fast schedule: DDIM with η = 1"
+    assert FAMILY.describe(entry, options) == "ddim (3 steps, eta 1, leading), label 2"
+    assert FAMILY.sampling_options(entry, given(steps=3, eta=0.0))["eta"] == 0.0, "a given η is kept"
     options = FAMILY.sampling_options(entry, given(sampler="ddim"))
     assert options["steps"] == 8, "ddim's default 50 steps capped at T"
     options = FAMILY.sampling_options(entry, given(sampler="dpm-solver++", steps=4))
@@ -553,6 +554,27 @@ def test_vocode_refuses_a_model_that_is_not_a_vocoder_and_bad_steps():
     for steps in (0, 9, True, 2.0, "2"):
         with pytest.raises(ValueError, match=r"steps must be None or an int in \[1, 8\]"):
             vocode(vocoder, mel, steps=steps)
+    for eta in (-0.1, 1.5, True, "1", float("nan")):
+        with pytest.raises(ValueError, match=r"eta must be a number in \[0, 1\], got"):
+            vocode(vocoder, mel, steps=2, eta=eta)
+
+
+def test_the_fast_vocoder_is_ddim_with_the_eta_given():
+    vocoder = loaded(audio_entry("test-dw-voc", vocoder=True, length=LENGTH))
+    mel = mel_of(data.waveforms(2, seed=0).audio, vocoder.entry.spec)
+
+    def fast(**kw):
+        return vocode(vocoder, mel, steps=3, generator=torch.Generator().manual_seed(0), **kw)
+
+    with torch.no_grad():
+        for eta in (0.0, 0.5, 1.0):
+            expected = samplers.ddim(
+                lambda x, t: vocoder.model(x, t, mel=mel), vocoder.diffusion, (2, 1, LENGTH), steps=3,
+                eta=eta, spacing="leading", clip_denoised=True, generator=torch.Generator().manual_seed(0),
+            )  # fmt: skip
+            assert torch.allclose(fast(eta=eta), expected, atol=1e-6)
+    assert FAST_ETA == 1.0 and torch.equal(fast(), fast(eta=1.0)), "η = FAST_ETA by default"
+    assert not torch.allclose(fast(eta=0.0), fast(eta=1.0), atol=1e-3)
 
 
 # ---------------------------------------------------------------- the command line, on tiny entries
@@ -634,7 +656,7 @@ def test_sample_tiny_audio_writes_the_npz_and_the_wavs(home, tmp_path, capsys):
     line = captured.out.strip()
     assert "\n" not in line
     assert line.startswith(
-        "sampled 3 audio from tiny-audio with ddim (4 steps, eta 0, leading), label 2 (seed 0)"
+        "sampled 3 audio from tiny-audio with ddim (4 steps, eta 1, leading), label 2 (seed 0)"
     )
     assert line.endswith(f"wrote {out} and 3 WAV files in {wavs}")
     assert trained == ["tiny-audio"]

@@ -10,7 +10,7 @@
 # # Chapter 15: Beyond images: audio and video
 #
 # Nothing in chapters 4–7 assumed that $\mathbf{x}_0$ is a picture. The forward process
-# noises any vector, the loss $L_{\text{simple}}$ {eq}`vlb-lsimple` compares any two, and the
+# noises any vector, the loss $L_{\text{simple}}$ {eq}`rev-l-simple` compares any two, and the
 # samplers never look at the shape of what they denoise. What changes with the data is the
 # network — what it must see to denoise well — and what we must measure to know that it did.
 # This chapter takes two kinds of data the image chapters did not: **sound**, a long
@@ -124,7 +124,7 @@ per_class = torch.stack(
 
 
 def spectrogram_db(clips: torch.Tensor) -> np.ndarray:
-    """Power spectrograms (N, 129, frames) in dB: 256-point Hann frames every 64 samples."""
+    """Power spectrograms (N, 129, frames) in dB: 256-point Hann frames, hop 64."""
     spec = torch.stft(
         clips.double(),
         n_fft=256,
@@ -206,9 +206,13 @@ display(viz.audio_html(per_class, RATE, titles=[c.name for c in CLASSES]))
 STEPS = 8  # R every 1/8 of a sample
 x = per_class[6].double().numpy()  # C4: a period of 11.47 samples
 x = x - x.mean()
-n_fft = 1 << (2 * LENGTH - 1).bit_length()  # a power of two >= 2L: no circular wrap-around
+n_fft = (
+    1 << (2 * LENGTH - 1).bit_length()
+)  # a power of two >= 2L: no circular wrap-around
 power = np.abs(np.fft.rfft(x, n_fft)) ** 2  # |X|², the Fourier transform of R
-acf = np.fft.irfft(power, n_fft * STEPS)[: LENGTH * STEPS]  # R at 0, 1/8, 2/8, … samples
+acf = np.fft.irfft(power, n_fft * STEPS)[
+    : LENGTH * STEPS
+]  # R at 0, 1/8, 2/8, … samples
 acf = acf / acf[0]
 low, high = math.ceil(RATE / 1000) * STEPS, math.floor(RATE / 80) * STEPS
 lags = np.arange(low, high + 1)
@@ -295,11 +299,19 @@ for layers, base in ((5, 2), (4, 3)):
     probe = DiffWave(256, residual_channels=4, num_layers=layers, dilation_cycle=layers,
                      dilation_base=base).double()  # fmt: skip
     torch.nn.init.normal_(probe.conv_out.weight)  # zero at initialisation: no gradient
-    x_in = torch.randn(1, 1, 256, dtype=torch.float64, requires_grad=True)
+    # The two ReLUs (after the input projection, on the skips) would stop the gradient
+    # of a sample, or of all, where every channel happens to be negative: we keep them
+    # open (positive input weights on inputs in [0, 1], a large skip bias).
+    with torch.no_grad():
+        probe.conv_in.weight.abs_()
+        probe.conv_in.bias.abs_().add_(0.5)
+        probe.skip_out.bias.fill_(5.0)
+    x_in = torch.rand(1, 1, 256, dtype=torch.float64, requires_grad=True)
     probe(x_in, torch.tensor([10]))[0, 0, 128].backward()
     seen = int((x_in.grad[0, 0] != 0).sum())
     check(
-        f"{layers} layers, dilations {base}^i: inputs that reach one output = eq. (wave-receptive)",
+        f"{layers} layers, dilations {base}^i: inputs reaching one output = eq. "
+        "(wave-receptive)",
         seen,
         receptive_field(layers, layers, dilation_base=base),
         atol=0,
@@ -369,24 +381,27 @@ ax.set_xlabel("training step")
 ax.set_ylabel("$L_{simple}$")
 ax.set_yscale("log")
 ax.set_title(
-    f"audio-diffwave: {len(losses)} steps in {generator_model.record['train_seconds']:.0f} s"
+    f"audio-diffwave: {len(losses)} steps in "
+    f"{generator_model.record['train_seconds']:.0f} s"
 )
 ax.legend()
 plt.show()
 
 # %% [markdown]
-# We draw 256 clips, the eight classes in turn, with every step (DDPM's ancestral sampler, 50
+# We draw 128 clips, the eight classes in turn, with every step (DDPM's ancestral sampler, 50
 # network evaluations) and with a fast schedule: DDIM {eq}`fast-ddim-step` with 6 steps, the
-# number DiffWave's own fast schedule uses. For each we measure the pitch of every clip
+# number DiffWave's own fast schedule uses, and with $\eta = 1$: fresh noise at every step, as
+# in DiffWave's fast sampler, which is ancestral too (DDIM with $\eta = 1$ on a subsequence of
+# the steps is DDPM on that subsequence). For each we measure the pitch of every clip
 # against its class's, the samples at full scale (clipping) and the mean of each clip (a DC
 # offset, which a loudspeaker cannot play and the data do not have).
 
 # %%
-N_AUDIO = 256  # clips per schedule, 32 per class: a share of 0.95 has a standard error of 0.014
+N_AUDIO = 128  # clips per schedule, 16 per class: a share of 0.95 has an s.e. of 0.019
 FAST_STEPS = 6
 schedules = {
     "full (DDPM, 50 steps)": {},
-    f"fast (DDIM, {FAST_STEPS} steps)": {"steps": FAST_STEPS},
+    f"fast (DDIM, {FAST_STEPS} steps)": {"steps": FAST_STEPS, "eta": 1.0},
 }
 samples, pitch = {}, {}
 for name, options in schedules.items():
@@ -529,14 +544,14 @@ check(
 )
 
 # %% [markdown]
-# We render 256 test clips (clips the vocoder never saw) from their spectrograms, with every
+# We render 128 test clips (clips the vocoder never saw) from their spectrograms, with every
 # step and with six, and compare each rendering with its original. Two references frame the
 # figure: a clip that `audio-diffwave` generated for the same class — a model that knows the
 # note but not the spectrogram, with the same network, schedule and training — and another
 # *test* clip of the class, the natural variation between two recordings of one note.
 
 # %%
-N_VOCODE = 256
+N_VOCODE = 128  # test clips rendered per schedule
 vocoded = {
     name: zoo.outputs("audio-vocoder", "vocoded", n=N_VOCODE, seed=2, **options).tensors
     for name, options in schedules.items()
@@ -544,9 +559,12 @@ vocoded = {
 originals = next(iter(vocoded.values()))["reference"]
 voc_labels = next(iter(vocoded.values()))["labels"]
 everyone = torch.arange(N_VOCODE)
-# Another test clip of the same class, and a generated clip of the same class, for each clip.
+# For each clip: another test clip of its class, and a generated clip of its class.
 partner = torch.stack(
-    [((voc_labels == k) & (everyone != i)).nonzero()[0, 0] for i, k in enumerate(voc_labels)]
+    [
+        ((voc_labels == k) & (everyone != i)).nonzero()[0, 0]
+        for i, k in enumerate(voc_labels)
+    ]
 )
 by_class = [(sample_labels == k).nonzero()[:, 0] for k in range(len(CLASSES))]
 generated = torch.stack(
@@ -577,11 +595,16 @@ lsd_real, lsd_class, lsd_full, lsd_fast = (float(v.mean()) for v in lsd.values()
 def median_level(clips):
     """The median over clips, frames and bins of the short-time power, in dB."""
     window = torch.hann_window(256, dtype=torch.float64)
-    power = torch.stft(clips.double(), 256, 64, window=window, return_complex=True).abs() ** 2
+    power = (
+        torch.stft(clips.double(), 256, 64, window=window, return_complex=True).abs()
+        ** 2
+    )
     return float(10 * torch.log10(power.clamp(min=1e-10)).median())
 
 
-floor_gap = median_level(next(iter(vocoded.values()))["audio"]) - median_level(originals)
+floor_gap = median_level(next(iter(vocoded.values()))["audio"]) - median_level(
+    originals
+)
 print(f"median bin: renderings {floor_gap:+.1f} dB against the originals")
 for key, value in (("real", lsd_real), ("class", lsd_class), ("full", lsd_full),
                    ("fast", lsd_fast), ("floor_gap", floor_gap)):  # fmt: skip
@@ -591,7 +614,7 @@ glue("ch15_sqrt_beta1", math.sqrt(float(vocoder_model.diffusion.betas[0])))
 check_outcome(
     "vocoder (full) LSD below a generated clip of the class, dB",
     lsd_class - lsd_full,
-    at_least=0.5,
+    at_least=0.25,  # 1.22 / 0.70 / 0.62 dB under the seed shifts 0 / 1 / 2
 )
 check_outcome("vocoder: renderings within 3% of the pitch", vocoder_pitch, at_least=0.9)
 
@@ -703,13 +726,17 @@ for side in (16, 4):
         f"{side:>2}x{side:<2} x 8 frames: full {cost['full']:>9,}  factorised "
         f"{cost['factorised']:>7,}  ({cost['full'] / cost['factorised']:.1f}x fewer)"
     )
+cost = attention_scores(8, 16)
 check("at 16 x 16 x 8 the factorised layers compute 7.8x fewer scores",
-      attention_scores(8, 16)["full"] / attention_scores(8, 16)["factorised"], 7.76, atol=0.01)  # fmt: skip
+      cost["full"] / cost["factorised"], 7.76, atol=0.01)  # fmt: skip
 
 # %% [markdown]
 # `video-ddpm` is that network with 16 channels at 16 × 16, 32 at 8 × 8 and 4 × 4, spatial
-# attention at 4 × 4, temporal attention after every block, and a class embedding (one label
-# per clip). **The baseline**, `video-frames`, is the same network without its temporal layers:
+# attention at 4 × 4, temporal attention after every block at 8 × 8 and 4 × 4 (where the glyph
+# moves at most a pixel of the map per frame; at 16 × 16 the layers doubled the cost and did
+# not help in our trials), and a class embedding (one label per clip); it learns $L_{\text{simple}}$
+# on the linear schedule, $T = 1000$, and is sampled by DDIM with 50 steps and $\eta = 1$ (with
+# $\eta = 0$, many clips of these small models came out grey or speckled). **The baseline**, `video-frames`, is the same network without its temporal layers:
 # every frame is then denoised by a function of that frame alone (and the shared label and
 # step), so the frames of a clip are sampled independently — the video model one would get by
 # running an image model once per frame. We check that structural claim on the trained
@@ -776,7 +803,7 @@ def video_report(videos: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 N_VIDEO = (
-    200  # clips per model, 20 per class: a share of 0.9 has a standard error of 0.021
+    100  # clips per model, 10 per class: a share of 0.2 has a standard error of 0.04
 )
 video_samples = {
     name: zoo.outputs(name, "samples", n=N_VIDEO, seed=3).tensors
@@ -803,6 +830,7 @@ for key, value in (
     ("ch15_video_within", ours["residual <= 1 px"]),
     ("ch15_frames_within", baseline["residual <= 1 px"]),
     ("ch15_video_class", ours["frames of the clip's class"]),
+    ("ch15_frames_class", baseline["frames of the clip's class"]),
 ):
     glue(key, value)
 
@@ -810,41 +838,95 @@ for key, value in (
 check_le("the test clips fit eq. (video-bounce) (mean residual < 1e-6 px)",
          reports["test clips"]["mean residual (px)"], 1e-6)  # fmt: skip
 check_outcome(
-    "video-ddpm: same class on every frame",
-    ours["same class on every frame"],
-    at_least=0.9,
-)
-check_outcome(
-    "video-ddpm: mean trajectory residual (px)", ours["mean residual (px)"], at_most=1.0
-)
-check_outcome(
-    "consistency: video-ddpm minus video-frames",
-    ours["same class on every frame"] - baseline["same class on every frame"],
-    at_least=0.3,
+    "video-ddpm: mean trajectory residual (px)",
+    ours["mean residual (px)"],
+    at_most=1.2,  # 0.65 / 0.70 / 0.84 px under the seed shifts 0 / 1 / 2
 )
 check_outcome(
     "residual: video-frames minus video-ddpm (px)",
     baseline["mean residual (px)"] - ours["mean residual (px)"],
     at_least=0.5,
 )
+check_outcome(
+    "one class on every frame: |video-ddpm - video-frames| (level)",
+    abs(ours["same class on every frame"] - baseline["same class on every frame"]),
+    at_most=0.15,
+)
+check_outcome(
+    "video-ddpm: one class on every frame, far below the data's",
+    ours["same class on every frame"],
+    at_most=0.5,
+)
 
 # %% [markdown]
-# `video-ddpm` gives its digit one class on all eight frames in
-# {glue:text}`ch15_video_same:.1%` of its clips, and its glyph's path is
-# {glue:text}`ch15_video_residual:.2f` pixels from a bouncing ball's on average
-# ({glue:text}`ch15_video_within:.1%` of clips within 1 pixel). The baseline, whose frames know
-# nothing of each other, keeps one class in {glue:text}`ch15_frames_same:.1%` of its clips and
-# is {glue:text}`ch15_frames_residual:.2f` pixels off: each of its frames is a plausible digit
-# of the right class, put wherever that frame's noise suggested. The test clips themselves keep
-# one class by the classifier in {glue:text}`ch15_data_same:.1%` — the ceiling the classifier
-# allows — and fit the bouncing path to {glue:text}`ch15_data_residual:.0e` pixels.
+# `video-ddpm`'s glyph moves as a ball would: its path is
+# {glue:text}`ch15_video_residual:.2f` pixels from a bouncing path on average
+# ({glue:text}`ch15_video_within:.1%` of clips within 1 pixel), where the baseline's, whose
+# frames know nothing of each other, is {glue:text}`ch15_frames_residual:.2f` pixels off
+# ({glue:text}`ch15_frames_within:.1%` within 1 pixel): each of its frames puts the digit
+# wherever that frame's noise suggested. On the other measure both fall short. `video-ddpm`
+# keeps one class on all eight frames in only {glue:text}`ch15_video_same:.1%` of its clips, the
+# baseline in {glue:text}`ch15_frames_same:.1%` — level, within the sampling error of 100 clips
+# — while the test clips keep it in {glue:text}`ch15_data_same:.1%` and fit the bouncing path
+# to {glue:text}`ch15_data_residual:.0e` pixels. The temporal layers have learned the motion,
+# not yet the glyph: a frame's digit is drawn a little differently from its neighbours', and
+# {glue:text}`ch15_video_class:.1%` of its frames are read as the clip's label
+# ({glue:text}`ch15_frames_class:.1%` of the baseline's).
+
+# %% [markdown]
+# **How strict is the classifier?** The digits classifier of chapter 6 saw only glyphs that
+# fill its 8 × 8 input exactly. A generated glyph whose ink sits a pixel differently from a
+# real one is cut one pixel off by the window with the most ink — and read as what? We move
+# each frame's window of the *test* clips by a random pixel (−1, 0 or +1 on each axis,
+# independently per frame) and read them again:
+
+# %%
+test_videos = clips_video.videos[:N_VIDEO]
+corner = torch.from_numpy(video.glyph_windows(test_videos))  # (N, F, 2): row, column
+jitter = torch.randint(-1, 2, corner.shape, generator=torch.Generator().manual_seed(5))
+moved = (corner + jitter).clamp(0, W_TRAVEL)
+offsets = torch.arange(8)
+rows = (moved[..., 0, None] + offsets)[:, :, :, None]  # (N, F, 8, 1)
+cols = (moved[..., 1, None] + offsets)[:, :, None, :]  # (N, F, 1, 8)
+crops_moved = test_videos[:, :, 0][
+    torch.arange(N_VIDEO)[:, None, None, None],
+    torch.arange(8)[None, :, None, None],
+    rows,
+    cols,
+]
+with torch.no_grad():
+    read_moved = (
+        classifier(crops_moved.flatten(0, 1)[:, None]).argmax(1).view(N_VIDEO, 8)
+    )
+jittered_same = float(video.class_consistency(read_moved.numpy()).mean())
+jittered_label = float(
+    (read_moved == clips_video.labels[:N_VIDEO, None]).float().mean()
+)
+print(f"test clips, windows a pixel off: one class {jittered_same:.1%}, "
+      f"frames of the label {jittered_label:.1%}")  # fmt: skip
+glue("ch15_jitter_same", jittered_same)
+glue("ch15_jitter_label", jittered_label)
+check_outcome(
+    "test clips read a pixel off: one class on every frame", jittered_same, at_most=0.5
+)
+
+# %% [markdown]
+# Read through windows a pixel off, the same real clips keep one class in only
+# {glue:text}`ch15_jitter_same:.1%` of clips, and {glue:text}`ch15_jitter_label:.1%` of the
+# frames are read as their label. "One class on every frame" is thus a demanding measure: it
+# asks for eight copies of a glyph exact to the pixel, which is what the data are and what a
+# video model should make, but it counts a clip whose glyph is recognisably the same digit
+# throughout, drawn slightly differently from frame to frame, as a failure. The trajectory
+# residual is the gentler of the two measures.
 
 # %%
 for name, out in video_samples.items():
     shown = out["videos"][:16] * 2 - 1
     print(f"{name}: 16 clips (labels {out['labels'][:16].tolist()})")
-    display(viz.animation_html(shown.transpose(0, 1), fps=4, scale=4, nrow=8,
-                               titles=[f"{name}, frame {f}" for f in range(8)]))  # fmt: skip
+    titles = [f"{name}, frame {f}" for f in range(8)]
+    display(
+        viz.animation_html(shown.transpose(0, 1), fps=4, scale=4, nrow=8, titles=titles)
+    )
 
 fig, axes = plt.subplots(2, 8, figsize=(9, 2.6))
 for row, (name, out) in enumerate(video_samples.items()):
@@ -873,9 +955,10 @@ plt.show()
 #   the log-spectral distance {eq}`wave-lsd`, which ignores the phase it must invent.
 # - A video model needs its frames to agree. Factorised space–time attention
 #   {eq}`video-temporal` is far cheaper than attention over all positions and lets the frames
-#   share one digit and one motion; without it, frames sampled independently share neither.
-#   Both are measured without reference videos: one class on all frames, and the residual of a
-#   bouncing path {eq}`video-bounce`.
+#   share one motion: our small model's glyph follows a bouncing path, the independent frames'
+#   does not. Sharing one glyph exact to the pixel across frames is harder, and our model,
+#   trained for a few minutes on two cores, does not yet. Both are measured without reference videos: one
+#   class on all frames, and the residual of a bouncing path {eq}`video-bounce`.
 #
 # ## Exercises
 #
@@ -917,9 +1000,9 @@ plt.show()
 
 # %%
 check(
-    "clips and frames as quoted: 256 audio clips, 6 fast steps, 200 videos, 8 frames",
-    [N_AUDIO, FAST_STEPS, N_VIDEO, video_model.entry.sample_shape[0]],
-    [256, 6, 200, 8],
+    "clips and frames as quoted: 128 audio clips, 128 rendered, 6 fast steps, 8 frames",
+    [N_AUDIO, N_VOCODE, FAST_STEPS, video_model.entry.sample_shape[0]],
+    [128, 128, 6, 8],
     atol=0,
 )
 check("the vocoder's frames for a clip, as quoted", mel.shape[1], 13, atol=0)
