@@ -424,9 +424,9 @@ reference = {
     "|DC| mean": float(np.abs(audio.dc_offset(test_clips.audio[:, 0].numpy())).mean()),
     "|DC| max": float(np.abs(audio.dc_offset(test_clips.audio[:, 0].numpy())).max()),
 }
-print(f"{'':<24}" + "".join(f"{k:>14}" for k in reference))
+print(f"{'':<22}" + "".join(f"{k:>13}" for k in reference))
 for name, row in {"test clips": reference, **pitch}.items():
-    print(f"{name:<24}" + "".join(f"{v:>14.4f}" for v in row.values()))
+    print(f"{name:<22}" + "".join(f"{v:>13.4f}" for v in row.values()))
 full, fast = pitch.values()
 glue("ch15_full_f0", full["within 3%"])
 glue("ch15_fast_f0", fast["within 3%"])
@@ -816,9 +816,9 @@ reports = {
 }
 for name, out in video_samples.items():
     reports[name] = video_report(out["videos"] * 2 - 1, out["labels"])
-print(f"{'':<14}" + "".join(f"{k:>27}" for k in reports["test clips"]))
-for name, row in reports.items():
-    print(f"{name:<14}" + "".join(f"{value:>27.3f}" for value in row.values()))
+print(f"{'':<28}" + "".join(f"{name:>14}" for name in reports))  # a column per source
+for key in reports["test clips"]:
+    print(f"{key:<28}" + "".join(f"{reports[name][key]:>14.3f}" for name in reports))
 ours, baseline = reports["video-ddpm"], reports["video-frames"]
 for key, value in (
     ("ch15_data_same", reports["test clips"]["same class on every frame"]),
