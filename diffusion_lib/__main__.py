@@ -5,6 +5,7 @@ images with it.
 
     python -m diffusion_lib list
     python -m diffusion_lib train NAME [--steps N] [--seed S]
+    torchrun --standalone --nproc_per_node=P -m diffusion_lib train NAME [--steps N] [--seed S]
     python -m diffusion_lib sample NAME --n N --out FILE.npz [--seed S] [--grid FILE.png]
            [--batch-size B] [the options of NAME's family]
     python -m diffusion_lib edit NAME --input FILE.npz (--mask HOLE | --mask-file FILE.npz)
@@ -15,7 +16,9 @@ the options the families declare (a diffusion model's --sampler, --steps, --eta,
 --label, --guidance; a GAN takes none: it samples in one generator pass; a waveform model's
 --wav DIR and a video model's --gif FILE ask for files besides the .npz, which the family writes:
 ``Family.write_files``), and a family's options given for a model of another family are an
-error. So a new family gets a working command line without a change here.
+error. So a new family gets a working command line without a change here. ``train`` launched
+by torchrun trains on P processes (:mod:`diffusion_lib.distributed`; the batch is split between
+them) into the same cache, rank 0 writing it and printing the summary line.
 
 Progress bars go to stderr and each command prints one summary line on stdout. A user error
 (an unknown model, a bad number, an output folder that does not exist …) prints one line,
@@ -37,7 +40,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import editing, zoo
+from . import distributed, editing, zoo
 from .family import SampleOption, families, int_in
 from .files import atomic_write_bytes, check_output_path
 from .seeds import seed_shift
@@ -172,14 +175,23 @@ def _list(args) -> int:
 
 
 def _train(args) -> int:
-    _model_entry(args.name, sampling=False)
+    entry = _model_entry(args.name, sampling=False)
+    size = int(os.environ.get("WORLD_SIZE", "1")) if distributed.launched() else 1
+    if entry.train.batch_size % size:
+        raise UserError(
+            f"{args.name!r} trains on batches of {entry.train.batch_size}, which {size} processes "
+            "cannot share evenly; launch a number of processes that divides it"
+        )
     _check_cache()
     loaded = zoo.load(args.name, retrain=True, progress=True, steps=args.steps, seed=args.seed)
     weights, _, _ = zoo.paths(loaded.entry)
-    print(
-        f"trained {args.name} ({loaded.entry.train.steps} steps, seed {loaded.entry.train.seed}) "
-        f"in {loaded.record['train_seconds']:.1f} s; saved to {weights}"
-    )
+    processes = loaded.record.get("processes", 1)
+    if distributed.is_main():
+        print(
+            f"trained {args.name} ({loaded.entry.train.steps} steps, seed {loaded.entry.train.seed}"
+            f"{f', {processes} processes' if processes > 1 else ''}) "
+            f"in {loaded.record['train_seconds']:.1f} s; saved to {weights}"
+        )
     return 0
 
 
@@ -366,7 +378,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="the named models: name, family, cached or not, description")
 
     train = commands.add_parser(
-        "train", help="train (or retrain) a model into the cache", description="Train NAME into the cache."
+        "train",
+        help="train (or retrain) a model into the cache",
+        description="Train NAME into the cache. Launched as 'torchrun --standalone --nproc_per_node=P "
+        "-m diffusion_lib train NAME', P processes share every batch.",
     )
     train.add_argument("name", metavar="NAME", help="a model from 'list'")
     train.add_argument(
@@ -450,6 +465,9 @@ def main(argv: Optional[list] = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except distributed.RankFailure as err:  # torchrun: another process died or stalled
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             "interrupted; run the same command again to resume training from its checkpoint", file=sys.stderr

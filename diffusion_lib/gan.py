@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import distributed
 from .train import (
     TrainConfig,
     TrainingState,
@@ -417,6 +418,8 @@ def train_gan(
         raise ValueError(f"generator_net must have an int attribute z_dim >= 1, got {z_dim!r}")
     real_data = data_list(data)[0]
     device = training_device(generator_net, device)
+    world = distributed.setup(device)
+    rows = distributed.shard(config.batch_size, world)  # all of the batch in one process
     generator_net.to(device)
     discriminator.to(device)
     real_data = real_data.to(device)
@@ -444,6 +447,11 @@ def train_gan(
     start = 0
     if checkpoint is not None:  # resume from a checkpoint of this very configuration
         start = state.resume(checkpoint, config=config_json, steps=config.steps)
+    distributed.check_same("the step to resume from", start)
+    # Several ranks: each network's steps run through DistributedDataParallel (rank 0's weights at
+    # the start, gradients averaged); the other network is called directly, its weights frozen or
+    # under no_grad. One process: the networks themselves.
+    g_replica, d_replica = distributed.replicate(generator_net), distributed.replicate(discriminator)
 
     def step_on(loss: torch.Tensor, opt, sched, module: nn.Module) -> None:
         opt.zero_grad(set_to_none=True)
@@ -451,31 +459,38 @@ def train_gan(
         nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
         opt.step()
 
+    def noise() -> torch.Tensor:  # z for the whole batch, of which this rank keeps its rows
+        return _noise(generator_net, config.batch_size, rng)[rows]
+
     generator_net.train()
     discriminator.train()
-    bar = progress_bar(start, config, description, progress)
+    bar = progress_bar(start, config, description, progress and world.rank == 0)
     running_g = running_d = None
     for step in bar:
-        d_total = 0.0
-        for _ in range(gan.d_steps):
-            (real,) = sample_batch([real_data], config.batch_size, rng)
-            with torch.no_grad():
-                fake = generator_net(_noise(generator_net, config.batch_size, rng))
-            d_loss = discriminator_loss(discriminator(real), discriminator(fake), gan.loss)
-            if gan.loss == "wgan-gp" and gan.gp_weight > 0:
-                d_loss = d_loss + gan.gp_weight * gradient_penalty(discriminator, real, fake, generator=rng)
-            step_on(d_loss, d_opt, d_sched, discriminator)
-            d_total += float(d_loss.detach())
-        d_sched.step()
-        discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
-        g_loss = generator_loss(
-            discriminator(generator_net(_noise(generator_net, config.batch_size, rng))), gan.loss
-        )
-        step_on(g_loss, g_opt, g_sched, generator_net)
-        discriminator.requires_grad_(True)
+        try:
+            d_total = 0.0
+            for _ in range(gan.d_steps):
+                (real,) = sample_batch([real_data], config.batch_size, rng, rows)
+                with torch.no_grad():
+                    fake = generator_net(noise())
+                d_loss = discriminator_loss(d_replica(real), d_replica(fake), gan.loss)
+                if gan.loss == "wgan-gp" and gan.gp_weight > 0:
+                    d_loss = d_loss + gan.gp_weight * gradient_penalty(d_replica, real, fake, generator=rng)
+                step_on(d_loss, d_opt, d_sched, discriminator)
+                d_total += distributed.mean_over_ranks(float(d_loss.detach()))
+            d_sched.step()
+            discriminator.requires_grad_(False)  # G's step needs no gradient for D's weights
+            g_loss = generator_loss(discriminator(g_replica(noise())), gan.loss)
+            step_on(g_loss, g_opt, g_sched, generator_net)
+            discriminator.requires_grad_(True)
+        except RuntimeError as err:  # with several ranks: also a rank that died or stalled
+            if world.size == 1:
+                raise
+            raise distributed.rank_failure(err, f"step {step + 1} of the GAN") from err
         g_sched.step()
-        ema_update(ema, generator_net, ema_decay_at(step, config.ema_decay))
-        g_value, d_value = float(g_loss.detach()), d_total / gan.d_steps
+        if world.rank == 0:  # rank 0 keeps the EMA; the others get it at the end
+            ema_update(ema, generator_net, ema_decay_at(step, config.ema_decay))
+        g_value, d_value = distributed.mean_over_ranks(float(g_loss.detach())), d_total / gan.d_steps
         losses.append(g_value)
         d_losses.append(d_value)
         running_g, running_d = smoothed(running_g, g_value), smoothed(running_d, d_value)
@@ -483,8 +498,11 @@ def train_gan(
         if callback is not None:
             callback(step + 1, generator_net, ema)
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            state.save(checkpoint, config=config_json, step=step + 1)
+            if world.rank == 0:
+                state.save(checkpoint, config=config_json, step=step + 1)
+            distributed.barrier()  # the others wait until the checkpoint is written
     bar.close()
+    distributed.broadcast_module(ema)
     generator_net.eval()
     discriminator.eval()
     ema.eval()

@@ -22,6 +22,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from . import distributed
 from .files import atomic_write_bytes
 
 __all__ = [
@@ -186,7 +187,15 @@ def default_device() -> torch.device:
     """
     raw = os.environ.get(ENV_DEVICE, "").strip()
     if not raw:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        # Under torchrun each process on a machine takes its own GPU.
+        local = os.environ.get("LOCAL_RANK", "").strip()
+        return (
+            torch.device("cuda", int(local))
+            if distributed.launched() and local.isdigit()
+            else torch.device("cuda")
+        )
     try:
         device = torch.device(raw)
     except RuntimeError:
@@ -267,9 +276,15 @@ def load_checkpoint(path: Union[str, Path]) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def sample_batch(data: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator) -> list:
-    """A minibatch of ``batch_size`` rows drawn with replacement (the same rows of each tensor)."""
-    index = torch.randint(0, data[0].shape[0], (batch_size,), generator=generator)
+def sample_batch(
+    data: Sequence[torch.Tensor], batch_size: int, generator: torch.Generator, rows: slice = slice(None)
+) -> list:
+    """A minibatch of ``batch_size`` rows drawn with replacement (the same rows of each tensor).
+
+    ``rows`` keeps part of it: every rank of a multi-process run draws the same global batch
+    and keeps its :func:`diffusion_lib.distributed.shard`, so the ranks' parts make up the batch
+    one process would draw with the same generator."""
+    index = torch.randint(0, data[0].shape[0], (batch_size,), generator=generator)[rows]
     return [d[index.to(d.device)] for d in data]
 
 
@@ -435,6 +450,8 @@ def train(
     """
     data = data_list(data)
     device = training_device(model, device)
+    world = distributed.setup(device)
+    rows = distributed.shard(config.batch_size, world)  # all of the batch in one process
     model.to(device)
     data = [d.to(device) for d in data]
 
@@ -451,30 +468,45 @@ def train(
     start = 0
     if checkpoint is not None:  # resume from a checkpoint of this very configuration
         start = state.resume(checkpoint, config=config_json, steps=config.steps)
+    distributed.check_same("the step to resume from", start)
+    # Several ranks: the loss runs inside DistributedDataParallel, which starts every rank from
+    # rank 0's weights and averages the gradients; one process: the loss as it is.
+    objective = distributed.replicate(model, loss_fn)
 
     model.train()
-    bar = progress_bar(start, config, description, progress)
+    bar = progress_bar(start, config, description, progress and world.rank == 0)
     running = None
     for step in bar:
-        batch = sample_batch(data, config.batch_size, generator)
-        loss = loss_fn(model, batch, generator)
-        if not torch.is_tensor(loss) or loss.ndim != 0:
-            raise ValueError(
-                f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        batch = sample_batch(data, config.batch_size, generator, rows)
+        # One process: the run's generator also draws the loss's noise, as it always has.
+        noise = generator if world.size == 1 else distributed.loss_generator(config.seed, step, world)
+        try:
+            loss = objective(batch, noise)
+            if not torch.is_tensor(loss) or loss.ndim != 0:
+                raise ValueError(
+                    f"loss_fn must return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        except RuntimeError as err:  # with several ranks: also a rank that died or stalled
+            if world.size == 1:
+                raise
+            raise distributed.rank_failure(err, f"step {step + 1}'s forward or backward pass") from err
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         schedule.step()
-        ema_update(ema, model, ema_decay_at(step, config.ema_decay))
-        value = float(loss.detach())
+        if world.rank == 0:  # rank 0 keeps the EMA; the others get it at the end
+            ema_update(ema, model, ema_decay_at(step, config.ema_decay))
+        value = distributed.mean_over_ranks(float(loss.detach()))  # the loss of the whole batch
         losses.append(value)
         running = smoothed(running, value)
         bar.set_postfix(loss=f"{running:.4f}", refresh=False)
         if checkpoint is not None and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            state.save(checkpoint, config=config_json, step=step + 1)
+            if world.rank == 0:
+                state.save(checkpoint, config=config_json, step=step + 1)
+            distributed.barrier()  # the others wait until the checkpoint is written
     bar.close()
+    distributed.broadcast_module(ema)
     model.eval()
     ema.eval()
     return TrainResult(model, ema, losses)

@@ -33,7 +33,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .data import training_tensors
 from .family import Family, get_family, import_modules
 from .files import atomic_write_bytes
@@ -336,7 +336,8 @@ def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
     dependencies = {name: load(name, progress=progress) for name in zoo_entry.dependencies()}
     data = _training_data(zoo_entry, progress)
     device = default_device()
-    if progress:
+    world = distributed.setup(device)  # several ranks under torchrun; rank 0 writes the cache
+    if progress and world.rank == 0:
         print(
             # The folder goes on a line of its own: it is as long as the machine makes it, and a
             # book page shows this line (the browser test fails on lines wider than the page).
@@ -346,7 +347,8 @@ def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
         )
     start = time.perf_counter()
     threads = torch.get_num_threads()
-    torch.set_num_threads(zoo_entry.train_threads)
+    # The ranks on one machine share its cores: train_threads in all, at least one each.
+    torch.set_num_threads(max(1, zoo_entry.train_threads // distributed.local_size()))
     try:
         trained = family.train(
             zoo_entry, data, dependencies=dependencies, checkpoint=partial, progress=progress, device=device
@@ -366,12 +368,15 @@ def _train(zoo_entry: ZooEntry, progress: bool) -> ZooModel:
         **trained.series,
         "torch_version": torch.__version__,
         "device": device.type,
+        "processes": world.size,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
-    atomic_write_bytes(weights_path, weights)
-    atomic_write_bytes(record_path, json.dumps(record, sort_keys=True).encode())
-    for leftover in checkpoint_paths(partial):
-        leftover.unlink(missing_ok=True)
+    if world.rank == 0:
+        atomic_write_bytes(weights_path, weights)
+        atomic_write_bytes(record_path, json.dumps(record, sort_keys=True).encode())
+        for leftover in checkpoint_paths(partial):
+            leftover.unlink(missing_ok=True)
+    distributed.barrier()  # the other ranks wait until the model is in the cache
     network.requires_grad_(False)
     return ZooModel(zoo_entry, network.eval(), family.process(zoo_entry), record)
 

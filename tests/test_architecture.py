@@ -17,6 +17,7 @@ PACKAGE = ROOT / "diffusion_lib"
 LAYERS = {
     # 0: foundations, importing nothing of the library
     "checks": 0,
+    "distributed": 0,  # several processes under torchrun (chapter 16), on torch.distributed only
     "seeds": 0,
     "files": 0,
     "schedules": 0,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .. import data
+from .. import data, distributed
 from ..clip import Tokenizer, info_nce
 from ..family import Family, Trained, register_family
 from ..nets.clip import CLIP, IMAGE_SHAPE
@@ -73,8 +73,15 @@ def build_clip(spec: CLIPSpec, tokenizer: Tokenizer) -> CLIP:
 
 def clip_loss(model: CLIP, batch: list, generator: torch.Generator) -> torch.Tensor:
     """The symmetric InfoNCE loss of a batch ``[images, tokens]`` of matching pairs, at the
-    model's learned logit scale (:func:`diffusion_lib.clip.info_nce`)."""
+    model's learned logit scale (:func:`diffusion_lib.clip.info_nce`).
+
+    When several ranks train (chapter 16), each holds a shard of the batch: the features of
+    every rank are gathered with their gradients (:func:`diffusion_lib.distributed.gather_with_grad`)
+    before the loss, so each pair is scored against the negatives of the whole batch and the loss
+    equals the single-process loss of the concatenated batch, gradients included."""
     image_features, text_features = model(batch[0], batch[1])
+    image_features = distributed.gather_with_grad(image_features)
+    text_features = distributed.gather_with_grad(text_features)
     return info_nce(image_features, text_features, model.logit_scale).loss
 
 
