@@ -48,6 +48,11 @@ LAYERS = {
     "guidance": 1,  # classifier and classifier-free guidance, on diffusion
     # 2: editing with a trained model (inpainting, SDEdit, restoration), on the samplers
     "editing": 2,
+    # 0–2: chapter 16's measurements: Tree-Ring watermarks, nearest neighbours, progressive
+    # distillation (on the samplers' timestep grids)
+    "watermark": 0,
+    "memorisation": 0,
+    "distill": 2,
     # 2: a model family on the training loop
     "gan": 2,
     # 2: the family interface and its registry, on the training loop (it finds the book's
@@ -70,6 +75,7 @@ LAYERS = {
     "families.unclip": 4,
     "families.audio": 4,
     "families.video": 4,
+    "families.distill": 4,
     # 5: the book's zoo entries, one module per chapter
     "entries": 5,
     "entries.chapter03": 5,
@@ -80,6 +86,7 @@ LAYERS = {
     "entries.chapter12": 5,
     "entries.chapter13": 5,
     "entries.chapter15": 5,
+    "entries.chapter16": 5,
     # 6: entry points
     "__main__": 6,
     "__init__": 6,

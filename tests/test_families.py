@@ -286,7 +286,8 @@ def test_bad_families_are_refused():
         ValueError,
         match="family must be one of 'classifier', 'clip', 'clip-prior', 'diffusion', 'diffwave', 'flow', "
         "'gan', "
-        "'latent-diffusion', 'unclip', 'unclip-decoder', 'vae', 'video-diffusion', got 'gans'",
+        "'latent-diffusion', 'progressive-distillation', 'unclip', 'unclip-decoder', 'vae', "
+        "'video-diffusion', got 'gans'",
     ):
         get_family("gans")
 
