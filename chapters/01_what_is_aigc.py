@@ -160,10 +160,10 @@ _ = check(
 #
 # | Modality | What is generated | Examples | In this book |
 # |---|---|---|---|
-# | Images | pictures from a text prompt; edits, inpainting, super-resolution | DALL·E 2 {cite}`ramesh2022dalle2`, Imagen {cite}`saharia2022imagen`, Stable Diffusion {cite}`rombach2022ldm`, SDEdit {cite}`meng2022sdedit` | chapters 4–7 ({doc}`04_forward_process`), and 11–14 (planned) |
+# | Images | pictures from a text prompt; edits, inpainting, super-resolution | DALL·E 2 {cite}`ramesh2022dalle2`, Imagen {cite}`saharia2022imagen`, Stable Diffusion {cite}`rombach2022ldm`, SDEdit {cite}`meng2022sdedit` | chapters 4–7 ({doc}`04_forward_process`), and 11–14 |
 # | Text | answers, summaries, translations, dialogue | GPT-3 {cite}`brown2020gpt3`, InstructGPT, whose training recipe ChatGPT follows {cite}`ouyang2022instructgpt` | autoregressive models, in this chapter only |
-# | Audio | speech, music, sound effects | WaveNet {cite}`vandenoord2016wavenet`, DiffWave {cite}`kong2021diffwave` | chapter 15 (planned) |
-# | Video | short clips from a prompt, frame interpolation | Video Diffusion Models {cite}`ho2022video` | chapter 15 (planned) |
+# | Audio | speech, music, sound effects | WaveNet {cite}`vandenoord2016wavenet`, DiffWave {cite}`kong2021diffwave` | chapter 15 |
+# | Video | short clips from a prompt, frame interpolation | Video Diffusion Models {cite}`ho2022video` | chapter 15 |
 # | Code | completions, whole functions from a description | Codex, the model behind GitHub Copilot {cite}`chen2021codex` | not covered |
 #
 # The same model families serve all five rows. Text and code are generated **autoregressively**,
@@ -187,7 +187,7 @@ _ = check(
 # **Creativity.** Generative models turn rough intent into finished artefacts and make
 # exploration cheap. With SDEdit {cite}`meng2022sdedit` a few coloured strokes become a realistic
 # scene: noise is added to the sketch and a diffusion model removes it again, keeping the layout
-# and inventing the detail (chapter 14, planned, builds this). Text-to-image models produce many
+# and inventing the detail (chapter 14 builds this). Text-to-image models produce many
 # variations of a prompt in seconds, and inpainting edits one region of a photograph while leaving
 # the rest intact {cite}`rombach2022ldm`. The person decides what to keep; the model supplies the
 # options.
@@ -201,7 +201,7 @@ _ = check(
 # labelled training images that ResNet-50 was trained on {cite}`radford2021clip`. One model
 # pretrained on broad data and adapted to many tasks is what {cite:t}`bommasani2021opportunities`
 # call a *foundation model*. Generated content also raises hard questions (deepfakes, copyright,
-# bias, the cost of compute), taken up in chapter 16 (planned).
+# bias, the cost of compute), taken up in chapter 16.
 
 # %% [markdown]
 # ## A map of generative models
@@ -246,17 +246,17 @@ _ = check(
 #
 # | Node | What it is | Chapter |
 # |---|---|---|
-# | VAE | a latent-variable model trained with the evidence lower bound {cite}`kingma2014vae` | {doc}`02_probability_toolkit` (the ELBO); the KL-VAE of chapter 12 (planned) |
+# | VAE | a latent-variable model trained with the evidence lower bound {cite}`kingma2014vae` | {doc}`02_probability_toolkit` (the ELBO); the KL-VAE of chapter 12 |
 # | Normalizing flows | invertible networks with exact likelihoods by the change-of-variables formula {cite}`dinh2015nice,dinh2017realnvp` | {doc}`02_probability_toolkit`; {doc}`08_score_and_sde` |
 # | Autoregressive models | one variable at a time, $p(\mathbf{x}) = \prod_i p(x_i \mid x_{<i})$ {cite}`vandenoord2016pixelrnn,vaswani2017attention` | this chapter |
 # | GANs | a generator trained against a discriminator {cite}`goodfellow2014gan` | {doc}`03_gans` |
 # | Diffusion models | learn to reverse a gradual noising process {cite}`sohl2015deep,ho2020ddpm` | {doc}`04_forward_process`, {doc}`05_reverse_process_vlb`, {doc}`06_training_ddpm`, {doc}`07_fast_sampling` |
 # | Scores and SDEs | the same models as gradients of log-densities and stochastic differential equations {cite}`song2019generative,song2021sde` | {doc}`08_score_and_sde` |
-# | CLIP | image and text encoders trained contrastively {cite}`radford2021clip` | chapter 10 (planned) |
-# | Guidance | trading diversity for fidelity with a classifier or without one {cite}`dhariwal2021beat,ho2022classifierfree` | chapter 11 (planned) |
+# | CLIP | image and text encoders trained contrastively {cite}`radford2021clip` | chapter 10 |
+# | Guidance | trading diversity for fidelity with a classifier or without one {cite}`dhariwal2021beat,ho2022classifierfree` | chapter 11 |
 # | DALL·E | a Transformer over text and image tokens, samples reranked by CLIP {cite}`ramesh2021dalle` | this chapter |
-# | Stable Diffusion | diffusion in the latent space of an autoencoder, conditioned on text {cite}`rombach2022ldm` | chapter 12 (planned) |
-# | DALL·E 2 | a prior from CLIP text to CLIP image embeddings and a diffusion decoder {cite}`ramesh2022dalle2` | chapter 13 (planned) |
+# | Stable Diffusion | diffusion in the latent space of an autoencoder, conditioned on text {cite}`rombach2022ldm` | chapter 12 |
+# | DALL·E 2 | a prior from CLIP text to CLIP image embeddings and a diffusion decoder {cite}`ramesh2022dalle2` | chapter 13 |
 #
 # GANs matter to diffusion models in two ways: for years they set the standard of sample quality
 # that likelihood-based models failed to reach, until guided diffusion beat them on ImageNet
@@ -529,8 +529,8 @@ glue("ch1_min_distance_test", nearest_test.min().item())
 # ({doc}`07_fast_sampling`), scores, SDEs and flows ({doc}`08_score_and_sde`) and the evaluation of
 # generators ({doc}`09_evaluating_generators`). Part IV adds text: CLIP, guidance, latent
 # diffusion and unCLIP, ending with miniature versions of Stable Diffusion and DALL·E 2
-# (chapters 10–13, planned). Part V applies the models to editing, audio and video, and looks
-# ahead (chapters 14–16, planned).
+# (chapters 10–13). Part V applies the models to editing, audio and video, and looks
+# ahead (chapters 14–16).
 #
 # **Reading paths.** For the mathematics of diffusion models: 2 → 4 → 5 → 6 → 7. For a working
 # understanding of text-to-image systems: 1 → 6 → 7, then chapters 10–12 when they appear. Each

@@ -12,7 +12,7 @@
 # Chapter 4 built the forward process, a fixed Markov chain that turns data into noise. A
 # diffusion model is the other half: a learned Markov chain that runs the other way, from noise
 # back to data. This chapter derives how such a chain is trained. It is the heart of the book:
-# the chapters on training and fast sampling (6 and 7), and the planned ones on guidance and
+# the chapters on training and fast sampling (6 and 7), and the later ones on guidance and
 # latent diffusion, reuse the formulas derived here, and most of the mistakes found in popular
 # write-ups are mistakes in exactly these few pages.
 #

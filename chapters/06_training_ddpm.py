@@ -478,7 +478,7 @@ print(
 # per channel. So every block, at every resolution, can shift its features according to the noise
 # level. The second convolution starts at zero, so each block is the identity at initialisation,
 # which keeps a deep stack stable early in training. Self-attention at $4 \times 4$ lets distant
-# pixels communicate. For **class-conditional** models (chapter 11, planned) a learned embedding of the label
+# pixels communicate. For **class-conditional** models (chapter 11) a learned embedding of the label
 # is simply added to $\mathbf{v}$, so it reaches every block by the same route: `UNet(num_classes=10)`
 # and `model(x_t, t, y)`.
 #
@@ -2139,7 +2139,7 @@ print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
 #
 # **3. Conditioning on the class.** Build `UNet(**net_kwargs, num_classes=10)`, write the loss of
 # Algorithm 1 for labelled minibatches `(images, labels)`, and say where the label enters the
-# network. (Training it is the job of chapter 11, planned.)
+# network. (Training it is the job of chapter 11.)
 #
 # ````{dropdown} Solution
 # ```python

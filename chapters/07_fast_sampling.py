@@ -1530,7 +1530,7 @@ plt.show()
 # they are not typical draws of $\mathcal{N}(\mathbf{0}, \mathbf{I})$: their standard deviation,
 # {glue:text}`ch7_code_std:.2f`, is well below 1, and some keep a faint trace of the digit. The test
 # digits are not exactly samples of the model, and the encoder's approximation adds its error. The
-# round trip is what editing methods build on (chapter 14, planned): change the code or the
+# round trip is what editing methods build on (chapter 14): change the code or the
 # conditioning, decode, and keep everything else.
 #
 # ## Interpolating in $\mathbf{x}_T$
@@ -1660,7 +1660,7 @@ plt.show()
 #
 # Next, {doc}`08_score_and_sde` derives the same machinery in continuous time, from scores and
 # stochastic differential equations, where the probability-flow ODE of this chapter comes from;
-# chapter 11 (planned) uses these samplers with guidance.
+# chapter 11 uses these samplers with guidance.
 
 # %%
 print(f"whole chapter: {time.perf_counter() - chapter_start:.0f} s")
