@@ -25,6 +25,9 @@
 #   PyTorch's own count of floating-point operations; a power law fitted to the Fréchet
 #   distance of nine small denoisers, what it predicts (a held-out run) and what it cannot
 #   (the floor of real data, another architecture).
+# - How the book's training loop runs on several processes, GPUs or machines with
+#   `torchrun` and DistributedDataParallel: why averaging the shards' gradients is exact,
+#   the ring all-reduce, and two processes checked against one, CLIP's loss included.
 # - How close samples come to their training images as the training set shrinks, measured by
 #   nearest-neighbour distances against held-out images {cite}`carlini2023extracting`
 #   {cite}`somepalli2023diffusion`.
@@ -1430,8 +1433,12 @@ check_outcome("the 1-step student fails: FD", pd_rows["student", 1], at_least=60
 # - Training compute is about $6NBS$ FLOPs for dense networks {eq}`trend-compute`, checked
 #   exactly against PyTorch's count; convolutional networks do many more operations per
 #   parameter. On nine MLP runs the Fréchet distance fell as a power of compute
-#   {eq}`trend-power-law`, and the fit predicted a held-out run; it has no floor and does not
-#   carry over to another architecture.
+#   {eq}`trend-power-law`, but the line fitted without the largest run over-predicted it;
+#   the law has no floor and does not carry over to another architecture.
+# - Data parallelism is exact: the mean of equal shards' gradients is the batch's gradient
+#   {eq}`trend-ddp-mean`, and a ring all-reduce averages it sending under twice its size per
+#   rank {eq}`trend-ring`. Launched by `torchrun`, the book's loop on two processes reached
+#   the weights of one; CLIP's loss gathers the other ranks' embeddings to keep its negatives.
 # - Memorisation grows as the training set shrinks: nearest-neighbour distances
 #   {eq}`trend-nn` against held-out images, and the copy test {eq}`trend-copy`, separate a
 #   model trained on 32 digits from one trained on all of them.
