@@ -599,28 +599,25 @@ if __name__ == "__main__":
             json.dump(result, f)
 '''
 
-ddp_dir = Path(tempfile.mkdtemp(prefix="ddp-demo-"))
-(ddp_dir / "ddp_demo.py").write_text(DDP_SCRIPT)
 environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-for name in (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-):
+LAUNCHER = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+for name in (*LAUNCHER, "MASTER_ADDR", "MASTER_PORT"):
     environment.pop(name, None)  # the notebook itself is one process
 runs = {}
 ddp_start = time.perf_counter()
-for processes in (1, 2):
-    out = ddp_dir / f"result-{processes}.json"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += [f"--nproc_per_node={processes}", str(ddp_dir / "ddp_demo.py"), str(out)]
-    subprocess.run(
-        command, env=environment, check=True, capture_output=True, timeout=300
-    )
-    runs[processes] = json.loads(out.read_text())
+with tempfile.TemporaryDirectory(prefix="ddp-demo-") as folder:
+    script = Path(folder) / "ddp_demo.py"
+    script.write_text(DDP_SCRIPT)
+    for processes in (1, 2):
+        out = Path(folder) / f"result-{processes}.json"
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        command += [f"--nproc_per_node={processes}", str(script), str(out)]
+        done = subprocess.run(
+            command, env=environment, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:  # show why, rather than only the exit status
+            raise RuntimeError(f"torchrun failed:\n{done.stderr[-3000:]}")
+        runs[processes] = json.loads(out.read_text())
 ddp_seconds = time.perf_counter() - ddp_start
 
 one, two = runs[1], runs[2]
