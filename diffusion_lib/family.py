@@ -119,13 +119,22 @@ class Family:
         raise NotImplementedError
 
     def train_network(
-        self, entry, loss_fn, data: list, *, checkpoint: Path, progress: bool, device: torch.device
+        self,
+        entry,
+        loss_fn,
+        data: list,
+        *,
+        checkpoint: Path,
+        progress: bool,
+        device: torch.device,
+        network: Optional[nn.Module] = None,
     ) -> Trained:
-        """What most families' :meth:`train` does: the network of :meth:`build` trained by the one
-        loop, :func:`diffusion_lib.train.train`, to minimise ``loss_fn`` with the entry's
+        """What most families' :meth:`train` does: the network of :meth:`build` (or ``network``,
+        e.g. one initialised from another model) trained by the one loop,
+        :func:`diffusion_lib.train.train`, to minimise ``loss_fn`` with the entry's
         hyperparameters; its EMA network and losses, ready to cache."""
         result = train_loop(
-            self.build(entry),
+            self.build(entry) if network is None else network,
             loss_fn,
             data,
             entry.train,

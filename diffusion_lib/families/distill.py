@@ -63,7 +63,6 @@ class DistillFamily(Family):
     name = FAMILY
     spec_type = DistillSpec
     sample_arrays = {"images": "float32 (N, C, H, W) in [0, 1]"}
-    _start = None  # the teacher's weights while a student trains (see train)
 
     def check_spec(self, spec) -> None:
         super().check_spec(spec)
@@ -79,10 +78,7 @@ class DistillFamily(Family):
         network = dict(root_entry(entry).spec.network)
         kind = network.pop("type")
         torch.manual_seed(entry.init_seed)
-        net = DENOISERS[kind](**network)
-        if self._start is not None:  # training: the student starts as its teacher
-            net.load_state_dict(self._start)
-        return net
+        return DENOISERS[kind](**network)
 
     def process(self, entry) -> GaussianDiffusion:
         spec = root_entry(entry).spec
@@ -94,23 +90,21 @@ class DistillFamily(Family):
         teacher = dependencies[entry.spec.teacher]
         diffusion = self.process(entry)
         pairs = distill.teacher_steps(diffusion.num_timesteps, entry.spec.student_steps)
+        student = self.build(entry)
+        student.load_state_dict(teacher.model.state_dict())  # the student starts as its teacher
         teacher_net = teacher.model.to(device).eval().requires_grad_(False)
-        start = {k: v.detach().clone() for k, v in teacher.model.state_dict().items()}
 
         def loss(model, batch, generator):
             return distill.distillation_loss(
                 model, teacher_net, diffusion, batch[0], pairs, generator, clip=entry.spec.clip
             )
 
-        self._start = start
         try:
-            trained = self.train_network(
-                entry, loss, data, checkpoint=checkpoint, progress=progress, device=device
+            return self.train_network(
+                entry, loss, data, checkpoint=checkpoint, progress=progress, device=device, network=student
             )
         finally:
-            self._start = None
             teacher.model.to("cpu")
-        return trained
 
     def sampling_options(self, entry, given: dict) -> dict:
         return {}
