@@ -384,6 +384,10 @@ def train_gan(
     ``config.warmup_steps``; gradient norms are clipped at ``config.grad_clip``; the EMA decay
     is ``config.ema_decay`` (shorter at the start); and a checkpoint of the same configuration
     is resumed exactly, anything else at the checkpoint path being ignored and overwritten.
+    Under ``torchrun`` it trains data-parallel as ``train`` does (chapter 16): each rank keeps
+    its rows of the same minibatch and z, and each network's step runs through
+    DistributedDataParallel, so with the non-saturating loss two ranks reach one process's
+    weights (the WGAN-GP penalty's ε is drawn per rank).
 
     Args:
         generator_net: G, with a ``z_dim`` attribute; maps (B, z_dim) to samples.

@@ -426,6 +426,12 @@ def train(
     The same seed, data and model initialisation
     give the same weights.
 
+    Launched by ``torchrun`` with several processes (chapter 16, :mod:`diffusion_lib.distributed`),
+    the same call trains data-parallel: ``config.batch_size`` is the global batch, each rank
+    keeps its rows of the same draw, the loss runs inside DistributedDataParallel (gradients
+    averaged), the loss's own noise comes from :func:`diffusion_lib.distributed.loss_generator`,
+    rank 0 keeps the EMA and writes the checkpoints, and every rank returns the same result.
+
     Args:
         model: the network, already initialised (seed torch before building it).
         loss_fn: ``loss_fn(model, batch, generator) -> scalar tensor``; ``batch`` is a list with
